@@ -1,0 +1,33 @@
+/**
+ * Token usage as both wire protocols spell it.
+ *
+ * @internal
+ */
+import * as Schema from "effect/Schema"
+import { Usage } from "../ChatResponse.js"
+
+/** @internal */
+export const WireUsage = Schema.Struct({
+  prompt_tokens: Schema.Number,
+  completion_tokens: Schema.Number,
+  total_tokens: Schema.optional(Schema.Number)
+})
+
+/** @internal */
+export type WireUsage = typeof WireUsage.Type
+
+/** @internal */
+export const toUsage = (u: WireUsage): Usage =>
+  new Usage({
+    promptTokens: u.prompt_tokens,
+    completionTokens: u.completion_tokens,
+    totalTokens: u.total_tokens ?? u.prompt_tokens + u.completion_tokens
+  }, { disableValidation: true })
+
+/** @internal */
+export const toUsageChunk = (u: WireUsage) => ({
+  _tag: "Usage" as const,
+  promptTokens: u.prompt_tokens,
+  completionTokens: u.completion_tokens,
+  totalTokens: u.total_tokens ?? u.prompt_tokens + u.completion_tokens
+})
