@@ -1,0 +1,73 @@
+// effect-llm-router (this repository), built to dist/ by `npm run build`. Two variants:
+//   --variant fetch    Layer.provide(RouterLive, FetchHttpClient.layer)          (client name "ours-fetch")
+//   --variant undici   Layer.provide(RouterLive, NodeRouterHttpClient.layerUndici) (client name "ours-undici")
+//
+// effect and @effect/platform are imported from the TOP-LEVEL node_modules (the copy dist/ resolves), not from
+// bench/node_modules, so that the library and this client share one effect instance (Context tags, Stream, …).
+// This client needs no bench/node_modules at all. The runner skips it when dist/src/index.js is missing.
+//
+// One ManagedRuntime per process, built once and reused for every call. The failover workload builds its runtime
+// with a two-model list whose first model (`fail-first`) gets a 503 from the upstream, no retry of that model and
+// zero backoff, so the figure is the router's own cost to move to the next model.
+import { existsSync } from "node:fs"
+import { resolve } from "node:path"
+import { pathToFileURL } from "node:url"
+import { runClient } from "../lib/harness.mjs"
+import { promptFor } from "../lib/expected.mjs"
+import { importTopLevel, REPO_ROOT } from "../lib/top-level.mjs"
+
+const DIST_MAIN = resolve(REPO_ROOT, "dist/src/index.js")
+const DIST_NODE = resolve(REPO_ROOT, "dist/src/node/index.js")
+
+runClient("ours", async ({ url, variant = "fetch", workload }) => {
+  if (!existsSync(DIST_MAIN)) {
+    throw new Error(`library not built: ${DIST_MAIN} is missing (run \`npm run build\` at the top level)`)
+  }
+  const { Effect, Layer, ManagedRuntime, Redacted, Stream } = await importTopLevel("effect")
+  const { FetchHttpClient } = await importTopLevel("@effect/platform")
+  const { Router, Model, OpenAiCompatible } = await import(pathToFileURL(DIST_MAIN).href)
+
+  let HttpLive
+  if (variant === "fetch") {
+    HttpLive = FetchHttpClient.layer
+  } else if (variant === "undici") {
+    const { NodeRouterHttpClient } = await import(pathToFileURL(DIST_NODE).href)
+    HttpLive = NodeRouterHttpClient.layerUndici
+  } else {
+    throw new Error(`unknown variant ${variant} (fetch | undici)`)
+  }
+
+  const endpoint = OpenAiCompatible.endpoint({ baseUrl: `${url}/v1`, apiKey: Redacted.make("sk-bench") })
+  const RouterLive = workload === "failover"
+    ? Router.layer({
+      models: [Model.make({ name: "fail-first", endpoint }), Model.make({ name: "m", endpoint })],
+      // One attempt per model: the 503 moves straight on to the next model, no backoff.
+      retry: { maxAttempts: 1 }
+    })
+    : Router.layer({
+      models: [Model.make({ name: "m", endpoint }), Model.make({ name: "m2", endpoint })],
+      retry: { maxAttempts: 3 }
+    })
+  const rt = ManagedRuntime.make(Layer.provide(RouterLive, HttpLive))
+  await rt.runPromise(Effect.void)
+
+  const hi = { messages: [{ role: "user", content: "hi" }] }
+  const generateEff = Router.generate(hi).pipe(Effect.map((r) => r.text))
+  const generate = () => rt.runPromise(generateEff)
+
+  const stream = (n) =>
+    rt.runPromise(
+      Router.stream({ messages: [{ role: "user", content: promptFor(n) }] }).pipe(
+        Stream.runFold({ parts: [], chunks: 0 }, (acc, c) => {
+          if (c._tag === "TextDelta" && c.text.length > 0) {
+            acc.parts.push(c.text)
+            acc.chunks++
+          }
+          return acc
+        }),
+        Effect.map((acc) => ({ text: acc.parts.join(""), chunks: acc.chunks }))
+      )
+    )
+
+  return { generate, stream, failover: generate, close: () => rt.dispose() }
+})

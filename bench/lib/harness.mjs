@@ -1,0 +1,322 @@
+// The part every client process shares: argument parsing, the workloads, correctness checks, figures, and the one
+// JSON result line. Node built-ins only (the smoke test runs raw-fetch and ours without bench/node_modules).
+//
+// A client module calls `runClient(name, makeAdapter)`. `makeAdapter({ url, variant, workload, spec })` builds the
+// client ONCE for the process and returns:
+//   generate():          Promise<string>                      one non-streaming call; resolves to the answer text
+//   stream(n):           Promise<{ text, chunks }>            one streaming call of n content chunks; `chunks` counts
+//                                                             the non-empty text deltas the library handed over
+//   failover():          Promise<string>  (optional)          one call that goes to model `fail-first` (503) and
+//                                                             falls back to model `m`, the library's own way
+//   close():             Promise<void>    (optional)
+// Every value is checked against what the upstream sent; a mismatch makes the process report an error, not a number.
+import { performance } from "node:perf_hooks"
+import { expectedStreamText, NON_STREAM_TEXT } from "./expected.mjs"
+
+const MB = 1024 * 1024
+
+export const parseArgs = (argv) => {
+  const out = {}
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a.startsWith("--")) {
+      const key = a.slice(2)
+      const next = argv[i + 1]
+      if (next === undefined || next.startsWith("--")) out[key] = true
+      else {
+        out[key] = next
+        i++
+      }
+    }
+  }
+  return out
+}
+
+class Mismatch extends Error {}
+
+const checkText = (what, got, want) => {
+  if (got !== want) {
+    const g = typeof got === "string" ? `${got.length} chars, starts ${JSON.stringify(got.slice(0, 40))}` : String(got)
+    throw new Mismatch(`${what}: wrong text (${g}; expected ${want.length} chars, starts ${JSON.stringify(want.slice(0, 40))})`)
+  }
+}
+
+const checkStream = (n, r) => {
+  if (r === null || typeof r !== "object") throw new Mismatch(`stream(${n}): no result`)
+  if (r.chunks !== n) throw new Mismatch(`stream(${n}): got ${r.chunks} text chunks, expected ${n}`)
+  checkText(`stream(${n})`, r.text, expectedStreamText(n))
+}
+
+const gc = () => {
+  if (typeof globalThis.gc === "function") {
+    globalThis.gc()
+    globalThis.gc()
+  }
+}
+
+const rssMb = () => process.memoryUsage().rss / MB
+const heapMb = () => process.memoryUsage().heapUsed / MB
+const maxRssMb = () => process.resourceUsage().maxRSS / 1024
+
+const quantile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]
+const median = (xs) => quantile([...xs].sort((a, b) => a - b), 0.5)
+
+/** Runs `total` calls of `fn` with `concurrency` in flight. */
+const pool = async (total, concurrency, fn) => {
+  let next = 0
+  const worker = async () => {
+    while (next < total) {
+      const i = next++
+      await fn(i)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker))
+}
+
+const generateChecked = async (a) => checkText("generate", await a.generate(), NON_STREAM_TEXT)
+const streamChecked = async (a, n) => checkStream(n, await a.stream(n))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Workloads: each returns { figures, meta }. Figures are numbers; names end in their unit.
+
+const workloads = {
+  /** Non-streaming latency at concurrency 1, after warm-up. */
+  async latency(a, s) {
+    for (let i = 0; i < s.warmup; i++) await generateChecked(a)
+    const times = new Array(s.calls)
+    for (let i = 0; i < s.calls; i++) {
+      const t0 = performance.now()
+      const text = await a.generate()
+      times[i] = performance.now() - t0
+      checkText("generate", text, NON_STREAM_TEXT)
+    }
+    const sorted = times.sort((x, y) => x - y)
+    return {
+      figures: {
+        lat_mean_ms: times.reduce((x, y) => x + y, 0) / times.length,
+        lat_p50_ms: quantile(sorted, 0.5),
+        lat_p99_ms: quantile(sorted, 0.99)
+      },
+      meta: { calls: s.calls, warmup: s.warmup }
+    }
+  },
+
+  /** Non-streaming throughput at concurrency `s.concurrency` (32), plus client CPU per call. */
+  async throughput(a, s) {
+    await pool(s.warmup, s.concurrency, () => generateChecked(a))
+    gc()
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    await pool(s.calls, s.concurrency, () => generateChecked(a))
+    const ms = performance.now() - t0
+    const cpu = process.cpuUsage(cpu0)
+    return {
+      figures: {
+        tput_calls_per_s: s.calls / (ms / 1000),
+        cpu_us_per_call: (cpu.user + cpu.system) / s.calls
+      },
+      meta: { calls: s.calls, concurrency: s.concurrency, warmup: s.warmup, wallMs: ms }
+    }
+  },
+
+  /** Decode speed of one big stream (median of `reps`), and peak RSS with a big stream vs a small one. */
+  async "stream-big"(a, s) {
+    for (let i = 0; i < s.warmup; i++) await streamChecked(a, s.smallChunks)
+    gc()
+    const rssSmall = maxRssMb()
+    const rates = []
+    for (let r = 0; r < s.reps; r++) {
+      const t0 = performance.now()
+      const res = await a.stream(s.bigChunks)
+      const ms = performance.now() - t0
+      checkStream(s.bigChunks, res)
+      rates.push(s.bigChunks / (ms / 1000))
+    }
+    const rssBig = maxRssMb()
+    return {
+      figures: {
+        big_stream_chunks_per_s: median(rates),
+        rss_peak_small_stream_mb: rssSmall,
+        rss_peak_big_stream_mb: rssBig,
+        rss_big_minus_small_mb: rssBig - rssSmall
+      },
+      meta: { bigChunks: s.bigChunks, smallChunks: s.smallChunks, reps: s.reps, rates }
+    }
+  },
+
+  /** `s.streams` (100) concurrent streams of `s.chunks` (200): wall time divided by the number of streams. */
+  async "stream-concurrent"(a, s) {
+    const batch = () => Promise.all(Array.from({ length: s.streams }, () => streamChecked(a, s.chunks)))
+    for (let i = 0; i < s.warmup; i++) await batch()
+    const per = []
+    for (let r = 0; r < s.reps; r++) {
+      const t0 = performance.now()
+      await batch()
+      per.push((performance.now() - t0) / s.streams)
+    }
+    return {
+      figures: { conc_stream_ms_per_stream: median(per) },
+      meta: { streams: s.streams, chunks: s.chunks, reps: s.reps, per }
+    }
+  },
+
+  /** Sequential streams of `s.chunks` (100): mean time per stream. */
+  async "stream-seq"(a, s) {
+    for (let i = 0; i < s.warmup; i++) await streamChecked(a, s.chunks)
+    const t0 = performance.now()
+    for (let i = 0; i < s.count; i++) await streamChecked(a, s.chunks)
+    return {
+      figures: { seq_stream_ms_per_stream: (performance.now() - t0) / s.count },
+      meta: { count: s.count, chunks: s.chunks }
+    }
+  },
+
+  /** RSS after `s.first` (1,000) non-streaming calls vs after `s.total` (100,000); peak RSS of the process. */
+  async memory(a, s) {
+    await pool(s.first, s.concurrency, () => generateChecked(a))
+    gc()
+    const rss1 = rssMb()
+    const heap1 = heapMb()
+    const t0 = performance.now()
+    await pool(s.total - s.first, s.concurrency, () => generateChecked(a))
+    const ms = performance.now() - t0
+    gc()
+    const rss2 = rssMb()
+    const heap2 = heapMb()
+    return {
+      figures: {
+        rss_after_first_mb: rss1,
+        rss_after_total_mb: rss2,
+        rss_growth_mb: rss2 - rss1,
+        heap_growth_mb: heap2 - heap1,
+        peak_rss_mb: maxRssMb()
+      },
+      meta: { first: s.first, total: s.total, concurrency: s.concurrency, wallMs: ms }
+    }
+  },
+
+  /** Failover: first model answers 503, the library falls back to the second. Cost measured at the server. */
+  async failover(a, s, ctx) {
+    if (typeof a.failover !== "function") throw new Error("this client has no failover path")
+    for (let i = 0; i < s.warmup; i++) checkText("failover", await a.failover(), NON_STREAM_TEXT)
+    await globalThis.fetch(`${ctx.url}/stats/reset`, { method: "POST" }).then((r) => r.arrayBuffer())
+    const times = []
+    for (let i = 0; i < s.iterations; i++) {
+      const t0 = performance.now()
+      const text = await a.failover()
+      times.push(performance.now() - t0)
+      checkText("failover", text, NON_STREAM_TEXT)
+    }
+    const st = await globalThis.fetch(`${ctx.url}/stats`).then((r) => r.json())
+    const fo = st.failover
+    if (fo.us.count !== s.iterations) {
+      throw new Mismatch(`failover: server saw ${fo.us.count} failovers for ${s.iterations} calls`)
+    }
+    return {
+      figures: {
+        failover_server_us: fo.us.median,
+        failover_call_ms: median(times)
+      },
+      meta: {
+        iterations: s.iterations,
+        server: fo.us,
+        retriesOfFailFirst: fo.retriesOfFailFirst,
+        failFirstRequests: st.failFirst
+      }
+    }
+  }
+}
+
+export const WORKLOADS = Object.keys(workloads)
+
+const emit = (obj) => {
+  process.stdout.write(JSON.stringify({ bench: 1, ...obj }) + "\n")
+}
+
+/** Entry point of a client process. Prints exactly one JSON line with `"bench":1`, then exits. */
+export const runClient = async (name, makeAdapter) => {
+  const args = parseArgs(process.argv.slice(2))
+  const client = typeof args.name === "string" ? args.name : name
+  const workload = String(args.workload)
+  const url = String(args.url)
+  const spec = JSON.parse(String(args.spec ?? "{}"))
+  const variant = typeof args.variant === "string" ? args.variant : undefined
+  const base = { client, workload, pid: process.pid }
+  const limitMs = Number(args["timeout-ms"] ?? 0)
+  if (limitMs > 0) {
+    setTimeout(() => {
+      emit({ ...base, ok: false, error: `client gave up after its own limit of ${limitMs} ms` })
+      process.exit(3)
+    }, limitMs).unref()
+  }
+  try {
+    const run = workloads[workload]
+    if (run === undefined) throw new Error(`unknown workload ${workload}`)
+    const t0 = performance.now()
+    const adapter = await makeAdapter({ url, variant, workload, spec })
+    const setupMs = performance.now() - t0
+    const out = await run(adapter, spec, { url })
+    if (adapter.close) await adapter.close()
+    for (const [k, v] of Object.entries(out.figures)) {
+      if (typeof v !== "number" || !Number.isFinite(v)) throw new Error(`figure ${k} is not a finite number: ${v}`)
+    }
+    emit({
+      ...base,
+      ok: true,
+      figures: out.figures,
+      meta: { ...out.meta, setupMs, maxRssMb: maxRssMb(), node: process.version }
+    })
+    process.exit(0)
+  } catch (e) {
+    const msg = e instanceof Error ? `${e instanceof Mismatch ? "MISMATCH " : ""}${e.message}` : String(e)
+    emit({ ...base, ok: false, error: msg.slice(0, 2000), stack: e instanceof Error ? String(e.stack).slice(0, 2000) : undefined })
+    process.exit(1)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers for clients
+
+/**
+ * A hand-written SSE line splitter over a stream of Uint8Array. Calls `onData(payload)` for each `data:` line
+ * (payload without the `data: ` prefix), stops at `[DONE]`.
+ */
+export const splitSse = async (chunks, onData) => {
+  const dec = new TextDecoder()
+  let buf = ""
+  let done = false
+  for await (const b of chunks) {
+    buf += dec.decode(b, { stream: true })
+    let i
+    while ((i = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      if (line.startsWith("data: ")) {
+        const data = line.slice(6)
+        if (data === "[DONE]") {
+          done = true
+          continue
+        }
+        onData(data)
+      }
+    }
+  }
+  return done
+}
+
+/** Accumulates the text deltas of a Chat Completions stream through `splitSse`. */
+export const chatDeltaCollector = () => {
+  const parts = []
+  let chunks = 0
+  return {
+    onData(data) {
+      const ev = JSON.parse(data)
+      const c = ev.choices?.[0]?.delta?.content
+      if (typeof c === "string" && c.length > 0) {
+        parts.push(c)
+        chunks++
+      }
+    },
+    result: () => ({ text: parts.join(""), chunks })
+  }
+}

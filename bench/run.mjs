@@ -1,0 +1,520 @@
+#!/usr/bin/env node
+// Benchmark runner: effect-llm-router against its peers, every client in its own process, against a loopback
+// OpenAI-compatible upstream (bench/upstream.mjs) in another process. Node built-ins only.
+//
+//   npm run bench                                   # the default matrix (all clients, all workloads, 5 rounds)
+//   node bench/run.mjs --sizes tiny --rounds 1 --clients raw-fetch,ours-fetch
+//
+// Flags
+//   --rounds N            rounds (default 5; tiny: 1). Within a round, for each workload every client runs once,
+//                         in an order rotated by one each round.
+//   --clients a,b         subset of: raw-fetch, raw-undici, openai-node, ai, langchain, effect-ai, ours-fetch, ours-undici
+//   --workloads a,b       subset of: latency, throughput, stream-big, stream-concurrent, stream-seq, memory, failover
+//   --sizes default|tiny  tiny: 1 round, a handful of calls, small streams (the smoke test's size)
+//   --memory-rounds N     run the (slow, 100,000-call) memory workload in the first N rounds only (default 1)
+//   --results-dir DIR     where <timestamp>.jsonl and latest.md go (default bench/results)
+//   --no-install          never run `npm ci` (clients whose packages are missing are skipped)
+//   --no-build            do not run `npm run build` before the ours-* clients (use dist/ as it is)
+//   --timeout-scale X     multiply every child's time limit by X (default 1)
+//
+// Only raw-fetch and ours-* run without bench/node_modules; `npm ci --prefix bench` runs only when another client
+// is asked for and bench/node_modules is missing. The ours-* clients need the library built (`npm run build`, top
+// level, output dist/src/index.js); the runner builds it first and skips them if dist/src/index.js is still missing.
+import { spawn } from "node:child_process"
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import os from "node:os"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { parseArgs } from "./lib/harness.mjs"
+
+const BENCH = dirname(fileURLToPath(import.meta.url))
+const ROOT = resolve(BENCH, "..")
+const t0 = Date.now()
+
+// ---------------------------------------------------------------------------------------------------------------
+// What there is to run
+
+const CLIENTS = {
+  "raw-fetch": { file: "raw-fetch.mjs", benchDeps: false, about: "global fetch + hand-written SSE splitter" },
+  "raw-undici": { file: "raw-undici.mjs", benchDeps: true, about: "undici.request + hand-written SSE splitter" },
+  "openai-node": { file: "openai-node.mjs", benchDeps: true, about: "openai (official SDK), default retries" },
+  "ai": { file: "ai-sdk.mjs", benchDeps: true, about: "Vercel AI SDK generateText/streamText, @ai-sdk/openai .chat()" },
+  "langchain": { file: "langchain.mjs", benchDeps: true, about: "@langchain/openai ChatOpenAI" },
+  "effect-ai": {
+    file: "effect-ai.mjs",
+    benchDeps: true,
+    about: "@effect/ai-openai OpenAiLanguageModel on FetchHttpClient (Responses API)"
+  },
+  "ours-fetch": { file: "ours.mjs", variant: "fetch", ours: true, benchDeps: false, about: "this library, FetchHttpClient" },
+  "ours-undici": {
+    file: "ours.mjs",
+    variant: "undici",
+    ours: true,
+    benchDeps: false,
+    about: "this library, NodeRouterHttpClient.layerUndici"
+  }
+}
+
+const WORKLOADS = ["latency", "throughput", "stream-big", "stream-concurrent", "stream-seq", "memory", "failover"]
+
+// Call counts per workload. Tuned so that the default matrix (8 clients, 5 rounds, memory in 1 round) stays well
+// under 15 minutes on a 2-core machine; see bench/README.md for the measured durations.
+const SIZES = {
+  default: {
+    latency: { warmup: 200, calls: 1500 },
+    throughput: { warmup: 500, calls: 4000, concurrency: 32 },
+    "stream-big": { warmup: 5, smallChunks: 200, bigChunks: 20_000, reps: 3 },
+    "stream-concurrent": { warmup: 1, streams: 100, chunks: 200, reps: 3 },
+    "stream-seq": { warmup: 20, count: 150, chunks: 100 },
+    memory: { first: 1_000, total: 100_000, concurrency: 32 },
+    failover: { warmup: 20, iterations: 150 }
+  },
+  tiny: {
+    latency: { warmup: 3, calls: 10 },
+    throughput: { warmup: 4, calls: 40, concurrency: 32 },
+    "stream-big": { warmup: 1, smallChunks: 20, bigChunks: 500, reps: 1 },
+    "stream-concurrent": { warmup: 0, streams: 5, chunks: 20, reps: 1 },
+    "stream-seq": { warmup: 1, count: 5, chunks: 20 },
+    memory: { first: 50, total: 200, concurrency: 8 },
+    failover: { warmup: 1, iterations: 5 }
+  }
+}
+
+// Time limit (ms) of one client process per workload; the process is killed (SIGKILL) past it.
+const LIMITS = {
+  default: {
+    latency: 90_000,
+    throughput: 90_000,
+    "stream-big": 120_000,
+    "stream-concurrent": 90_000,
+    "stream-seq": 90_000,
+    memory: 400_000,
+    failover: 90_000
+  },
+  tiny: Object.fromEntries(WORKLOADS.map((w) => [w, 60_000]))
+}
+
+// The figures of the summary: key, label, whether lower (↓) or higher (↑) is better, and "diff" for figures near
+// zero or signed (growths), which are compared to raw-fetch by difference instead of ratio.
+const FIGURES = {
+  latency: [["lat_mean_ms", "mean ms", "↓"], ["lat_p99_ms", "p99 ms", "↓"]],
+  throughput: [["tput_calls_per_s", "calls/s", "↑"], ["cpu_us_per_call", "client CPU µs/call", "↓"]],
+  "stream-big": [
+    ["big_stream_chunks_per_s", "chunks/s", "↑"],
+    ["rss_peak_small_stream_mb", "peak RSS MB, 200-chunk", "↓"],
+    ["rss_peak_big_stream_mb", "peak RSS MB, 20k-chunk", "↓"],
+    ["rss_big_minus_small_mb", "Δ MB", "↓", "diff"]
+  ],
+  "stream-concurrent": [["conc_stream_ms_per_stream", "ms/stream", "↓"]],
+  "stream-seq": [["seq_stream_ms_per_stream", "ms/stream", "↓"]],
+  memory: [
+    ["rss_after_first_mb", "RSS MB after first", "↓"],
+    ["rss_after_total_mb", "RSS MB after total", "↓"],
+    ["rss_growth_mb", "growth MB", "↓", "diff"],
+    ["peak_rss_mb", "peak RSS MB", "↓"]
+  ],
+  failover: [["failover_server_us", "failover µs (server)", "↓"], ["failover_call_ms", "whole call ms", "↓"]]
+}
+
+const TITLES = {
+  latency: (s) => `Non-streaming latency, concurrency 1 (${s.calls} calls after ${s.warmup} warm-up)`,
+  throughput: (s) =>
+    `Non-streaming throughput, concurrency ${s.concurrency} (${s.calls} calls after ${s.warmup} warm-up); client CPU per call`,
+  "stream-big": (s) =>
+    `Decode of one ${s.bigChunks}-chunk stream (median of ${s.reps}); peak RSS after ${s.smallChunks}-chunk streams vs after the big one`,
+  "stream-concurrent": (s) =>
+    `${s.streams} concurrent ${s.chunks}-chunk streams: wall time / ${s.streams} (median of ${s.reps})`,
+  "stream-seq": (s) => `Sequential ${s.chunks}-chunk streams: time per stream (${s.count} streams)`,
+  memory: (s) =>
+    `RSS after ${s.first} vs after ${s.total} non-streaming calls (concurrency ${s.concurrency}, after gc)`,
+  failover: (s) =>
+    `Failover: model 1 answers 503, fall back to model 2; server-measured gap from the 503 sent to model 2's request (median of ${s.iterations})`
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Flags
+
+const args = parseArgs(process.argv.slice(2))
+const list = (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : undefined)
+const sizes = typeof args.sizes === "string" ? args.sizes : "default"
+if (!(sizes in SIZES)) fail(`--sizes must be one of ${Object.keys(SIZES).join(", ")}`)
+const rounds = args.rounds !== undefined ? Number(args.rounds) : sizes === "tiny" ? 1 : 5
+if (!Number.isInteger(rounds) || rounds < 1) fail("--rounds must be a positive integer")
+const memoryRounds = args["memory-rounds"] !== undefined ? Number(args["memory-rounds"]) : 1
+const timeoutScale = args["timeout-scale"] !== undefined ? Number(args["timeout-scale"]) : 1
+const clients = list(args.clients) ?? Object.keys(CLIENTS)
+for (const c of clients) if (!(c in CLIENTS)) fail(`unknown client ${c}; known: ${Object.keys(CLIENTS).join(", ")}`)
+const workloads = list(args.workloads) ?? WORKLOADS
+for (const w of workloads) if (!WORKLOADS.includes(w)) fail(`unknown workload ${w}; known: ${WORKLOADS.join(", ")}`)
+const resultsDir = resolve(typeof args["results-dir"] === "string" ? args["results-dir"] : join(BENCH, "results"))
+const noInstall = args["no-install"] === true
+const noBuild = args["no-build"] === true
+
+function fail(msg) {
+  process.stderr.write(`bench: ${msg}\n`)
+  process.exit(2)
+}
+const log = (msg) => process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Child processes, each with a time limit
+
+/** Runs a command; resolves { code, stdout, stderr, timedOut, ms }. Killed (SIGKILL) past `limitMs`. */
+const run = (cmd, argv, { cwd, limitMs, inheritOutput = false, stdin = "ignore" }) =>
+  new Promise((res) => {
+    const started = Date.now()
+    const child = spawn(cmd, argv, {
+      cwd,
+      stdio: [stdin, inheritOutput ? process.stderr : "pipe", inheritOutput ? process.stderr : "pipe"],
+      env: process.env
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout?.on("data", (d) => {
+      stdout += d
+    })
+    child.stderr?.on("data", (d) => {
+      stderr += d
+      if (stderr.length > 64_000) stderr = stderr.slice(-32_000)
+    })
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill("SIGKILL")
+    }, limitMs)
+    child.on("error", (e) => {
+      stderr += String(e)
+    })
+    child.on("close", (code, signal) => {
+      clearTimeout(timer)
+      res({ code: code ?? (signal ? 128 : 1), signal, stdout, stderr, timedOut, ms: Date.now() - started })
+    })
+  })
+
+const npm = process.platform === "win32" ? "npm.cmd" : "npm"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Preparation: bench packages, the library build
+
+const skipped = new Map() // client -> reason
+const notes = []
+
+const needBenchDeps = clients.some((c) => CLIENTS[c].benchDeps)
+if (needBenchDeps && !existsSync(join(BENCH, "node_modules"))) {
+  if (noInstall) {
+    for (const c of clients) if (CLIENTS[c].benchDeps) skipped.set(c, "bench/node_modules missing (--no-install)")
+  } else {
+    log("bench/node_modules is missing: npm ci --prefix bench")
+    const r = await run(npm, ["ci", "--prefix", BENCH, "--no-audit", "--no-fund"], {
+      cwd: ROOT,
+      limitMs: 600_000,
+      inheritOutput: true
+    })
+    if (r.code !== 0) {
+      const why = r.timedOut ? "npm ci --prefix bench timed out" : `npm ci --prefix bench exited ${r.code}`
+      notes.push(why)
+      for (const c of clients) if (CLIENTS[c].benchDeps) skipped.set(c, why)
+    }
+  }
+}
+
+const oursRequested = clients.filter((c) => CLIENTS[c].ours && !skipped.has(c))
+if (oursRequested.length > 0) {
+  if (!noBuild) {
+    if (!existsSync(join(ROOT, "node_modules")) && !noInstall) {
+      log("top-level node_modules is missing: npm ci")
+      const r = await run(npm, ["ci", "--no-audit", "--no-fund"], { cwd: ROOT, limitMs: 600_000, inheritOutput: true })
+      if (r.code !== 0) notes.push(`top-level npm ci exited ${r.code}${r.timedOut ? " (timed out)" : ""}`)
+    }
+    if (existsSync(join(ROOT, "src/index.ts"))) {
+      log("building the library: npm run build")
+      const r = await run(npm, ["run", "build"], { cwd: ROOT, limitMs: 300_000, inheritOutput: true })
+      if (r.code !== 0) notes.push(`npm run build exited ${r.code}${r.timedOut ? " (timed out)" : ""}; dist/ may be stale`)
+    } else {
+      notes.push("src/index.ts does not exist yet: the library was not built")
+    }
+  }
+  for (const c of oursRequested) {
+    const need = CLIENTS[c].variant === "undici" ? ["dist/src/index.js", "dist/src/node/index.js"] : ["dist/src/index.js"]
+    const missing = need.filter((p) => !existsSync(join(ROOT, p)))
+    if (missing.length > 0) skipped.set(c, `library not built: ${missing.join(", ")} missing`)
+  }
+}
+
+const active = clients.filter((c) => !skipped.has(c))
+for (const [c, why] of skipped) log(`skipping ${c}: ${why}`)
+
+// ---------------------------------------------------------------------------------------------------------------
+// The upstream
+
+const startUpstream = () =>
+  new Promise((res, rej) => {
+    const child = spawn(process.execPath, [join(BENCH, "upstream.mjs"), "--max-lifetime-ms", String(60 * 60 * 1000)], {
+      cwd: BENCH,
+      stdio: ["pipe", "pipe", "inherit"]
+    })
+    let out = ""
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      rej(new Error("upstream did not print its port within 15 s"))
+    }, 15_000)
+    child.stdout.on("data", (d) => {
+      out += d
+      const nl = out.indexOf("\n")
+      if (nl >= 0) {
+        clearTimeout(timer)
+        try {
+          const { port } = JSON.parse(out.slice(0, nl))
+          res({ child, url: `http://127.0.0.1:${port}` })
+        } catch (e) {
+          child.kill("SIGKILL")
+          rej(e)
+        }
+      }
+    })
+    child.on("exit", (code) => {
+      clearTimeout(timer)
+      rej(new Error(`upstream exited early (${code})`))
+    })
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rounds
+
+mkdirSync(resultsDir, { recursive: true })
+const stamp = new Date().toISOString().replace(/[:.]/g, "-")
+const jsonlPath = join(resultsDir, `${stamp}.jsonl`)
+const runId = `${stamp}-${process.pid}`
+const records = []
+
+const versions = (() => {
+  const v = {}
+  const read = (dir, name) => {
+    try {
+      return JSON.parse(readFileSync(join(dir, "node_modules", name, "package.json"), "utf8")).version
+    } catch {
+      return undefined
+    }
+  }
+  for (const p of ["openai", "ai", "@ai-sdk/openai", "@langchain/openai", "@langchain/core", "@effect/ai", "@effect/ai-openai", "undici"]) {
+    const x = read(BENCH, p)
+    if (x) v[p] = x
+  }
+  const e = read(ROOT, "effect")
+  if (e) v.effect = e
+  const pl = read(ROOT, "@effect/platform")
+  if (pl) v["@effect/platform"] = pl
+  return v
+})()
+
+const header = {
+  kind: "run",
+  runId,
+  date: new Date().toISOString(),
+  node: process.version,
+  cpu: os.cpus()[0]?.model,
+  cores: os.cpus().length,
+  sizes,
+  rounds,
+  memoryRounds,
+  clients: active,
+  skipped: Object.fromEntries(skipped),
+  workloads,
+  versions,
+  notes
+}
+appendFileSync(jsonlPath, JSON.stringify(header) + "\n")
+
+let upstream
+if (active.length > 0) {
+  upstream = await startUpstream()
+  log(`upstream at ${upstream.url}; results -> ${jsonlPath}`)
+}
+
+const runClientProcess = async (client, workload, round) => {
+  const def = CLIENTS[client]
+  const spec = SIZES[sizes][workload]
+  const limitMs = Math.round(LIMITS[sizes][workload] * timeoutScale)
+  const argv = [
+    "--expose-gc",
+    join(BENCH, "clients", def.file),
+    "--name",
+    client,
+    "--url",
+    upstream.url,
+    "--workload",
+    workload,
+    "--spec",
+    JSON.stringify(spec),
+    "--timeout-ms",
+    String(limitMs - 2_000)
+  ]
+  if (def.variant) argv.push("--variant", def.variant)
+  const r = await run(process.execPath, argv, { cwd: BENCH, limitMs })
+  const line = r.stdout.split("\n").reverse().find((l) => l.startsWith("{\"bench\":1"))
+  let rec
+  if (r.timedOut) rec = { ok: false, error: `killed after its time limit of ${limitMs} ms` }
+  else if (line === undefined) {
+    rec = { ok: false, error: `no result line (exit ${r.code}); stderr: ${r.stderr.slice(-1500)}` }
+  } else {
+    try {
+      rec = JSON.parse(line)
+    } catch (e) {
+      rec = { ok: false, error: `unparsable result line: ${String(e)}` }
+    }
+  }
+  const full = {
+    kind: "result",
+    runId,
+    round,
+    sizes,
+    ...rec,
+    client,
+    workload,
+    exitCode: r.code,
+    wallMs: r.ms
+  }
+  records.push(full)
+  appendFileSync(jsonlPath, JSON.stringify(full) + "\n")
+  const brief = full.ok
+    ? Object.entries(full.figures).map(([k, v]) => `${k}=${fmt(v)}`).join(" ")
+    : `ERROR ${full.error}`
+  log(`round ${round} ${workload} ${client} (${(r.ms / 1000).toFixed(1)}s): ${brief}`)
+  return full
+}
+
+const cleanup = () => {
+  if (upstream) {
+    upstream.child.stdin.end()
+    upstream.child.kill("SIGTERM")
+  }
+}
+process.on("SIGINT", () => {
+  cleanup()
+  process.exit(130)
+})
+
+try {
+  if (active.length > 0) {
+    for (let round = 1; round <= rounds; round++) {
+      const k = (round - 1) % active.length
+      const order = [...active.slice(k), ...active.slice(0, k)]
+      log(`round ${round}/${rounds}: ${order.join(", ")}`)
+      for (const w of workloads) {
+        if (w === "memory" && round > memoryRounds) continue
+        for (const c of order) await runClientProcess(c, w, round)
+      }
+    }
+  }
+} finally {
+  cleanup()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Summary
+
+function fmt(x) {
+  if (typeof x !== "number" || !Number.isFinite(x)) return "–"
+  const a = Math.abs(x)
+  if (a >= 10_000) return Math.round(x).toLocaleString("en-US")
+  if (a >= 100) return x.toFixed(0)
+  if (a >= 10) return x.toFixed(1)
+  if (a >= 1) return x.toFixed(2)
+  return x.toPrecision(2)
+}
+const med = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+const summary = {}
+for (const w of workloads) {
+  summary[w] = {}
+  for (const c of clients) {
+    const recs = records.filter((r) => r.workload === w && r.client === c)
+    const figs = {}
+    for (const [key] of FIGURES[w]) {
+      const vals = recs.filter((r) => r.ok && typeof r.figures?.[key] === "number").map((r) => r.figures[key])
+      if (vals.length > 0) {
+        figs[key] = { median: med(vals), min: Math.min(...vals), max: Math.max(...vals), n: vals.length }
+      }
+    }
+    summary[w][c] = { figures: figs, errors: recs.filter((r) => !r.ok).map((r) => `round ${r.round}: ${r.error}`) }
+  }
+}
+for (const w of workloads) {
+  for (const c of clients) {
+    for (const [key, , , compare] of FIGURES[w]) {
+      const f = summary[w][c].figures[key]
+      const base = summary[w]["raw-fetch"]?.figures[key]
+      if (!f || !base) continue
+      if (compare === "diff") f.diffToRawFetch = f.median - base.median
+      else if (base.median > 0) f.ratioToRawFetch = f.median / base.median
+    }
+  }
+}
+
+const md = []
+md.push(`# Benchmark: effect-llm-router vs peers`)
+md.push("")
+md.push(
+  `Run ${header.date} · Node ${header.node} · ${header.cores} × ${header.cpu} · sizes \`${sizes}\` · ${rounds} round(s)` +
+    (workloads.includes("memory") ? ` (memory workload: ${Math.min(rounds, memoryRounds)})` : "") +
+    ` · ${((Date.now() - t0) / 1000).toFixed(0)} s in all`
+)
+md.push("")
+md.push(
+  "Each cell: median [min–max] over rounds, then ×ratio to raw-fetch's median (for growths: the difference). " +
+    "↓ lower is better, ↑ higher is better. " +
+    "Loopback upstream in its own process; every client process verified its text and chunk counts."
+)
+md.push("")
+md.push(`Versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(", ")}`)
+md.push("")
+md.push("Clients: " + clients.map((c) => `\`${c}\` ${CLIENTS[c].about}`).join("; "))
+md.push("")
+if (skipped.size > 0) {
+  md.push(`Skipped: ${[...skipped].map(([c, why]) => `${c} (${why})`).join("; ")}`)
+  md.push("")
+}
+for (const n of notes) {
+  md.push(`Note: ${n}`)
+  md.push("")
+}
+for (const w of workloads) {
+  md.push(`## ${w}: ${TITLES[w](SIZES[sizes][w])}`)
+  md.push("")
+  const cols = FIGURES[w]
+  md.push(`| client | ${cols.map(([, label, dir]) => `${label} ${dir}`).join(" | ")} |`)
+  md.push(`|---|${cols.map(() => "---:").join("|")}|`)
+  for (const c of clients) {
+    const s = summary[w][c]
+    const cells = cols.map(([key]) => {
+      const f = s.figures[key]
+      if (!f) return skipped.has(c) ? "skipped" : s.errors.length > 0 ? "ERROR" : "–"
+      const range = f.n > 1 ? ` [${fmt(f.min)}–${fmt(f.max)}]` : ""
+      const ratio = f.ratioToRawFetch !== undefined
+        ? ` ×${f.ratioToRawFetch.toFixed(2)}`
+        : f.diffToRawFetch !== undefined && c !== "raw-fetch"
+        ? ` (${f.diffToRawFetch >= 0 ? "+" : ""}${fmt(f.diffToRawFetch)} vs raw)`
+        : ""
+      return `${fmt(f.median)}${range}${ratio}`
+    })
+    md.push(`| ${c} | ${cells.join(" | ")} |`)
+  }
+  md.push("")
+}
+const errors = records.filter((r) => !r.ok)
+if (errors.length > 0) {
+  md.push("## Errors")
+  md.push("")
+  for (const r of errors) md.push(`- round ${r.round} ${r.workload} ${r.client}: ${String(r.error).replace(/\n/g, " ")}`)
+  md.push("")
+}
+const text = md.join("\n")
+writeFileSync(join(resultsDir, "latest.md"), text)
+appendFileSync(jsonlPath, JSON.stringify({ kind: "summary", runId, summary }) + "\n")
+process.stdout.write(text + "\n")
+log(`done: ${jsonlPath} and ${join(resultsDir, "latest.md")}`)
+process.exit(errors.length > 0 ? 1 : 0)

@@ -1,0 +1,107 @@
+// Smoke test of the benchmark harness (bench/): runs it at the tiny size with the two clients that need no
+// bench/node_modules (raw-fetch, ours-fetch) and checks that every workload produced numbers.
+// ours-fetch needs the library: the runner builds it (`npm run build`); until src/index.ts and src/Router.ts exist
+// the ours-fetch half is skipped.
+import { execFile } from "node:child_process"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url))
+const WORKLOADS = ["latency", "throughput", "stream-big", "stream-concurrent", "stream-seq", "memory", "failover"]
+const FIGURES: Record<string, ReadonlyArray<string>> = {
+  latency: ["lat_mean_ms", "lat_p99_ms"],
+  throughput: ["tput_calls_per_s", "cpu_us_per_call"],
+  "stream-big": ["big_stream_chunks_per_s", "rss_peak_small_stream_mb", "rss_peak_big_stream_mb"],
+  "stream-concurrent": ["conc_stream_ms_per_stream"],
+  "stream-seq": ["seq_stream_ms_per_stream"],
+  memory: ["rss_after_first_mb", "rss_after_total_mb", "rss_growth_mb", "peak_rss_mb"],
+  failover: ["failover_server_us", "failover_call_ms"]
+}
+const oursExists = existsSync(join(ROOT, "src/index.ts")) && existsSync(join(ROOT, "src/Router.ts"))
+
+interface ResultRecord {
+  readonly kind: string
+  readonly client?: string
+  readonly workload?: string
+  readonly ok?: boolean
+  readonly error?: string
+  readonly figures?: Record<string, unknown>
+}
+
+let dir = ""
+let records: Array<ResultRecord> = []
+let summary = ""
+let exitCode: number | null = null
+let output = ""
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "bench-smoke-"))
+  const clients = oursExists ? "raw-fetch,ours-fetch" : "raw-fetch"
+  await new Promise<void>((done) => {
+    execFile(
+      process.execPath,
+      [
+        join(ROOT, "bench/run.mjs"),
+        "--sizes",
+        "tiny",
+        "--rounds",
+        "1",
+        "--clients",
+        clients,
+        "--results-dir",
+        dir
+      ],
+      { cwd: ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 280_000 },
+      (error, stdout, stderr) => {
+        exitCode = error === null ? 0 : typeof error.code === "number" ? error.code : 1
+        output = `${stdout}\n${stderr}`
+        done()
+      }
+    )
+  })
+  const jsonl = readdirSync(dir).filter((f) => f.endsWith(".jsonl"))
+  for (const f of jsonl) {
+    for (const line of readFileSync(join(dir, f), "utf8").split("\n")) {
+      if (line.trim() !== "") records.push(JSON.parse(line) as ResultRecord)
+    }
+  }
+  summary = existsSync(join(dir, "latest.md")) ? readFileSync(join(dir, "latest.md"), "utf8") : ""
+}, 300_000)
+
+afterAll(() => {
+  if (dir !== "") rmSync(dir, { recursive: true, force: true })
+  records = []
+})
+
+const expectNumbers = (client: string) => {
+  for (const w of WORKLOADS) {
+    const rec = records.find((r) => r.kind === "result" && r.client === client && r.workload === w)
+    expect(rec, `${client} ${w}: no result record\n${output.slice(-3000)}`).toBeDefined()
+    expect(rec?.ok, `${client} ${w}: ${rec?.error}`).toBe(true)
+    for (const key of FIGURES[w] ?? []) {
+      const v = rec?.figures?.[key]
+      expect(typeof v === "number" && Number.isFinite(v), `${client} ${w} ${key} = ${String(v)}`).toBe(true)
+    }
+  }
+}
+
+describe("bench harness (tiny)", () => {
+  it("exits cleanly and writes a summary table for every workload", () => {
+    expect(exitCode, output.slice(-3000)).toBe(0)
+    expect(records.some((r) => r.kind === "run")).toBe(true)
+    for (const w of WORKLOADS) expect(summary).toContain(`## ${w}:`)
+    expect(summary).toMatch(/\| raw-fetch \| [0-9]/)
+  })
+
+  it("raw-fetch reports numbers for every workload", () => {
+    expectNumbers("raw-fetch")
+  })
+
+  it.skipIf(!oursExists)("ours-fetch reports numbers for every workload", () => {
+    expectNumbers("ours-fetch")
+    expect(summary).toMatch(/\| ours-fetch \| [0-9]/)
+  })
+})
