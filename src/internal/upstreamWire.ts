@@ -1,0 +1,916 @@
+/**
+ * Pure rendering of scripted upstream steps into wire actions, shared by the
+ * Node `SimulatedUpstream` server and any in-memory transport so that both
+ * produce byte-identical responses. Runtime-agnostic: no `node:` imports.
+ *
+ * @since 0.1.0
+ * @internal
+ */
+import * as UpstreamScript from "../testing/UpstreamScript.js"
+
+/**
+ * One thing to do on the response body, in order.
+ *
+ * - `Write`: send these bytes (flush them separately from other writes).
+ * - `Wait`: stay silent for `ms` milliseconds.
+ * - `Cut`: reset the connection abruptly; nothing follows.
+ * - `Hang`: stay silent until the client or the server goes away, emitting
+ *   the plan's keep-alive, if any; nothing follows.
+ * - `End`: cleanly end the body; nothing follows.
+ *
+ * @since 0.1.0
+ * @category models
+ * @internal
+ */
+export type WireAction =
+  | { readonly _tag: "Write"; readonly bytes: Uint8Array }
+  | { readonly _tag: "Wait"; readonly ms: number }
+  | { readonly _tag: "Cut" }
+  | { readonly _tag: "Hang" }
+  | { readonly _tag: "End" }
+
+/**
+ * Periodic bytes to send while hanging.
+ *
+ * @since 0.1.0
+ * @category models
+ * @internal
+ */
+export interface KeepAlive {
+  readonly everyMs: number
+  readonly bytes: Uint8Array
+}
+
+/**
+ * The full answer to one request: either no status line ever, or a status and
+ * headers sent after `headersDelayMs`, followed by `actions`.
+ *
+ * @since 0.1.0
+ * @category models
+ * @internal
+ */
+export type WirePlan =
+  | { readonly _tag: "HangBeforeHeaders" }
+  | {
+    readonly _tag: "Respond"
+    readonly headersDelayMs: number
+    readonly status: number
+    readonly headers: Readonly<Record<string, string>>
+    readonly actions: ReadonlyArray<WireAction>
+    readonly keepAlive: KeepAlive | null
+  }
+
+/**
+ * Everything about the request that rendering depends on.
+ *
+ * @since 0.1.0
+ * @category models
+ * @internal
+ */
+export interface RenderContext {
+  readonly protocol: UpstreamScript.Protocol
+  readonly model: string
+  /** GPTRouter `providerName` of the served entry. */
+  readonly provider: string
+  readonly stream: boolean
+  /** Response id, e.g. `chatcmpl-3`. */
+  readonly id: string
+  /** Unix seconds. */
+  readonly created: number
+  /** OpenAI `stream_options.include_usage` of the request. */
+  readonly requestedUsage: boolean
+  /** Server-level wire options; the step's own `wire` overrides them. */
+  readonly wire: UpstreamScript.WireOptions
+}
+
+// ---------------------------------------------------------------------------
+// content
+// ---------------------------------------------------------------------------
+
+type Piece =
+  | { readonly _tag: "Text"; readonly text: string }
+  | { readonly _tag: "ToolStart"; readonly index: number; readonly id: string; readonly name: string }
+  | { readonly _tag: "ToolArgs"; readonly index: number; readonly args: string }
+
+interface Content {
+  readonly text: string | null
+  readonly toolCalls: ReadonlyArray<{ readonly id: string; readonly name: string; readonly arguments: string }>
+  readonly pieces: ReadonlyArray<Piece>
+  readonly usage: UpstreamScript.Usage
+  readonly finishReason: string
+}
+
+/**
+ * Cuts text into pieces of `size` code points, so that no piece splits a
+ * surrogate pair.
+ *
+ * @since 0.1.0
+ * @category utils
+ * @internal
+ */
+export const splitText = (text: string, size: number): ReadonlyArray<string> => {
+  const codePoints = Array.from(text)
+  const out: Array<string> = []
+  for (let i = 0; i < codePoints.length; i += size) {
+    out.push(codePoints.slice(i, i + size).join(""))
+  }
+  return out
+}
+
+const resolveContent = (
+  options: UpstreamScript.ContentOptions & { readonly finishReason?: string },
+  ctx: RenderContext
+): Content => {
+  const toolCalls = (options.toolCalls ?? []).map((call) => ({
+    id: call.id,
+    name: call.name,
+    arguments: typeof call.arguments === "string" ? call.arguments : JSON.stringify(call.arguments)
+  }))
+  const text = options.text ??
+    (options.chunks !== undefined
+      ? options.chunks.join("")
+      : toolCalls.length > 0
+      ? null
+      : `Hello from ${ctx.model}`)
+  const chunks = options.chunks ?? (text === null ? [] : splitText(text, 4))
+  const pieces: Array<Piece> = chunks.map((text) => ({ _tag: "Text", text }))
+  // GPTRouter has no tool-call events, so its streams carry text only.
+  if (ctx.protocol === "openai") {
+    toolCalls.forEach((call, index) => {
+      pieces.push({ _tag: "ToolStart", index, id: call.id, name: call.name })
+      for (const args of splitText(call.arguments, 8)) {
+        pieces.push({ _tag: "ToolArgs", index, args })
+      }
+    })
+  }
+  return {
+    text,
+    toolCalls,
+    pieces,
+    usage: options.usage ?? { promptTokens: 10, completionTokens: pieces.length },
+    finishReason: options.finishReason ?? (toolCalls.length > 0 ? "tool_calls" : "stop")
+  }
+}
+
+const usageJson = (usage: UpstreamScript.Usage) => ({
+  prompt_tokens: usage.promptTokens,
+  completion_tokens: usage.completionTokens,
+  total_tokens: usage.promptTokens + usage.completionTokens
+})
+
+// ---------------------------------------------------------------------------
+// error bodies
+// ---------------------------------------------------------------------------
+
+interface ErrorInfo {
+  readonly message: string
+  readonly type: string
+  readonly code: string | null
+}
+
+const defaultError = (status: number, model: string): ErrorInfo => {
+  switch (status) {
+    case 400:
+      return { message: "Invalid request.", type: "invalid_request_error", code: null }
+    case 401:
+      return { message: "Incorrect API key provided.", type: "invalid_request_error", code: "invalid_api_key" }
+    case 403:
+      return {
+        message: `You are not allowed to use the model \`${model}\`.`,
+        type: "invalid_request_error",
+        code: "permission_denied"
+      }
+    case 404:
+      return {
+        message: `The model \`${model}\` does not exist`,
+        type: "invalid_request_error",
+        code: "model_not_found"
+      }
+    case 406:
+      return { message: `Model ${model} is not available`, type: "invalid_request_error", code: null }
+    case 408:
+      return { message: "Request timed out.", type: "timeout", code: null }
+    case 429:
+      return {
+        message: "Rate limit reached for requests. Please try again later.",
+        type: "rate_limit_exceeded",
+        code: "rate_limit_exceeded"
+      }
+    case 500:
+      return {
+        message: "The server had an error while processing your request. Sorry about that!",
+        type: "server_error",
+        code: null
+      }
+    case 502:
+      return { message: "Bad gateway.", type: "server_error", code: null }
+    case 503:
+      return {
+        message: "The engine is currently overloaded, please try again later.",
+        type: "server_error",
+        code: null
+      }
+    case 504:
+      return { message: "Gateway timeout.", type: "server_error", code: null }
+    default:
+      return {
+        message: `Upstream error ${status}.`,
+        type: status >= 500 ? "server_error" : "invalid_request_error",
+        code: null
+      }
+  }
+}
+
+const errorBody = (protocol: UpstreamScript.Protocol, info: ErrorInfo): string =>
+  protocol === "openai"
+    ? JSON.stringify({ error: { message: info.message, type: info.type, code: info.code } })
+    : JSON.stringify({ message: info.message })
+
+// ---------------------------------------------------------------------------
+// framing
+// ---------------------------------------------------------------------------
+
+type Draft =
+  | { readonly _tag: "Text"; readonly text: string }
+  | { readonly _tag: "Wait"; readonly ms: number }
+  | { readonly _tag: "Cut" }
+  | { readonly _tag: "Hang" }
+  | { readonly _tag: "End" }
+
+const write = (text: string): Draft => ({ _tag: "Text", text })
+const wait = (ms: number | undefined): ReadonlyArray<Draft> =>
+  ms !== undefined && ms > 0 ? [{ _tag: "Wait", ms }] : []
+const END: Draft = { _tag: "End" }
+const CUT: Draft = { _tag: "Cut" }
+const HANG: Draft = { _tag: "Hang" }
+
+const encoder = new TextEncoder()
+
+const finalize = (
+  drafts: ReadonlyArray<Draft>,
+  wire: UpstreamScript.WireOptions,
+  keepAlive: KeepAlive | null
+): ReadonlyArray<WireAction> => {
+  const out: Array<WireAction> = []
+  const split = wire.splitEvery !== undefined && wire.splitEvery >= 1 ? Math.floor(wire.splitEvery) : undefined
+  const pushBytes = (bytes: Uint8Array) => {
+    if (split === undefined) {
+      out.push({ _tag: "Write", bytes })
+      return
+    }
+    for (let i = 0; i < bytes.length; i += split) {
+      out.push({ _tag: "Write", bytes: bytes.slice(i, i + split) })
+    }
+  }
+  for (const draft of drafts) {
+    switch (draft._tag) {
+      case "Text": {
+        if (draft.text.length > 0) {
+          pushBytes(encoder.encode(draft.text))
+        }
+        break
+      }
+      case "Wait": {
+        // Keep-alives are what a proxy sends while the model is silent, so
+        // they fill waits rather than being a separate schedule.
+        let remaining = draft.ms
+        if (keepAlive !== null) {
+          while (remaining > keepAlive.everyMs) {
+            out.push({ _tag: "Wait", ms: keepAlive.everyMs })
+            pushBytes(keepAlive.bytes)
+            remaining -= keepAlive.everyMs
+          }
+        }
+        if (remaining > 0) {
+          out.push({ _tag: "Wait", ms: remaining })
+        }
+        break
+      }
+      default: {
+        out.push(draft)
+      }
+    }
+  }
+  return out
+}
+
+const effectiveWire = (ctx: RenderContext, step: UpstreamScript.Step): UpstreamScript.WireOptions => ({
+  ...ctx.wire,
+  ...step.wire
+})
+
+const sseHeaders = (ctx: RenderContext): Record<string, string> => ({
+  "content-type": "text/event-stream",
+  "cache-control": "no-cache",
+  "x-request-id": ctx.id
+})
+
+const jsonHeaders = (ctx: RenderContext, body: string | null): Record<string, string> => {
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    "x-request-id": ctx.id
+  }
+  if (body !== null) {
+    headers["content-length"] = String(encoder.encode(body).length)
+  }
+  return headers
+}
+
+const respond = (
+  headersDelayMs: number | undefined,
+  status: number,
+  headers: Record<string, string>,
+  drafts: ReadonlyArray<Draft>,
+  wire: UpstreamScript.WireOptions,
+  keepAlive: KeepAlive | null
+): WirePlan => ({
+  _tag: "Respond",
+  headersDelayMs: Math.max(0, headersDelayMs ?? 0),
+  status,
+  headers,
+  actions: finalize(drafts, wire, keepAlive),
+  keepAlive
+})
+
+// ---------------------------------------------------------------------------
+// protocol event encoders
+// ---------------------------------------------------------------------------
+
+interface Encoder {
+  readonly preamble: ReadonlyArray<string>
+  readonly piece: (piece: Piece, isLast: boolean) => string | null
+  readonly finish: (isLastPieceCarriedIt: boolean) => ReadonlyArray<string>
+  readonly usage: () => string | null
+  readonly done: ReadonlyArray<string>
+  readonly inBandError: (message: string, type: string) => string
+  readonly malformed: (kind: UpstreamScript.MalformedKind) => string
+}
+
+const sseEvent = (le: string, data: string): string => `data: ${data}${le}${le}`
+
+const openAiEncoder = (ctx: RenderContext, content: Content, le: string, includeUsage: boolean): Encoder => {
+  const chunk = (choices: ReadonlyArray<unknown>, extra?: Record<string, unknown>) =>
+    JSON.stringify({
+      id: ctx.id,
+      object: "chat.completion.chunk",
+      created: ctx.created,
+      model: ctx.model,
+      choices,
+      ...extra
+    })
+  const delta = (d: unknown, finishReason: string | null = null) => [
+    { index: 0, delta: d, finish_reason: finishReason }
+  ]
+  return {
+    preamble: [sseEvent(le, chunk(delta({ role: "assistant", content: "" })))],
+    piece: (piece) => {
+      switch (piece._tag) {
+        case "Text":
+          return sseEvent(le, chunk(delta({ content: piece.text })))
+        case "ToolStart":
+          return sseEvent(
+            le,
+            chunk(delta({
+              tool_calls: [{
+                index: piece.index,
+                id: piece.id,
+                type: "function",
+                function: { name: piece.name, arguments: "" }
+              }]
+            }))
+          )
+        case "ToolArgs":
+          return sseEvent(
+            le,
+            chunk(delta({ tool_calls: [{ index: piece.index, function: { arguments: piece.args } }] }))
+          )
+      }
+    },
+    finish: () => [sseEvent(le, chunk(delta({}, content.finishReason)))],
+    usage: () => includeUsage ? sseEvent(le, chunk([], { usage: usageJson(content.usage) })) : null,
+    done: [sseEvent(le, "[DONE]")],
+    inBandError: (message, type) => sseEvent(le, JSON.stringify({ error: { message, type } })),
+    malformed: (kind) => {
+      switch (kind) {
+        case "not-json":
+          // A truncated chunk: the most common way real streams carry non-JSON.
+          return sseEvent(
+            le,
+            `{"id":"${ctx.id}","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":`
+          )
+        case "wrong-schema":
+          return sseEvent(le, JSON.stringify({ id: ctx.id, object: "chat.completion.chunk", choices: "not-a-list" }))
+        case "bad-event":
+          return `event: mystery${le}data: ${JSON.stringify({ type: "mystery" })}${le}${le}`
+      }
+    }
+  }
+}
+
+const gptRouterEncoder = (ctx: RenderContext, content: Content, le: string, includeUsage: boolean): Encoder => {
+  const event = (name: string, data: unknown) => sseEvent(le, JSON.stringify({ event: name, data }))
+  return {
+    preamble: [event("generation_source", { modelId: ctx.model, providerId: ctx.provider })],
+    piece: (piece, isLast) =>
+      piece._tag === "Text"
+        ? event("update", isLast ? { text: piece.text, finish_reason: content.finishReason } : { text: piece.text })
+        : null,
+    // The finish reason rides on the last update; only an empty answer needs
+    // an update of its own to carry it.
+    finish: (carried) => carried ? [] : [event("update", { text: "", finish_reason: content.finishReason })],
+    usage: () => includeUsage ? event("meta", { usage: usageJson(content.usage) }) : null,
+    done: [event("end", {})],
+    inBandError: (message) => event("error", { message }),
+    malformed: (kind) => {
+      switch (kind) {
+        case "not-json":
+          return sseEvent(le, `{"event":"update","data":{"text":`)
+        case "wrong-schema":
+          return event("update", { text: 42 })
+        case "bad-event":
+          return event("mystery", {})
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// rendering
+// ---------------------------------------------------------------------------
+
+type StreamingStep = Exclude<UpstreamScript.Step, UpstreamScript.Fail | UpstreamScript.Hang>
+
+const renderStream = (step: StreamingStep, ctx: RenderContext): WirePlan => {
+  const wire = effectiveWire(ctx, step)
+  const le = wire.lineEnding ?? "\n"
+  const content = resolveContent(step, ctx)
+  const includeUsage = wire.includeUsage ?? (ctx.protocol === "openai" ? ctx.requestedUsage : true)
+  const enc = ctx.protocol === "openai"
+    ? openAiEncoder(ctx, content, le, includeUsage)
+    : gptRouterEncoder(ctx, content, le, includeUsage)
+  const keepAlive: KeepAlive | null = wire.keepAliveEveryMs !== undefined && wire.keepAliveEveryMs > 0
+    ? { everyMs: wire.keepAliveEveryMs, bytes: encoder.encode(`: keep-alive${le}${le}`) }
+    : null
+  const pieces = content.pieces
+  const stopAt = step._tag === "Succeed" ? pieces.length : Math.max(0, Math.floor(step.afterChunks))
+  // Steps that break the stream never reveal a finish reason, even when they
+  // sent every piece.
+  let lastTextIndex = -1
+  if (step._tag === "Succeed" || step._tag === "Malformed") {
+    pieces.forEach((piece, i) => {
+      if (piece._tag === "Text") {
+        lastTextIndex = i
+      }
+    })
+  }
+
+  const drafts: Array<Draft> = []
+  if (wire.retryField !== undefined) {
+    drafts.push(write(`retry: ${wire.retryField}${le}${le}`))
+  }
+  drafts.push(...wait(step.firstTokenDelayMs))
+  drafts.push(...enc.preamble.map(write))
+  const emitPieces = (from: number, to: number) => {
+    for (let i = from; i < Math.min(to, pieces.length); i++) {
+      if (i > 0) {
+        drafts.push(...wait(step.chunkDelayMs))
+      }
+      const text = enc.piece(pieces[i]!, i === lastTextIndex)
+      if (text !== null) {
+        drafts.push(write(text))
+      }
+    }
+  }
+  const finishAndEnd = () => {
+    drafts.push(...enc.finish(lastTextIndex >= 0).map(write))
+    const usage = enc.usage()
+    if (usage !== null) {
+      drafts.push(write(usage))
+    }
+    drafts.push(...enc.done.map(write), END)
+  }
+  emitPieces(0, stopAt)
+  const tailDelay = stopAt > 0 ? wait(step.chunkDelayMs) : []
+  switch (step._tag) {
+    case "Succeed": {
+      finishAndEnd()
+      break
+    }
+    case "Stall": {
+      drafts.push(HANG)
+      break
+    }
+    case "Cut": {
+      drafts.push(...tailDelay, CUT)
+      break
+    }
+    case "EndWithoutFinish": {
+      drafts.push(...tailDelay, END)
+      break
+    }
+    case "InBandError": {
+      const message = step.message ?? "The server had an error while processing your request."
+      drafts.push(...tailDelay, write(enc.inBandError(message, step.type ?? "server_error")), END)
+      break
+    }
+    case "Malformed": {
+      drafts.push(...tailDelay, write(enc.malformed(step.kind)))
+      emitPieces(stopAt, pieces.length)
+      finishAndEnd()
+      break
+    }
+  }
+  return respond(step.headersDelayMs, 200, sseHeaders(ctx), drafts, wire, keepAlive)
+}
+
+const openAiCompletion = (ctx: RenderContext, content: Content): string => {
+  const message: Record<string, unknown> = { role: "assistant", content: content.text }
+  if (content.toolCalls.length > 0) {
+    message.tool_calls = content.toolCalls.map((call) => ({
+      id: call.id,
+      type: "function",
+      function: { name: call.name, arguments: call.arguments }
+    }))
+  }
+  return JSON.stringify({
+    id: ctx.id,
+    object: "chat.completion",
+    created: ctx.created,
+    model: ctx.model,
+    choices: [{ index: 0, message, finish_reason: content.finishReason }],
+    usage: usageJson(content.usage)
+  })
+}
+
+const gptRouterCompletion = (ctx: RenderContext, content: Content): string =>
+  JSON.stringify({
+    id: ctx.id,
+    choices: [{ index: 0, text: content.text ?? "", finish_reason: content.finishReason, role: "assistant" }],
+    model: ctx.model,
+    providerId: ctx.provider,
+    modelId: ctx.model,
+    meta: { usage: usageJson(content.usage) }
+  })
+
+const halfOf = (body: string): string => Array.from(body).slice(0, Math.floor(Array.from(body).length / 2)).join("")
+
+const renderNonStream = (step: StreamingStep, ctx: RenderContext): WirePlan => {
+  const wire = effectiveWire(ctx, step)
+  const content = resolveContent(step, ctx)
+  const full = ctx.protocol === "openai" ? openAiCompletion(ctx, content) : gptRouterCompletion(ctx, content)
+  const generationMs = (step.headersDelayMs ?? 0) + (step.firstTokenDelayMs ?? 0) +
+    (step.chunkDelayMs ?? 0) * Math.max(0, content.pieces.length - 1)
+  switch (step._tag) {
+    case "Succeed":
+      return respond(generationMs, 200, jsonHeaders(ctx, full), [write(full), END], wire, null)
+    case "Stall":
+      return respond(step.headersDelayMs, 200, jsonHeaders(ctx, null), [HANG], wire, null)
+    case "Cut":
+      // The declared length is the full body, so the client knows it was cut.
+      return respond(step.headersDelayMs, 200, jsonHeaders(ctx, full), [write(halfOf(full)), CUT], wire, null)
+    case "EndWithoutFinish":
+      return respond(step.headersDelayMs, 200, jsonHeaders(ctx, null), [write(halfOf(full)), END], wire, null)
+    case "InBandError": {
+      const message = step.message ?? "The server had an error while processing your request."
+      const body = ctx.protocol === "openai"
+        ? JSON.stringify({ error: { message, type: step.type ?? "server_error", code: null } })
+        : JSON.stringify({ message })
+      return respond(step.headersDelayMs, 200, jsonHeaders(ctx, body), [write(body), END], wire, null)
+    }
+    case "Malformed": {
+      const body = step.kind === "not-json"
+        ? "upstream says: this is not json"
+        : JSON.stringify({ id: ctx.id, object: "chat.completion", model: ctx.model, choices: "not-a-list" })
+      return respond(generationMs, 200, jsonHeaders(ctx, body), [write(body), END], wire, null)
+    }
+  }
+}
+
+const renderFail = (step: UpstreamScript.Fail, ctx: RenderContext): WirePlan => {
+  const wire = effectiveWire(ctx, step)
+  let body: string
+  let contentType: string
+  if (step.body !== undefined) {
+    body = typeof step.body === "string" ? step.body : JSON.stringify(step.body)
+    contentType = typeof step.body === "string" ? "text/plain; charset=utf-8" : "application/json"
+  } else {
+    const defaults = defaultError(step.status, ctx.model)
+    body = errorBody(ctx.protocol, {
+      message: step.message ?? defaults.message,
+      type: step.type ?? defaults.type,
+      code: step.code !== undefined ? step.code : defaults.code
+    })
+    contentType = "application/json"
+  }
+  const headers: Record<string, string> = {
+    "content-type": contentType,
+    "content-length": String(encoder.encode(body).length),
+    "x-request-id": ctx.id
+  }
+  for (const [name, value] of Object.entries(step.headers ?? {})) {
+    headers[name.toLowerCase()] = value
+  }
+  return respond(step.headersDelayMs, step.status, headers, [write(body), END], wire, null)
+}
+
+const renderHang = (step: UpstreamScript.Hang, ctx: RenderContext): WirePlan => {
+  if (step.stage === "headers") {
+    return { _tag: "HangBeforeHeaders" }
+  }
+  const wire = effectiveWire(ctx, step)
+  if (!ctx.stream) {
+    return respond(step.headersDelayMs, 200, jsonHeaders(ctx, null), [HANG], wire, null)
+  }
+  const le = wire.lineEnding ?? "\n"
+  const keepAlive: KeepAlive | null = wire.keepAliveEveryMs !== undefined && wire.keepAliveEveryMs > 0
+    ? { everyMs: wire.keepAliveEveryMs, bytes: encoder.encode(`: keep-alive${le}${le}`) }
+    : null
+  const drafts: Array<Draft> = []
+  if (wire.retryField !== undefined) {
+    drafts.push(write(`retry: ${wire.retryField}${le}${le}`))
+  }
+  drafts.push(HANG)
+  return respond(step.headersDelayMs, 200, sseHeaders(ctx), drafts, wire, keepAlive)
+}
+
+/**
+ * Renders one step for one request.
+ *
+ * @since 0.1.0
+ * @category rendering
+ * @internal
+ */
+export const render = (step: UpstreamScript.Step, ctx: RenderContext): WirePlan => {
+  switch (step._tag) {
+    case "Fail":
+      return renderFail(step, ctx)
+    case "Hang":
+      return renderHang(step, ctx)
+    default:
+      return ctx.stream ? renderStream(step, ctx) : renderNonStream(step, ctx)
+  }
+}
+
+/**
+ * Concatenates every `Write` of a plan, for tests and debugging.
+ *
+ * @since 0.1.0
+ * @category utils
+ * @internal
+ */
+export const bodyText = (plan: WirePlan): string => {
+  if (plan._tag === "HangBeforeHeaders") {
+    return ""
+  }
+  const decoder = new TextDecoder()
+  let out = ""
+  for (const action of plan.actions) {
+    if (action._tag === "Write") {
+      out += decoder.decode(action.bytes, { stream: true })
+    }
+  }
+  return out + decoder.decode()
+}
+
+// ---------------------------------------------------------------------------
+// dispatch
+// ---------------------------------------------------------------------------
+
+/**
+ * The transport-independent view of an incoming request.
+ *
+ * @since 0.1.0
+ * @category models
+ * @internal
+ */
+export interface IncomingRequest {
+  readonly method: string
+  /** May include a query string; it is ignored. */
+  readonly path: string
+  /** Lower-cased names. */
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+}
+
+/**
+ * Configuration of {@link makeDispatcher}.
+ *
+ * @since 0.1.0
+ * @category models
+ * @internal
+ */
+export interface DispatcherOptions {
+  readonly script: UpstreamScript.Script
+  readonly apiKey?: string | undefined
+  readonly wire?: UpstreamScript.WireOptions | undefined
+  readonly now?: (() => number) | undefined
+}
+
+/**
+ * Routes requests to scripted steps, counting attempts per model and
+ * recording every request that reached a protocol endpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ * @internal
+ */
+export interface Dispatcher {
+  readonly dispatch: (request: IncomingRequest) => WirePlan
+  readonly requests: () => ReadonlyArray<UpstreamScript.RecordedRequest>
+  readonly attempts: (model: string) => number
+  readonly reset: (script?: UpstreamScript.Script) => void
+}
+
+const simpleResponse = (status: number, body: string, id: string): WirePlan =>
+  respond(0, status, {
+    "content-type": "application/json",
+    "content-length": String(encoder.encode(body).length),
+    "x-request-id": id
+  }, [write(body), END], {}, null)
+
+const protocolError = (
+  protocol: UpstreamScript.Protocol,
+  status: number,
+  info: ErrorInfo,
+  id: string
+): WirePlan => simpleResponse(status, errorBody(protocol, info), id)
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+interface Parsed {
+  readonly models: ReadonlyArray<string>
+  readonly served: { readonly model: string; readonly provider: string } | null
+  readonly stream: boolean
+  readonly requestedUsage: boolean
+}
+
+const parseOpenAi = (body: unknown): Parsed | string => {
+  if (!isRecord(body)) {
+    return "The request body must be a JSON object."
+  }
+  if (typeof body.model !== "string" || body.model.length === 0) {
+    return "You must provide a model parameter."
+  }
+  const options = body.stream_options
+  return {
+    models: [body.model],
+    served: { model: body.model, provider: "openai" },
+    stream: body.stream === true,
+    requestedUsage: isRecord(options) && options.include_usage === true
+  }
+}
+
+const parseGptRouter = (body: unknown): Parsed | string => {
+  if (!isRecord(body) || !Array.isArray(body.data) || body.data.length === 0) {
+    return "`data` must be a non-empty array."
+  }
+  const entries: Array<{ model: string; provider: string; order: number; index: number }> = []
+  for (const [index, entry] of body.data.entries()) {
+    if (!isRecord(entry) || typeof entry.modelName !== "string") {
+      return `data[${index}].modelName must be a string.`
+    }
+    entries.push({
+      model: entry.modelName,
+      provider: typeof entry.providerName === "string" ? entry.providerName : "unknown",
+      order: typeof entry.order === "number" ? entry.order : Number.MAX_SAFE_INTEGER,
+      index
+    })
+  }
+  entries.sort((a, b) => a.order - b.order || a.index - b.index)
+  // Like the real server, only the first entry is served; falling back to the
+  // next one is the client's job.
+  const first = entries[0]!
+  return {
+    models: entries.map((e) => e.model),
+    served: { model: first.model, provider: first.provider },
+    stream: body.stream === true,
+    requestedUsage: false
+  }
+}
+
+/**
+ * Creates a dispatcher over a script.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @internal
+ */
+export const makeDispatcher = (options: DispatcherOptions): Dispatcher => {
+  const now = options.now ?? Date.now
+  const serverWire = options.wire ?? {}
+  let script = options.script
+  let counters = new Map<string, number>()
+  let records: Array<UpstreamScript.RecordedRequest> = []
+  let requestCounter = 0
+
+  const dispatch = (request: IncomingRequest): WirePlan => {
+    const receivedAt = now()
+    requestCounter += 1
+    const path = request.path.split("?")[0]!.replace(/\/+$/, "")
+    const protocol: UpstreamScript.Protocol | null = path === "/v1/chat/completions"
+      ? "openai"
+      : path === "/api/v1/generate"
+      ? "gptrouter"
+      : null
+    const id = protocol === "gptrouter" ? `gen-${requestCounter}` : `chatcmpl-${requestCounter}`
+    if (protocol === null) {
+      return protocolError("openai", 404, {
+        message: `Invalid URL (${request.method} ${path})`,
+        type: "invalid_request_error",
+        code: null
+      }, id)
+    }
+    if (request.method !== "POST") {
+      return protocolError(protocol, 405, {
+        message: `Method ${request.method} not allowed`,
+        type: "invalid_request_error",
+        code: null
+      }, id)
+    }
+
+    let body: unknown
+    let bodyParsed = true
+    try {
+      body = JSON.parse(request.body)
+    } catch {
+      body = request.body
+      bodyParsed = false
+    }
+    const parsed = bodyParsed
+      ? (protocol === "openai" ? parseOpenAi(body) : parseGptRouter(body))
+      : "We could not parse the JSON body of your request."
+    const record = (fields: {
+      model: string | null
+      attempt: number | null
+      step: UpstreamScript.Step | null
+    }) => {
+      records.push({
+        protocol,
+        method: request.method,
+        path,
+        model: fields.model,
+        models: typeof parsed === "string" ? [] : parsed.models,
+        stream: typeof parsed === "string" ? false : parsed.stream,
+        body,
+        headers: request.headers,
+        receivedAt,
+        attempt: fields.attempt,
+        step: fields.step
+      })
+    }
+
+    if (options.apiKey !== undefined) {
+      const presented = protocol === "openai" ? request.headers["authorization"] : request.headers["ws-secret"]
+      const expected = protocol === "openai" ? `Bearer ${options.apiKey}` : options.apiKey
+      if (presented !== expected) {
+        record({ model: null, attempt: null, step: null })
+        return protocolError(
+          protocol,
+          401,
+          protocol === "openai" ? defaultError(401, "") : { message: "Unauthorized", type: "", code: null },
+          id
+        )
+      }
+    }
+    if (typeof parsed === "string") {
+      record({ model: null, attempt: null, step: null })
+      return protocolError(protocol, 400, { message: parsed, type: "invalid_request_error", code: null }, id)
+    }
+    const served = parsed.served!
+    const steps = UpstreamScript.stepsFor(script, served.model)
+    if (steps === undefined) {
+      record({ model: served.model, attempt: null, step: null })
+      return protocol === "openai"
+        ? protocolError(protocol, 404, defaultError(404, served.model), id)
+        : protocolError(protocol, 406, defaultError(406, served.model), id)
+    }
+    const attempt = counters.get(served.model) ?? 0
+    counters.set(served.model, attempt + 1)
+    const step = UpstreamScript.stepAt(script, served.model, attempt)!
+    record({ model: served.model, attempt, step })
+    return render(step, {
+      protocol,
+      model: served.model,
+      provider: served.provider,
+      stream: parsed.stream,
+      id,
+      created: Math.floor(receivedAt / 1000),
+      requestedUsage: parsed.requestedUsage,
+      wire: serverWire
+    })
+  }
+
+  return {
+    dispatch,
+    requests: () => records.slice(),
+    attempts: (model) => counters.get(model) ?? 0,
+    reset: (next) => {
+      if (next !== undefined) {
+        script = next
+      }
+      counters = new Map()
+      records = []
+      requestCounter = 0
+    }
+  }
+}
