@@ -12,6 +12,8 @@ import { Attempt } from "./Attempt.js"
  * @category Schemas
  */
 export const Started = Schema.TaggedStruct("Started", {
+  /** The response id, when the provider sent one. */
+  id: Schema.optional(Schema.String),
   model: Schema.String,
   provider: Schema.String,
   /** The attempts before this stream opened, ending with the one that opened it. */

@@ -159,7 +159,7 @@ const decodeResponse = (call: Call, body: unknown): Either.Either<ResponseData, 
 }
 
 const streamDecoder = (call: Call): StreamDecoder => {
-  let served: { model: string; provider: string } | undefined
+  let served: { model: string; provider: string; id?: string } | undefined
   const onEvent = (event: { readonly data: string }, out: Array<ChatChunk>): EventOutcome => {
     const data = event.data
     if (data === "[DONE]") return "done"
@@ -173,7 +173,9 @@ const streamDecoder = (call: Call): StreamDecoder => {
       return { _tag: "InBandError", payload: json }
     }
     if (!chunkValidator.is(json)) return { _tag: "Malformed", reason: chunkValidator.explain(json) }
-    if (served === undefined) served = { model: json.model ?? call.model, provider: call.provider }
+    if (served === undefined) {
+      served = { model: json.model ?? call.model, provider: call.provider, ...(json.id === undefined ? {} : { id: json.id }) }
+    }
     const choices = json.choices
     if (choices !== undefined) {
       for (let i = 0; i < choices.length; i++) {

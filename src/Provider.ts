@@ -89,7 +89,7 @@ export interface StreamDecoder {
   /** Appends the chunks this event carries to `out`. */
   readonly onEvent: (event: SseEvent, out: Array<ChatChunk>) => EventOutcome
   /** The model and provider the server says are answering, once it has said so. */
-  readonly served: () => { readonly model: string; readonly provider: string } | undefined
+  readonly served: () => { readonly model: string; readonly provider: string; readonly id?: string } | undefined
 }
 
 /**

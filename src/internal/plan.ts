@@ -215,7 +215,7 @@ export const run = <A>(
           yield* giveUp(attemptNo > 1 ? `retries spent after ${attemptNo} attempts` : undefined)
           break
         }
-        let wait = Math.max(0, Intervals.start(decision.intervals) - attemptEnd)
+        let wait = Math.max(0, Math.round(Intervals.start(decision.intervals) - attemptEnd))
         let skip: string | undefined
         const retryAfter = error.retryAfterMillis
         if (retryAfter !== undefined) {

@@ -1,0 +1,83 @@
+/**
+ * effect-llm-router: one routed LLM call over an ordered list of models, with typed errors, retries, fallback and
+ * safe streaming, for Effect applications.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * The trail: one record per attempt of a routed call.
+ *
+ * @since 0.1.0
+ */
+export * as Attempt from "./Attempt.js"
+
+/**
+ * The values of a routed stream.
+ *
+ * @since 0.1.0
+ */
+export * as ChatChunk from "./ChatChunk.js"
+
+/**
+ * The chat request, in OpenAI Chat Completions vocabulary.
+ *
+ * @since 0.1.0
+ */
+export * as ChatRequest from "./ChatRequest.js"
+
+/**
+ * The routed call's answer.
+ *
+ * @since 0.1.0
+ */
+export * as ChatResponse from "./ChatResponse.js"
+
+/**
+ * The GPTRouter wire protocol.
+ *
+ * @since 0.1.0
+ */
+export * as GptRouter from "./GptRouter.js"
+
+/**
+ * One entry of the priority list.
+ *
+ * @since 0.1.0
+ */
+export * as Model from "./Model.js"
+
+/**
+ * The OpenAI Chat Completions wire protocol.
+ *
+ * @since 0.1.0
+ */
+export * as OpenAiCompatible from "./OpenAiCompatible.js"
+
+/**
+ * What a wire protocol implements.
+ *
+ * @since 0.1.0
+ */
+export * as Provider from "./Provider.js"
+
+/**
+ * Retry within one model.
+ *
+ * @since 0.1.0
+ */
+export * as RetryPolicy from "./RetryPolicy.js"
+
+/**
+ * The router service, `generate`, `stream` and the seed's `completionWithRetry`.
+ *
+ * @since 0.1.0
+ */
+export * as Router from "./Router.js"
+
+/**
+ * Typed errors, one per failure mode.
+ *
+ * @since 0.1.0
+ */
+export * as RouterError from "./RouterError.js"

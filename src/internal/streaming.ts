@@ -1,0 +1,157 @@
+/**
+ * A routed stream. Retries and fallback happen only before the first content: the plan's attempt opens the response
+ * and reads until a content chunk (or the end) arrives. From then on the output is final; a failure ends the stream
+ * with `StreamInterrupted`, carrying what arrived, and is never retried, spliced or duplicated.
+ *
+ * @internal
+ */
+import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { Attempt } from "../Attempt.js"
+import type { ChatChunk } from "../ChatChunk.js"
+import type { ChatRequest } from "../ChatRequest.js"
+import type { Model } from "../Model.js"
+import type { Call } from "../Provider.js"
+import * as RouterError from "../RouterError.js"
+import { Accumulator } from "./accumulator.js"
+import * as plan from "./plan.js"
+import * as transport from "./transport.js"
+
+/** @internal */
+export interface StreamConfig {
+  readonly plan: plan.PlanConfig
+  readonly context: (model: Model) => transport.Context
+  readonly firstTokenTimeoutMillis: number | undefined
+  readonly stallTimeoutMillis: number | undefined
+  readonly maxEventBytes: number
+}
+
+interface Opened {
+  readonly reader: transport.BodyReader
+  readonly first: ReadonlyArray<ChatChunk>
+}
+
+const isContent = (chunk: ChatChunk): boolean => chunk._tag !== "Usage" && chunk._tag !== "Started"
+
+const openUntilContent = (config: StreamConfig) => (call: Call, model: Model) =>
+  Effect.flatMap(transport.openStream(config.context(model), call, config.maxEventBytes), (reader) => {
+    const first: Array<ChatChunk> = []
+    const loop: Effect.Effect<Opened, RouterError.AttemptError> = Effect.flatMap(
+      Effect.mapError(reader.next, (failure) => failure.error),
+      (batch) => {
+        if (batch === undefined) return Effect.succeed({ reader, first })
+        let content = false
+        for (let i = 0; i < batch.length; i++) {
+          first.push(batch[i]!)
+          if (isContent(batch[i]!)) content = true
+        }
+        return content ? Effect.succeed({ reader, first }) : loop
+      }
+    )
+    return loop
+  })
+
+const interrupted = (
+  acc: Accumulator,
+  reason: RouterError.StreamInterrupted["reason"],
+  cause: RouterError.AttemptError | undefined,
+  trail: ReadonlyArray<Attempt>
+) =>
+  new RouterError.StreamInterrupted({
+    provider: acc.provider,
+    model: acc.model,
+    reason,
+    text: acc.text(),
+    toolCalls: acc.toolCalls(),
+    ...(acc.usage === undefined ? {} : { usage: acc.usage }),
+    chunks: acc.chunks,
+    ...(cause === undefined ? {} : { cause }),
+    trail
+  }, { disableValidation: true })
+
+/** @internal */
+export const stream = (
+  config: StreamConfig,
+  request: ChatRequest
+): Stream.Stream<ChatChunk, RouterError.RouterStreamError> =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    const timeoutMillis = config.firstTokenTimeoutMillis ?? config.plan.attemptTimeoutMillis
+    const opened = yield* plan.run(
+      { ...config.plan, attemptTimeoutMillis: timeoutMillis },
+      request,
+      true,
+      openUntilContent(config),
+      config.firstTokenTimeoutMillis === undefined ? "attempt" : "first-token"
+    )
+    // The winning attempt's scope holds the open response; it lives as long as the consumer's stream.
+    yield* Effect.addFinalizer((exit) => Scope.close(opened.scope, Exit.isSuccess(exit) ? Exit.void : exit))
+    const { first, reader } = opened.value
+    const served = reader.decoder.served()
+    const started: ChatChunk = {
+      _tag: "Started",
+      ...(served?.id === undefined ? {} : { id: served.id }),
+      model: served?.model ?? opened.model.name,
+      provider: served?.provider ?? opened.model.provider,
+      trail: opened.trail
+    }
+    const acc = new Accumulator()
+    acc.add(started)
+    for (let i = 0; i < first.length; i++) acc.add(first[i]!)
+    const call = { provider: acc.provider, model: acc.model, attempt: opened.trail[opened.trail.length - 1]?.attempt ?? 1 }
+
+    const stall = config.stallTimeoutMillis
+    const next: Effect.Effect<ReadonlyArray<ChatChunk> | undefined, transport.BodyFailure | "stall"> =
+      stall === undefined
+        ? reader.next
+        : Effect.timeoutFail(reader.next, { duration: Duration.millis(stall), onTimeout: () => "stall" as const })
+
+    const pull: Effect.Effect<Chunk.Chunk<ChatChunk>, Option.Option<RouterError.StreamInterrupted>> = Effect.matchEffect(
+      next,
+      {
+        onFailure: (failure) => {
+          if (failure === "stall") {
+            const cause = new RouterError.Timeout({
+              ...call,
+              phase: "stall",
+              afterMillis: stall ?? 0
+            }, { disableValidation: true })
+            return Effect.fail(Option.some(interrupted(acc, "stall", cause, opened.trail)))
+          }
+          return Effect.fail(Option.some(interrupted(acc, failure.reason, failure.error, opened.trail)))
+        },
+        onSuccess: (batch) => {
+          if (batch === undefined) return Effect.fail(Option.none())
+          for (let i = 0; i < batch.length; i++) acc.add(batch[i]!)
+          return Effect.succeed(Chunk.unsafeFromArray(batch as Array<ChatChunk>))
+        }
+      }
+    )
+    const head = Stream.fromChunk(Chunk.unsafeFromArray([started, ...first]))
+    return Stream.concat(head, Stream.repeatEffectChunkOption(pull))
+  }))
+
+/**
+ * A stream folded into the response `generate` returns.
+ *
+ * @internal
+ */
+export const collect = <E, R>(self: Stream.Stream<ChatChunk, E, R>) =>
+  Effect.suspend(() => {
+    const acc = new Accumulator()
+    let id = ""
+    return Effect.map(
+      Stream.runForEachChunk(self, (chunk) =>
+        Effect.sync(() => {
+          for (const c of chunk) {
+            if (c._tag === "Started" && c.id !== undefined) id = c.id
+            acc.add(c)
+          }
+        })),
+      () => acc.toResponse(id)
+    )
+  })
