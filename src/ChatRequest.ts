@@ -117,7 +117,10 @@ const Penalty = Schema.Number.pipe(Schema.between(-2, 2))
  * @category Schemas
  */
 export const ChatRequest = Schema.Struct({
-  messages: Schema.NonEmptyArray(Message).annotations({ message: () => "at least one message is required" }),
+  // Non-empty is checked at run time, not in the type, so that an ordinary `Array<Message>` can be passed.
+  messages: Schema.Array(Message).pipe(
+    Schema.minItems(1, { message: () => "at least one message is required" })
+  ),
   temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
   max_tokens: Schema.optional(Schema.Int.pipe(Schema.positive())),
   n: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))),
