@@ -24,7 +24,7 @@ import * as streaming from "./internal/streaming.js"
 import * as transport from "./internal/transport.js"
 import * as Model from "./Model.js"
 import * as OpenAiCompatible from "./OpenAiCompatible.js"
-import type { Endpoint } from "./Provider.js"
+import type { Endpoint, ResponseData } from "./Provider.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 import * as RouterError from "./RouterError.js"
 
@@ -207,7 +207,9 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       Effect.flatMap(
         Effect.tracer,
         (tracer) =>
-          tracer === builtInTracer ? effect : Effect.locallyWith(effect, redactedNames, (names) => [...names, "ws-secret"])
+          tracer === builtInTracer
+            ? effect
+            : Effect.locallyWith(effect, redactedNames, (names) => [...names, "ws-secret"])
       )
 
     const generate = (request: ChatRequest.ChatRequest): Effect.Effect<ChatResponse, RouterError.RouterError> =>
@@ -221,7 +223,9 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
             traced ? tracedPlan : quietPlan,
             validated.right,
             false,
-            (call, model) => transport.generate(context(model), call),
+            traced
+              ? (call, model) => Effect.tap(transport.generate(context(model), call), annotateUsage)
+              : (call, model) => transport.generate(context(model), call),
             "attempt"
           ),
           (success) => {
@@ -259,6 +263,12 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       }))
 
     return { models, generate, stream } satisfies Service
+  })
+
+const annotateUsage = (data: ResponseData) =>
+  data.usage === undefined ? Effect.void : Effect.annotateCurrentSpan({
+    "llm.usage.prompt_tokens": data.usage.promptTokens,
+    "llm.usage.completion_tokens": data.usage.completionTokens
   })
 
 const annotateResponse = (response: ChatResponse) =>

@@ -16,7 +16,8 @@ export interface CallInfo {
 const EXCERPT_LENGTH = 400
 
 // Key shapes of the common providers, redacted even when the server echoes a key we did not send.
-const keyPattern = /\b(sk-[A-Za-z0-9_-]{6,}|sk-ant-[A-Za-z0-9_-]{6,}|gsk_[A-Za-z0-9]{6,}|Bearer\s+[A-Za-z0-9._~+/-]{6,}=*)/g
+const keyPattern =
+  /\b(sk-[A-Za-z0-9_-]{6,}|sk-ant-[A-Za-z0-9_-]{6,}|gsk_[A-Za-z0-9]{6,}|Bearer\s+[A-Za-z0-9._~+/-]{6,}=*)/g
 
 /** @internal */
 export const makeRedactor = (secrets: ReadonlyArray<Redacted.Redacted<string>>): (text: string) => string => {
@@ -100,6 +101,8 @@ const tagFromDetails = (details: ErrorDetails): AttemptTag | undefined => {
   if (/model_not_found/.test(words)) return "ModelNotFound"
   if (/rate_limit|rate-limit|too_many_requests/.test(words)) return "RateLimited"
   if (/overloaded|unavailable/.test(words)) return "ServiceUnavailable"
+  // GPTRouter answers 400 "No models available" when none of the models sent is healthy: another model may be.
+  if (/no models? (is |are )?available/.test(message)) return "ServiceUnavailable"
   if (/timeout/.test(words)) return "Timeout"
   if (/server_error|internal/.test(words)) return "ServerError"
   return undefined
@@ -224,6 +227,8 @@ const refines = (byStatus: AttemptTag, byDetails: AttemptTag): boolean => {
     case "ContentFiltered":
       return byStatus === "BadRequest"
     case "ModelNotFound":
+      return byStatus === "BadRequest"
+    case "ServiceUnavailable":
       return byStatus === "BadRequest"
     default:
       return false

@@ -152,14 +152,22 @@ export const run = <A>(
           })
         }
         if (config.traced) {
-          attempt = Effect.withSpan(attempt, "effect-llm-router.attempt", {
-            attributes: {
-              "llm.model": model.name,
-              "llm.provider": model.provider,
-              "llm.attempt": attemptNo,
-              "llm.attempt.index": trail.length + 1
+          attempt = Effect.withSpan(
+            Effect.tapBoth(attempt, {
+              onFailure: (e) =>
+                Effect.annotateCurrentSpan("llm.outcome", e._tag === "DeadlineCut" ? "DeadlineExceeded" : e._tag),
+              onSuccess: () => Effect.annotateCurrentSpan("llm.outcome", "success")
+            }),
+            "effect-llm-router.attempt",
+            {
+              attributes: {
+                "llm.model": model.name,
+                "llm.provider": model.provider,
+                "llm.attempt": attemptNo,
+                "llm.attempt.index": trail.length + 1
+              }
             }
-          })
+          )
         }
         const result = yield* Effect.either(Effect.onExit(attempt, (exit) =>
           // Success leaves the scope open for the caller (a stream's body); anything else closes it now, which
@@ -199,7 +207,10 @@ export const run = <A>(
 
         const giveUp = (note: string | undefined) =>
           canFallBack
-            ? Effect.as(record({ ...attemptRecord, outcome: "fallback", ...(note === undefined ? {} : { note }) }), true)
+            ? Effect.as(
+              record({ ...attemptRecord, outcome: "fallback", ...(note === undefined ? {} : { note }) }),
+              true
+            )
             : Effect.zipRight(
               record({ ...attemptRecord, outcome: "failed", ...(note === undefined ? {} : { note }) }),
               Effect.fail(RouterError.withTrail(error, [...trail]))
