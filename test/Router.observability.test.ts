@@ -1,0 +1,148 @@
+import { FetchHttpClient } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Logger, Option, Redacted, Tracer } from "effect"
+import type { Exit } from "effect"
+import { GptRouter, Model, OpenAiCompatible, Router } from "../src/index.js"
+import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
+import * as Script from "../src/testing/UpstreamScript.js"
+
+const SECRET = "sk-observability-secret-0123456789"
+
+interface Recorded {
+  readonly name: string
+  readonly attributes: Map<string, unknown>
+  readonly parent: string | undefined
+  ended: boolean
+}
+
+// A tracer that keeps every span, to read the router's spans back.
+const recordingTracer = () => {
+  const spans: Array<Recorded> = []
+  let id = 0
+  const tracer = Tracer.make({
+    span(name, parent, context, links, startTime, kind) {
+      const record: Recorded = {
+        name,
+        attributes: new Map(),
+        parent: Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined,
+        ended: false
+      }
+      spans.push(record)
+      const spanId = `span${++id}`
+      const span: Tracer.Span = {
+        _tag: "Span",
+        name,
+        spanId,
+        traceId: "trace",
+        parent,
+        context,
+        status: { _tag: "Started", startTime },
+        attributes: record.attributes,
+        links,
+        sampled: true,
+        kind,
+        end(_endTime: bigint, _exit: Exit.Exit<unknown, unknown>) {
+          record.ended = true
+        },
+        attribute(key, value) {
+          record.attributes.set(key, value)
+        },
+        event() {},
+        addLinks() {}
+      }
+      return span
+    },
+    context: (f) => f()
+  })
+  return { spans, tracer }
+}
+
+const fastRetry = { minDelay: "1 millis", maxDelay: "2 millis", initialDelay: "1 millis", maxAttempts: 3 } as const
+
+describe("observability", () => {
+  it.live("the routed call and each attempt run in spans naming model, provider, attempt, outcome and tokens", () =>
+    Effect.gen(function*() {
+      const upstream = yield* SimulatedUpstream.make({
+        script: {
+          "m": [Script.unavailable(), Script.succeed({ text: "ok", usage: { promptTokens: 7, completionTokens: 3 } })]
+        }
+      })
+      const endpoint = OpenAiCompatible.endpoint({ baseUrl: upstream.openAiBaseUrl, apiKey: Redacted.make(SECRET) })
+      const router = yield* Router.make({ models: [Model.make({ name: "m", endpoint })], retry: fastRetry })
+      const { spans, tracer } = recordingTracer()
+      const response = yield* router.generate({ messages: [{ role: "user", content: "hi" }] }).pipe(
+        Effect.withTracer(tracer)
+      )
+      expect(response.text).toBe("ok")
+      const call = spans.filter((s) => s.name === "effect-llm-router.generate")
+      expect(call).toHaveLength(1)
+      expect(call[0]!.attributes.get("llm.response.model")).toBe("m")
+      expect(call[0]!.attributes.get("llm.attempts")).toBe(2)
+      const attempts = spans.filter((s) => s.name === "effect-llm-router.attempt")
+      expect(attempts.map((s) => [s.attributes.get("llm.attempt"), s.attributes.get("llm.outcome")])).toEqual([
+        [1, "ServiceUnavailable"],
+        [2, "success"]
+      ])
+      for (const s of attempts) {
+        expect(s.attributes.get("llm.model")).toBe("m")
+        expect(s.attributes.get("llm.provider")).toBe("openai")
+        expect(s.parent).toBe("effect-llm-router.generate")
+        expect(s.ended).toBe(true)
+      }
+      expect(attempts[1]!.attributes.get("llm.usage.prompt_tokens")).toBe(7)
+      expect(attempts[1]!.attributes.get("llm.usage.completion_tokens")).toBe(3)
+      // The HTTP client's own spans are kept when a tracer is installed.
+      expect(spans.filter((s) => s.parent === "effect-llm-router.attempt").length).toBeGreaterThanOrEqual(2)
+    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
+
+  it.live("no span attribute carries a key, for a bearer key or GPTRouter's ws-secret", () =>
+    Effect.gen(function*() {
+      const upstream = yield* SimulatedUpstream.make({
+        script: { "a": [Script.unavailable({ message: `bad key ${SECRET}` })], "b": [Script.succeed()] }
+      })
+      const openai = OpenAiCompatible.endpoint({ baseUrl: upstream.openAiBaseUrl, apiKey: Redacted.make(SECRET) })
+      const gpt = GptRouter.endpoint({ baseUrl: upstream.gptRouterBaseUrl, apiKey: Redacted.make(SECRET) })
+      const router = yield* Router.make({
+        models: [Model.make({ name: "a", endpoint: openai }), Model.make({ name: "b", endpoint: gpt })],
+        retry: { ...fastRetry, maxAttempts: 1 }
+      })
+      const { spans, tracer } = recordingTracer()
+      yield* router.generate({ messages: [{ role: "user", content: "hi" }] }).pipe(Effect.withTracer(tracer))
+      const headerAttributes = spans.flatMap((s) => [...s.attributes.keys()]).filter((k) => k.includes("header"))
+      expect(headerAttributes.some((k) => k.endsWith("ws-secret"))).toBe(true)
+      expect(headerAttributes.some((k) => k.endsWith("authorization"))).toBe(true)
+      for (const s of spans) {
+        for (const [key, value] of s.attributes) expect(`${key}=${String(value)}`).not.toContain(SECRET)
+      }
+    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
+
+  it.live("each retry logs a warning naming the model, failure tag and wait, and no key", () =>
+    Effect.gen(function*() {
+      const upstream = yield* SimulatedUpstream.make({
+        script: { "m": [Script.rateLimited({ retryAfterMs: 20, message: SECRET }), Script.succeed()] }
+      })
+      const endpoint = OpenAiCompatible.endpoint({ baseUrl: upstream.openAiBaseUrl, apiKey: Redacted.make(SECRET) })
+      const router = yield* Router.make({ models: [Model.make({ name: "m", endpoint })], retry: fastRetry })
+      const lines: Array<{ level: string; message: string; annotations: Record<string, unknown> }> = []
+      const logger = Logger.make(({ annotations, logLevel, message }) => {
+        lines.push({
+          level: logLevel.label,
+          message: String(Array.isArray(message) ? message.join(" ") : message),
+          annotations: Object.fromEntries(annotations)
+        })
+      })
+      yield* router.generate({ messages: [{ role: "user", content: "hi" }] }).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
+      const warnings = lines.filter((l) => l.level === "WARN")
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]!.message).toBe("Retrying openai/m in 20ms after RateLimited (attempt 1)")
+      expect(warnings[0]!.annotations).toMatchObject({
+        model: "m",
+        provider: "openai",
+        error: "RateLimited",
+        waitMillis: 20
+      })
+      expect(JSON.stringify(lines)).not.toContain(SECRET)
+    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
+})
