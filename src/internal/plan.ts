@@ -213,7 +213,8 @@ export const run = <A>(
             )
             : Effect.zipRight(
               record({ ...attemptRecord, outcome: "failed", ...(note === undefined ? {} : { note }) }),
-              Effect.fail(RouterError.withTrail(error, [...trail]))
+              // Suspended: the trail is copied after `record` has added this attempt.
+              Effect.suspend(() => Effect.fail(RouterError.withTrail(error, [...trail])))
             )
 
         if (!policy.retryOn.has(error._tag)) {
