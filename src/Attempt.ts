@@ -89,3 +89,61 @@ const describeError = (error: AttemptError): string => {
   const status = error.status === undefined ? "" : ` ${error.status}`
   return `${error._tag}${status}`
 }
+
+/**
+ * One attempt as one readable line, for live progress from `onAttempt`, e.g.
+ * `openai/gpt-4o #1: 429 rate limited, server asked to wait 1s → retry in 1s`.
+ *
+ * @since 0.1.0
+ * @category Formatting
+ */
+export const formatAttempt = (attempt: Attempt): string => {
+  const what = attempt.error === undefined
+    ? `ok after ${formatMillis(attempt.durationMillis)}`
+    : explainError(attempt.error)
+  const next = attempt.outcome === "retry"
+    ? `retry in ${formatMillis(attempt.waitMillis ?? 0)}`
+    : attempt.outcome === "fallback"
+    ? "next model"
+    : attempt.outcome === "failed"
+    ? "gave up"
+    : "served"
+  const note = attempt.note === undefined ? "" : ` (${attempt.note})`
+  return `${attempt.provider}/${attempt.model} #${attempt.attempt}: ${what} → ${next}${note}`
+}
+
+// Reasons come from transports and servers: keep them to one short line.
+const oneLine = (text: string): string => {
+  const flat = text.replace(/\s+/g, " ").trim()
+  return flat.length > 120 ? `${flat.slice(0, 119)}…` : flat
+}
+
+const explainError = (error: AttemptError): string => {
+  let what: string
+  switch (error._tag) {
+    case "Timeout": {
+      const after = error.afterMillis === undefined ? "" : formatMillis(error.afterMillis)
+      what = error.phase === "first-token"
+        ? `no first token within ${after}`
+        : error.phase === "stall"
+        ? `stalled for ${after}`
+        : error.phase === "server"
+        ? "server timeout"
+        : `timed out after ${after}`
+      break
+    }
+    case "NetworkError":
+      what = `network error (${oneLine(error.reason)})`
+      break
+    case "MalformedResponse":
+      what = `malformed response (${oneLine(error.reason)})`
+      break
+    default:
+      what = error._tag.replace(/(?<=[a-z])(?=[A-Z])/g, " ").toLowerCase()
+  }
+  const status = error.status === undefined ? "" : `${error.status} `
+  const wait = error.retryAfterMillis === undefined
+    ? ""
+    : `, server asked to wait ${formatMillis(error.retryAfterMillis)}`
+  return `${status}${what}${wait}`
+}
