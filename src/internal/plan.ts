@@ -239,7 +239,14 @@ export const run = <A>(
           }
         }
         if (skip === undefined && attemptEnd + wait >= deadlineAt) {
-          skip = `waiting ${formatMillis(wait)} would pass the deadline`
+          const note = `waiting ${formatMillis(wait)} would pass the deadline`
+          if (!canFallBack) {
+            // Nothing else to try within the deadline: the deadline ends the call (now, rather than after a sleep
+            // that could not lead to an attempt), and this attempt's error is in the trail.
+            yield* record({ ...attemptRecord, outcome: "failed", note })
+            return yield* Effect.fail(deadlineExceeded())
+          }
+          skip = note
         }
         if (skip !== undefined) {
           yield* giveUp(skip)
