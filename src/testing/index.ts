@@ -12,3 +12,10 @@
  * @since 0.1.0
  */
 export * as UpstreamScript from "./UpstreamScript.js"
+
+/**
+ * An in-memory `HttpClient` that plays the same scripts on the Effect clock, so `TestClock` drives every latency.
+ *
+ * @since 0.1.0
+ */
+export * as FakeHttpClient from "./FakeHttpClient.js"
