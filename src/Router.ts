@@ -10,8 +10,10 @@ import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Attempt } from "./Attempt.js"
 import type { ChatChunk } from "./ChatChunk.js"
@@ -218,7 +220,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
         if (validated._tag === "Left") return Effect.fail(validated.left)
         const traced = tracer !== builtInTracer
         const context = traced ? tracedContext : quietContext
-        const call = Effect.map(
+        const call = Effect.flatMap(
           plan.run(
             traced ? tracedPlan : quietPlan,
             validated.right,
@@ -230,14 +232,18 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
           ),
           (success) => {
             const data = success.value
-            return new ChatResponse({
-              id: data.id,
-              model: data.model,
-              provider: data.provider,
-              choices: data.choices,
-              ...(data.usage === undefined ? {} : { usage: data.usage }),
-              trail: success.trail
-            }, { disableValidation: true })
+            // The body is read; closing the attempt's scope releases its request (a no-op abort).
+            return Effect.as(
+              Scope.close(success.scope, Exit.void),
+              new ChatResponse({
+                id: data.id,
+                model: data.model,
+                provider: data.provider,
+                choices: data.choices,
+                ...(data.usage === undefined ? {} : { usage: data.usage }),
+                trail: success.trail
+              }, { disableValidation: true })
+            )
           }
         )
         return traced

@@ -245,12 +245,10 @@ export class ServerError extends Schema.TaggedError<ServerError>("effect-llm-rou
  * @since 0.1.0
  * @category Errors
  */
-export class ServiceUnavailable
-  extends Schema.TaggedError<ServiceUnavailable>("effect-llm-router/ServiceUnavailable")(
-    "ServiceUnavailable",
-    AttemptFields
-  )
-{
+export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>("effect-llm-router/ServiceUnavailable")(
+  "ServiceUnavailable",
+  AttemptFields
+) {
   /** @since 0.1.0 */
   readonly [TypeId]: TypeId = TypeId
   /** @since 0.1.0 */
@@ -392,10 +390,14 @@ export class DeadlineExceeded extends Schema.TaggedError<DeadlineExceeded>("effe
   readonly [TypeId]: TypeId = TypeId
   /** @since 0.1.0 */
   override get message(): string {
-    const during = this.model === undefined ? "" : ` during ${this.provider}/${this.model}`
-    return `deadline of ${formatMillis(this.deadlineMillis)} exceeded${during} after ${
-      this.trail?.length ?? 0
-    } attempt(s)`
+    const attempts = this.trail?.length ?? 0
+    return this.model === undefined
+      ? `deadline of ${
+        formatMillis(this.deadlineMillis)
+      }: no time left for another attempt after ${attempts} attempt(s)`
+      : `deadline of ${
+        formatMillis(this.deadlineMillis)
+      } exceeded during ${this.provider}/${this.model} after ${attempts} attempt(s)`
   }
 }
 
