@@ -1,0 +1,227 @@
+/**
+ * `npm start`: one streaming call routed over a priority list of three models.
+ *
+ * With no flags it runs against a simulated upstream started in-process (no network, no keys), scripted so that
+ * every kind of recovery shows: model 1 is rate limited with `Retry-After` (one honoured wait, then fallback),
+ * model 2 fails twice with 503 and then goes silent after its headers (a first-token timeout cuts it off), and
+ * model 3, on the other wire protocol, streams the answer live. Then it prints the attempt timeline.
+ *
+ * Real endpoints instead:
+ *   npm start -- --models openai:gpt-4o-mini,gptrouter:anthropic/claude-3-haiku-20240307 --prompt "Hi"
+ * with OPENAI_API_KEY / GPT_ROUTER_API_KEY set, and optionally --openai-base-url (OPENAI_BASE_URL),
+ * --gptrouter-base-url (GPT_ROUTER_API_BASE). A base URL (flag or variable) or --models switches to real endpoints;
+ * a key alone does not.
+ */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import { parseArgs } from "node:util"
+import { modelsFor, parseModelSpec, terminalLogger } from "../src/cli/cli.js"
+import type { ModelSpec } from "../src/cli/cli.js"
+import { Attempt, GptRouter, Model, OpenAiCompatible, RetryPolicy, Router } from "../src/index.js"
+import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
+import * as Script from "../src/testing/UpstreamScript.js"
+
+const out = (text: string) => process.stdout.write(text)
+
+const usage =
+  `Usage: npm start [-- --models via:name,via:name,... --prompt TEXT --openai-base-url URL --gptrouter-base-url URL]
+  via is openai (OpenAI-compatible) or gptrouter; keys come from OPENAI_API_KEY and GPT_ROUTER_API_KEY.
+  With no models and no base URL, the demo runs against a simulated upstream.
+`
+
+const defaultPrompt = "In a few sentences: why should an LLM app route over several models?"
+
+const simulatedAnswer = "Because any single model will fail you sooner or later. " +
+  "The first one here was rate limited, so the router honoured its Retry-After once and then moved on; " +
+  "the second one returned 503 twice and then went silent, until the first-token timeout cut it off. " +
+  "I am the third model, on another protocol, and since nothing had been streamed before me, " +
+  "you are reading one clean answer rather than a spliced one."
+
+// Two attempts per model, short exponential waits without jitter so the timeline reads cleanly.
+const retry = {
+  maxAttempts: 2,
+  initialDelay: Duration.millis(250),
+  minDelay: Duration.millis(250),
+  maxDelay: Duration.seconds(2),
+  jitter: 0
+}
+
+interface Setup {
+  readonly where: string
+  readonly models: ReadonlyArray<Model.Model>
+  /** One line per model: how it is reached and, when simulated, what it will do. */
+  readonly roles: ReadonlyArray<string>
+  readonly firstToken: Duration.DurationInput
+}
+
+const simulated = Effect.gen(function*() {
+  const apiKey = "sk-demo-not-a-real-key"
+  const chunks = simulatedAnswer.match(/\S+\s*/g) ?? [simulatedAnswer]
+  const upstream = yield* SimulatedUpstream.make({
+    apiKey,
+    script: {
+      "gpt-4o": [Script.rateLimited({ retryAfter: "1" })],
+      "gpt-4o-mini": [
+        Script.unavailable(),
+        Script.unavailable(),
+        // Keep-alive comments arrive, but they are not tokens: the first-token timeout still fires.
+        Script.hang({ stage: "first-token", wire: { keepAliveEveryMs: 300 } })
+      ],
+      "claude-3-haiku-20240307": [
+        Script.succeed({ chunks, chunkDelayMs: 40, usage: { promptTokens: 31, completionTokens: chunks.length } })
+      ]
+    }
+  })
+  const openai = OpenAiCompatible.endpoint({ baseUrl: upstream.openAiBaseUrl, apiKey: Redacted.make(apiKey) })
+  const gptRouter = GptRouter.endpoint({ baseUrl: upstream.gptRouterBaseUrl, apiKey: Redacted.make(apiKey) })
+  return {
+    where: `a simulated upstream at ${upstream.url} (in-process: no network, no keys)`,
+    models: [
+      Model.make({ name: "gpt-4o", endpoint: openai }),
+      Model.make({
+        name: "gpt-4o-mini",
+        endpoint: openai,
+        retry: RetryPolicy.exponential({ ...retry, maxAttempts: 3 })
+      }),
+      Model.make({ name: "claude-3-haiku-20240307", provider: "anthropic", endpoint: gptRouter })
+    ],
+    roles: [
+      "scripted: 429 with Retry-After: 1, every time (2 attempts)",
+      "scripted: 503, 503, then silence after the headers (3 attempts)",
+      "scripted: answers, streamed word by word"
+    ],
+    firstToken: "1.5 seconds"
+  } satisfies Setup
+})
+
+const real = (specs: ReadonlyArray<ModelSpec>, flags: { openAiBaseUrl?: string; gptRouterBaseUrl?: string }) =>
+  Effect.map(modelsFor(specs, flags, process.env), (models): Setup => ({
+    where: "real endpoints",
+    models,
+    roles: models.map((m) => `${m.endpoint.baseUrl}`),
+    firstToken: "10 seconds"
+  }))
+
+const protocolName = (model: Model.Model) => model.endpoint.protocol === "gptrouter" ? "GPTRouter" : "OpenAI-compatible"
+
+const seconds = (millis: number) => `${(millis / 1000).toFixed(2)}s`
+
+const demo = (setup: Setup, prompt: string) =>
+  Effect.gen(function*() {
+    out(`effect-llm-router demo: one streaming call over a priority list, against ${setup.where}\n\nPriority list\n`)
+    const width = Math.max(...setup.models.map((m) => `${m.provider}/${m.name}`.length))
+    setup.models.forEach((m, i) => {
+      out(`  ${i + 1}. ${`${m.provider}/${m.name}`.padEnd(width)}  ${protocolName(m).padEnd(17)}  ${setup.roles[i]}\n`)
+    })
+    out(`\nPrompt: ${prompt}\n\nAttempts (as they end)\n`)
+
+    let startedAt = 0
+    const router = yield* Router.make({
+      models: setup.models,
+      retry,
+      timeout: { firstToken: setup.firstToken, deadline: "12 seconds" },
+      onAttempt: (attempt) => {
+        out(`  +${seconds(attempt.endedAt - startedAt)}  ${Attempt.formatAttempt(attempt)}\n`)
+      }
+    })
+
+    startedAt = Date.now()
+    let firstTokenAt: number | undefined
+    let served: { model: string; provider: string; trail: ReadonlyArray<Attempt.Attempt> } | undefined
+    let usage: { promptTokens: number; completionTokens: number; totalTokens: number } | undefined
+    let text = ""
+    const request = { messages: [{ role: "user" as const, content: prompt }], max_tokens: 300 }
+    yield* Stream.runForEach(router.stream(request), (chunk) =>
+      Effect.sync(() => {
+        switch (chunk._tag) {
+          case "Started":
+            served = chunk
+            out(`\nAnswer from ${chunk.provider}/${chunk.model}\n\n`)
+            return
+          case "TextDelta":
+            firstTokenAt ??= Date.now()
+            text += chunk.text
+            out(chunk.text)
+            return
+          case "Usage":
+            usage = chunk
+            return
+        }
+      }))
+    const endedAt = Date.now()
+    if (!text.endsWith("\n")) out("\n")
+
+    const trail = served?.trail ?? []
+    const servedBy = setup.models.find((m) => m.name === trail.at(-1)?.model)
+    out(`\nTimeline\n${Attempt.formatTimeline(trail).replace(/^/gm, "  ")}\n\n`)
+    const tokens = usage === undefined
+      ? "tokens not reported"
+      : `${usage.totalTokens} tokens (${usage.promptTokens} prompt + ${usage.completionTokens} completion)`
+    out(
+      `Served by ${served?.provider}/${served?.model}${
+        servedBy === undefined ? "" : ` via ${protocolName(servedBy)}`
+      }` +
+        ` on attempt ${trail.length} · ${tokens} · first token after ${
+          seconds((firstTokenAt ?? endedAt) - startedAt)
+        }` +
+        ` · ${seconds(endedAt - startedAt)} in all\n`
+    )
+  })
+
+const main = Effect.gen(function*() {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      models: { type: "string" },
+      prompt: { type: "string" },
+      "openai-base-url": { type: "string" },
+      "gptrouter-base-url": { type: "string" },
+      help: { type: "boolean", short: "h" }
+    },
+    strict: true
+  })
+  if (values.help === true) return out(usage)
+  const env = process.env
+  const openAiBaseUrl = values["openai-base-url"] ?? (env.OPENAI_BASE_URL || undefined)
+  const gptRouterBaseUrl = values["gptrouter-base-url"] ?? (env.GPT_ROUTER_API_BASE || undefined)
+  const prompt = values.prompt ?? defaultPrompt
+  if (values.models === undefined && openAiBaseUrl === undefined && gptRouterBaseUrl === undefined) {
+    return yield* Effect.scoped(Effect.flatMap(simulated, (setup) => demo(setup, prompt)))
+  }
+  // Without --models, one well-known model per configured endpoint.
+  const texts = values.models?.split(",").map((s) => s.trim()).filter((s) => s.length > 0) ?? [
+    ...(openAiBaseUrl === undefined ? [] : ["openai:gpt-4o-mini"]),
+    ...(gptRouterBaseUrl === undefined ? [] : ["gptrouter:anthropic/claude-3-haiku-20240307"])
+  ]
+  const specs: Array<ModelSpec> = []
+  for (const text of texts) {
+    const spec = parseModelSpec(text)
+    if (typeof spec === "string") return yield* Effect.fail(new Error(spec))
+    specs.push(spec)
+  }
+  const setup = yield* real(specs, {
+    ...(openAiBaseUrl === undefined ? {} : { openAiBaseUrl }),
+    ...(gptRouterBaseUrl === undefined ? {} : { gptRouterBaseUrl })
+  })
+  return yield* demo(setup, prompt)
+})
+
+const exit = await Effect.runPromiseExit(
+  main.pipe(
+    Effect.provide(FetchHttpClient.layer),
+    Effect.provide(terminalLogger((line) => process.stderr.write(`  ${line}\n`)))
+  )
+)
+if (Exit.isFailure(exit)) {
+  const failure = Cause.failureOption(exit.cause)
+  const message = failure._tag === "Some"
+    ? failure.value.message
+    : Cause.pretty(exit.cause).split("\n")[0]
+  process.stderr.write(`\ndemo failed: ${message}\n`)
+  process.exitCode = 1
+}

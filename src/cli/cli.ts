@@ -1,0 +1,640 @@
+/**
+ * The `llm-router` command's logic: one chat prompt routed over an ordered list of models, from the command line.
+ * Parsing and running are plain functions over an {@link Io} (no `process` access, no `process.exit`), so the command
+ * can be tested in-process; `main.ts` wires them to the real process.
+ *
+ * @since 0.1.0
+ */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Cause from "effect/Cause"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as HashMap from "effect/HashMap"
+import type * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Stream from "effect/Stream"
+import { parseArgs } from "node:util"
+import * as Attempt from "../Attempt.js"
+import type { ChatChunk } from "../ChatChunk.js"
+import type * as ChatRequest from "../ChatRequest.js"
+import * as GptRouter from "../GptRouter.js"
+import type * as Model from "../Model.js"
+import * as Router from "../Router.js"
+import type * as RouterError from "../RouterError.js"
+
+/**
+ * The exit codes, one per failure mode. When every model fails, the code is that of the last model's failure.
+ *
+ * @since 0.1.0
+ * @category Constants
+ */
+export const exitCodes = {
+  Ok: { code: 0, meaning: "the call was served" },
+  Internal: { code: 1, meaning: "unexpected internal error (a bug: please report it)" },
+  Usage: { code: 2, meaning: "usage or configuration error: bad flag or value, missing model, prompt or key" },
+  InvalidRequest: { code: 3, meaning: "request rejected before sending (e.g. --temperature out of 0..2)" },
+  RateLimited: { code: 4, meaning: "rate limited (HTTP 429)" },
+  QuotaExhausted: { code: 5, meaning: "out of credit (HTTP 402, insufficient_quota)" },
+  AuthenticationFailed: { code: 6, meaning: "key rejected (HTTP 401)" },
+  PermissionDenied: { code: 7, meaning: "key may not use the model (HTTP 403)" },
+  BadRequest: { code: 8, meaning: "the provider rejected the request (HTTP 400, 422, …)" },
+  ContextLengthExceeded: { code: 9, meaning: "the prompt does not fit the model's context" },
+  ContentFiltered: { code: 10, meaning: "refused by the provider's content policy" },
+  ModelNotFound: { code: 11, meaning: "unknown model (HTTP 404)" },
+  ServerError: { code: 12, meaning: "provider error (HTTP 500, 502, 504, …)" },
+  ServiceUnavailable: { code: 13, meaning: "provider overloaded or down (HTTP 503, 529)" },
+  Timeout: { code: 14, meaning: "an attempt timed out (--timeout, --first-token-timeout, HTTP 408)" },
+  NetworkError: { code: 15, meaning: "connection failed (refused, reset, DNS)" },
+  MalformedResponse: { code: 16, meaning: "the provider's answer was not valid" },
+  NoModelAvailable: { code: 17, meaning: "no model could serve the call" },
+  DeadlineExceeded: { code: 18, meaning: "--deadline passed" },
+  StreamInterrupted: { code: 19, meaning: "the stream broke after output began (what was printed is partial)" },
+  Interrupted: { code: 130, meaning: "interrupted (Ctrl-C)" }
+} as const
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type ExitCodeName = keyof typeof exitCodes
+
+/**
+ * The exit code of an error that ends a run.
+ *
+ * @since 0.1.0
+ * @category Constants
+ */
+export const exitCodeOf = (error: RouterError.RouterStreamError | RouterError.RouterConfigError): number =>
+  error._tag === "RouterConfigError" ? exitCodes.Usage.code : exitCodes[error._tag].code
+
+/**
+ * Where a model is served: `openai` (any OpenAI-compatible server) or `gptrouter`.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Via = "openai" | "gptrouter"
+
+/**
+ * One `--model` value, parsed.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ModelSpec {
+  readonly via: Via
+  /** The model name sent to the server. */
+  readonly name: string
+  /** GPTRouter's `providerName` (from `gptrouter:provider/name`). */
+  readonly provider?: string | undefined
+}
+
+/**
+ * Parses `via:name` or `gptrouter:provider/name`. For `openai:` the whole rest is the model name, because
+ * OpenAI-compatible servers such as OpenRouter put slashes in their model names (`openai:meta-llama/llama-3-8b`).
+ * Returns the reason when the value is not valid.
+ *
+ * @since 0.1.0
+ * @category Parsing
+ */
+export const parseModelSpec = (text: string): ModelSpec | string => {
+  const colon = text.indexOf(":")
+  const via = colon < 0 ? "" : text.slice(0, colon)
+  const rest = colon < 0 ? "" : text.slice(colon + 1).trim()
+  if (via !== "openai" && via !== "gptrouter") {
+    return `--model ${JSON.stringify(text)}: expected via:name with via "openai" or "gptrouter" ` +
+      `(e.g. openai:gpt-4o-mini, gptrouter:anthropic/claude-3-haiku-20240307)`
+  }
+  if (via === "openai") {
+    return rest.length === 0 ? `--model ${JSON.stringify(text)}: the model name is empty` : { via, name: rest }
+  }
+  const slash = rest.indexOf("/")
+  const provider = slash < 0 ? undefined : rest.slice(0, slash)
+  const name = slash < 0 ? rest : rest.slice(slash + 1)
+  if (name.length === 0 || provider === "") {
+    return `--model ${JSON.stringify(text)}: expected gptrouter:name or gptrouter:provider/name`
+  }
+  return { via, name, ...(provider === undefined ? {} : { provider }) }
+}
+
+/**
+ * Base URLs given on the command line; they win over the environment.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface EndpointFlags {
+  readonly openAiBaseUrl?: string | undefined
+  readonly gptRouterBaseUrl?: string | undefined
+}
+
+/**
+ * Builds the models of a priority list on endpoints from the flags and the environment (`OPENAI_BASE_URL`,
+ * `OPENAI_API_KEY`, `GPT_ROUTER_API_BASE`, `GPT_ROUTER_API_KEY`; see `Router.endpointsConfig`). Keys come only from
+ * the environment. Fails when a GPTRouter model has no key.
+ *
+ * @since 0.1.0
+ * @category Configuration
+ */
+export const modelsFor = (
+  specs: ReadonlyArray<ModelSpec>,
+  flags: EndpointFlags,
+  env: Readonly<Record<string, string | undefined>>
+): Effect.Effect<ReadonlyArray<Model.Model>, RouterError.RouterConfigError> => {
+  const entries = new Map<string, string>()
+  for (const [key, value] of Object.entries(env)) {
+    // An exported-but-empty variable means "not set", as shells commonly leave them.
+    if (value !== undefined && value !== "") entries.set(key, value)
+  }
+  if (flags.openAiBaseUrl !== undefined) entries.set("OPENAI_BASE_URL", flags.openAiBaseUrl)
+  if (flags.gptRouterBaseUrl !== undefined) entries.set("GPT_ROUTER_API_BASE", flags.gptRouterBaseUrl)
+  return Router.modelsFromConfig(specs.map((spec) => ({ name: spec.name, via: spec.via, provider: spec.provider })))
+    .pipe(Effect.withConfigProvider(ConfigProvider.fromMap(entries)))
+}
+
+/**
+ * The options of a run, from the command line.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options extends EndpointFlags {
+  readonly models: ReadonlyArray<ModelSpec>
+  /** From `--prompt` or the positional arguments; `undefined` means read stdin. */
+  readonly prompt?: string | undefined
+  readonly system?: string | undefined
+  readonly stream: boolean
+  readonly json: boolean
+  readonly verbose: boolean
+  readonly temperature?: number | undefined
+  readonly maxTokens?: number | undefined
+  readonly maxAttempts?: number | undefined
+  /** Milliseconds. */
+  readonly timeout?: number | undefined
+  readonly firstTokenTimeout?: number | undefined
+  readonly stallTimeout?: number | undefined
+  readonly deadline?: number | undefined
+}
+
+/**
+ * What the command line asks for.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Parsed =
+  | { readonly _tag: "Help" }
+  | { readonly _tag: "Run"; readonly options: Options }
+  | { readonly _tag: "UsageError"; readonly message: string }
+
+const flagSpec = {
+  model: { type: "string", short: "m", multiple: true },
+  prompt: { type: "string", short: "p" },
+  system: { type: "string" },
+  stream: { type: "boolean" },
+  json: { type: "boolean" },
+  verbose: { type: "boolean", short: "v" },
+  temperature: { type: "string" },
+  "max-tokens": { type: "string" },
+  "max-attempts": { type: "string" },
+  timeout: { type: "string" },
+  deadline: { type: "string" },
+  "first-token-timeout": { type: "string" },
+  "stall-timeout": { type: "string" },
+  "openai-base-url": { type: "string" },
+  "gptrouter-base-url": { type: "string" },
+  help: { type: "boolean", short: "h" }
+} as const
+
+/**
+ * Parses a duration: `500ms`, `2s`, `1.5s`, `1m`, `1h`; a bare number is seconds. Returns milliseconds, or
+ * `undefined` when the text is not a positive duration.
+ *
+ * @since 0.1.0
+ * @category Parsing
+ */
+export const parseDuration = (text: string): number | undefined => {
+  const match = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$/.exec(text)
+  if (match === null) return undefined
+  const unit = match[2] ?? "s"
+  const millis = Number(match[1]) * (unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : 3_600_000)
+  return millis > 0 && Number.isFinite(millis) ? millis : undefined
+}
+
+class UsageError {
+  constructor(readonly message: string) {}
+}
+
+const oneLine = (text: string): string => text.replace(/\s+/g, " ").trim()
+
+/**
+ * Parses the arguments (without `node` and the script).
+ *
+ * @since 0.1.0
+ * @category Parsing
+ */
+export const parse = (argv: ReadonlyArray<string>): Parsed => {
+  let values: ReturnType<typeof parseFlags>["values"]
+  let positionals: Array<string>
+  try {
+    ;({ positionals, values } = parseFlags(argv))
+  } catch (error) {
+    const text = oneLine(error instanceof Error ? error.message : String(error))
+    // Node appends a long hint about `--` to unknown options; the flag is what matters.
+    const unknown = /^Unknown option '([^']*)'/.exec(text)
+    const message = unknown === null ? text : `unknown option ${unknown[1]}`
+    // Someone looking for a key flag: say where keys come from.
+    const hint = unknown !== null && /key/i.test(unknown[1]!)
+      ? " (keys are read only from OPENAI_API_KEY and GPT_ROUTER_API_KEY)"
+      : ""
+    return { _tag: "UsageError", message: `${message}${hint}` }
+  }
+  if (values.help === true) return { _tag: "Help" }
+  try {
+    const models = (values.model ?? []).map((text) => {
+      const spec = parseModelSpec(text)
+      if (typeof spec === "string") throw new UsageError(spec)
+      return spec
+    })
+    if (models.length === 0) {
+      throw new UsageError("at least one --model is needed, e.g. -m openai:gpt-4o-mini")
+    }
+    if (values.prompt !== undefined && positionals.length > 0) {
+      throw new UsageError(`give the prompt either with --prompt or as text, not both (extra: ${positionals[0]})`)
+    }
+    const prompt = values.prompt ?? (positionals.length > 0 ? positionals.join(" ") : undefined)
+    if (prompt !== undefined && prompt.trim() === "") throw new UsageError("the prompt is empty")
+    const stream = values.stream === true
+    for (const flag of ["first-token-timeout", "stall-timeout"] as const) {
+      if (values[flag] !== undefined && !stream) {
+        throw new UsageError(`--${flag} applies to streams only: add --stream`)
+      }
+    }
+    return {
+      _tag: "Run",
+      options: {
+        models,
+        prompt,
+        system: values.system,
+        stream,
+        json: values.json === true,
+        verbose: values.verbose === true,
+        temperature: number("temperature", values.temperature, false),
+        maxTokens: number("max-tokens", values["max-tokens"], true),
+        maxAttempts: number("max-attempts", values["max-attempts"], true),
+        timeout: duration("timeout", values.timeout),
+        firstTokenTimeout: duration("first-token-timeout", values["first-token-timeout"]),
+        stallTimeout: duration("stall-timeout", values["stall-timeout"]),
+        deadline: duration("deadline", values.deadline),
+        openAiBaseUrl: values["openai-base-url"],
+        gptRouterBaseUrl: values["gptrouter-base-url"]
+      }
+    }
+  } catch (error) {
+    if (error instanceof UsageError) return { _tag: "UsageError", message: error.message }
+    throw error
+  }
+}
+
+const parseFlags = (argv: ReadonlyArray<string>) =>
+  parseArgs({ args: [...argv], options: flagSpec, strict: true, allowPositionals: true })
+
+// Range checks are the request's and the router's (exit 3 and 2 with their own messages); here only the syntax.
+const number = (flag: string, text: string | undefined, integer: boolean): number | undefined => {
+  if (text === undefined) return undefined
+  const value = text.trim() === "" ? NaN : Number(text)
+  if (!Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${flag}: expected ${integer ? "an integer" : "a number"} (got ${JSON.stringify(text)})`)
+  }
+  return value
+}
+
+const duration = (flag: string, text: string | undefined): number | undefined => {
+  if (text === undefined) return undefined
+  const millis = parseDuration(text)
+  if (millis === undefined) {
+    throw new UsageError(
+      `--${flag}: expected a positive duration such as 500ms, 2s or 1m (got ${JSON.stringify(text)})`
+    )
+  }
+  return millis
+}
+
+/**
+ * The `--help` text.
+ *
+ * @since 0.1.0
+ * @category Help
+ */
+export const helpText = (): string => {
+  const codes = Object.entries(exitCodes).map(([name, { code, meaning }]) =>
+    `  ${String(code).padStart(3)}  ${name.padEnd(22)}${meaning}`
+  )
+  return `llm-router: send one prompt through an ordered list of models, with retries, fallback and typed failures.
+
+Usage
+  llm-router -m <via:model> [-m <via:model> ...] [options] [prompt ...]
+  echo "prompt" | llm-router -m <via:model> [options]
+
+Models, in priority order: the first that answers serves the call
+  -m, --model <via:name>         Repeatable. via is one of:
+                                   openai     an OpenAI-compatible server (OpenAI, OpenRouter, vLLM, Ollama, ...);
+                                              the rest is the model name as that server knows it
+                                   gptrouter  GPTRouter: name, or provider/name
+                                 e.g. -m openai:gpt-4o-mini -m gptrouter:anthropic/claude-3-haiku-20240307
+
+Prompt
+  -p, --prompt <text>            The user message. Otherwise the text after the flags, or stdin when it is piped.
+      --system <text>            A system message sent before the prompt.
+      --temperature <0..2>       Sampling temperature.
+      --max-tokens <n>           Upper bound on the answer's tokens.
+
+Output
+      --stream                   Print tokens as they arrive (streaming transport). Retries and fallback happen only
+                                 before the first token; a failure after it ends the output (exit 19).
+      --json                     Print one JSON object on stdout instead of text:
+                                   {"ok":true,"text","model","provider","usage","finishReason","trail":[...]}
+                                   {"ok":false,"error":{"tag","message",...},"trail":[...]}
+                                 With --stream it uses the streaming transport and still prints one object.
+  -v, --verbose                  Print each attempt on stderr as it ends (model, outcome, wait).
+  -h, --help                     Show this help.
+
+Retries and timeouts (durations: 500ms, 2s, 1.5s, 1m; a bare number is seconds)
+      --max-attempts <n>         Attempts per model, counting the first (default 4). Waits between them: 4s each
+                                 (exponential, clamped to 4s..10s, +-20% jitter), or the server's Retry-After up to
+                                 60s. Rate limits, 5xx, 503, timeouts and network errors are retried; every failure
+                                 but a bad request then falls back to the next model.
+      --timeout <duration>       Limit on each attempt (with --stream: until the first token).
+      --first-token-timeout <d>  With --stream: limit from the start of an attempt to its first token.
+      --stall-timeout <d>        With --stream: the longest gap between tokens once they started.
+      --deadline <duration>      Total limit over every attempt, wait and fallback (with --stream: until the
+                                 first token; --stall-timeout guards the rest).
+
+Endpoints (keys are read only from the environment, never from flags, so they stay out of shell history)
+      --openai-base-url <url>    Default: $OPENAI_BASE_URL, else https://api.openai.com/v1.
+                                 Key: $OPENAI_API_KEY (optional, e.g. for a local server).
+      --gptrouter-base-url <url> Default: $GPT_ROUTER_API_BASE, else ${GptRouter.defaultBaseUrl}.
+                                 Key: $GPT_ROUTER_API_KEY (required for gptrouter: models).
+
+Errors print one line on stderr. When every model fails, the exit code is that of the last failure.
+
+Exit codes
+${codes.join("\n")}
+`
+}
+
+/**
+ * The process as the command sees it.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Io {
+  readonly stdout: (text: string) => void
+  readonly stderr: (text: string) => void
+  readonly env: Readonly<Record<string, string | undefined>>
+  /** Read only when no prompt is given and it is not a terminal. */
+  readonly stdin?: { readonly isTTY: boolean; readonly read: () => Promise<string> } | undefined
+  /** Aborting it stops the run (exit 130), e.g. on Ctrl-C. */
+  readonly signal?: AbortSignal | undefined
+}
+
+/**
+ * A logger for the router's own messages in a terminal: one short line per message at `Warning` or above. The retry
+ * notices are left out because `onAttempt` reports every attempt.
+ *
+ * @since 0.1.0
+ * @category Logging
+ */
+export const terminalLogger = (write: (line: string) => void): Layer.Layer<never> =>
+  Logger.replace(
+    Logger.defaultLogger,
+    Logger.make(({ annotations, logLevel, message }) => {
+      if (LogLevel.lessThan(logLevel, LogLevel.Warning) || HashMap.has(annotations, "waitMillis")) return
+      const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
+      write(`${logLevel.label.toLowerCase()}: ${oneLine(text)}`)
+    })
+  )
+
+const attemptJson = (attempt: Attempt.Attempt) => ({
+  index: attempt.index,
+  attempt: attempt.attempt,
+  model: attempt.model,
+  provider: attempt.provider,
+  outcome: attempt.outcome,
+  startedAt: attempt.startedAt,
+  endedAt: attempt.endedAt,
+  durationMillis: attempt.durationMillis,
+  ...(attempt.waitMillis === undefined ? {} : { waitMillis: attempt.waitMillis }),
+  ...(attempt.note === undefined ? {} : { note: attempt.note }),
+  ...(attempt.error === undefined ? {} : { error: errorJson(attempt.error) })
+})
+
+const errorJson = (error: { readonly _tag: string; readonly message: string }): Record<string, unknown> => {
+  const out: Record<string, unknown> = { tag: error._tag, message: error.message }
+  for (const [key, value] of Object.entries(error) as Array<[string, unknown]>) {
+    if (key === "_tag" || key === "trail" || value === undefined) continue
+    out[key] = key === "cause" ? errorJson(value as RouterError.AttemptError) : value
+  }
+  return out
+}
+
+interface Outcome {
+  readonly text: string
+  readonly model: string
+  readonly provider: string
+  readonly usage: { promptTokens: number; completionTokens: number; totalTokens: number } | undefined
+  readonly finishReason: string | null
+  readonly trail: ReadonlyArray<Attempt.Attempt>
+}
+
+/**
+ * The command as an effect: runs the arguments and returns the exit code. Never fails; needs an `HttpClient`.
+ *
+ * @since 0.1.0
+ * @category Running
+ */
+export const program = (argv: ReadonlyArray<string>, io: Io): Effect.Effect<number, never, HttpClient.HttpClient> =>
+  Effect.suspend(() => {
+    const err = (line: string) => io.stderr(`llm-router: ${line}\n`)
+    const parsed = parse(argv)
+    if (parsed._tag === "Help") {
+      io.stdout(helpText())
+      return Effect.succeed(exitCodes.Ok.code)
+    }
+    if (parsed._tag === "UsageError") return Effect.succeed(usageError(err, parsed.message))
+    const options = parsed.options
+    // Whether stdout is in the middle of a streamed line, so that whatever ends the run starts on a fresh line.
+    let midLine = false
+    const endLine = () => {
+      if (midLine) io.stdout("\n")
+      midLine = false
+    }
+    return execute(options, io, err, (text) => {
+      io.stdout(text)
+      midLine = !text.endsWith("\n")
+    }).pipe(
+      Effect.catchAll((error) =>
+        Effect.sync(() => {
+          endLine()
+          if (options.json) {
+            const trail = "trail" in error ? error.trail ?? [] : []
+            io.stdout(`${JSON.stringify({ ok: false, error: errorJson(error), trail: trail.map(attemptJson) })}\n`)
+          }
+          err(oneLine(error.message))
+          return exitCodeOf(error)
+        })
+      ),
+      Effect.catchAllDefect((defect) =>
+        Effect.sync(() => {
+          endLine()
+          err(`internal error: ${oneLine(defect instanceof Error ? defect.message : String(defect))}`)
+          return exitCodes.Internal.code
+        })
+      ),
+      Effect.onInterrupt(() =>
+        Effect.sync(() => {
+          endLine()
+          err("interrupted")
+        })
+      ),
+      // Only --verbose may add lines to stderr; by default an error is the one line there.
+      Effect.provide(options.verbose ? terminalLogger(err) : Logger.replace(Logger.defaultLogger, Logger.none))
+    )
+  })
+
+const usageError = (err: (line: string) => void, message: string): number => {
+  err(`${oneLine(message)} (see llm-router --help)`)
+  return exitCodes.Usage.code
+}
+
+const execute = (
+  options: Options,
+  io: Io,
+  err: (line: string) => void,
+  print: (text: string) => void
+): Effect.Effect<number, RouterError.RouterStreamError | RouterError.RouterConfigError, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    let prompt = options.prompt
+    if (prompt === undefined) {
+      const stdin = io.stdin
+      if (stdin === undefined || stdin.isTTY) {
+        return usageError(err, "no prompt: pass --prompt, text after the flags, or pipe it on stdin")
+      }
+      prompt = (yield* Effect.promise(() => stdin.read())).replace(/\r?\n$/, "")
+      if (prompt.trim() === "") return usageError(err, "the prompt on stdin is empty")
+    }
+
+    const models = yield* modelsFor(options.models, options, io.env)
+    const startedAt = Date.now()
+    const router = yield* Router.make({
+      models,
+      retry: options.maxAttempts === undefined ? undefined : { maxAttempts: options.maxAttempts },
+      timeout: {
+        attempt: options.timeout,
+        firstToken: options.firstTokenTimeout,
+        stall: options.stallTimeout,
+        deadline: options.deadline
+      },
+      onAttempt: options.verbose
+        ? (attempt) => err(`+${((attempt.endedAt - startedAt) / 1000).toFixed(2)}s ${Attempt.formatAttempt(attempt)}`)
+        : undefined
+    })
+    const request: ChatRequest.ChatRequest = {
+      messages: options.system === undefined
+        ? [{ role: "user", content: prompt }]
+        : [{ role: "system", content: options.system }, { role: "user", content: prompt }],
+      ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
+      ...(options.maxTokens === undefined ? {} : { max_tokens: options.maxTokens })
+    }
+
+    const outcome: Outcome = options.stream
+      ? yield* streamed(router.stream(request), options.json ? undefined : print)
+      : yield* Effect.map(router.generate(request), (response) => ({
+        text: response.text,
+        model: response.model,
+        provider: response.provider,
+        usage: response.usage === undefined ? undefined : { ...response.usage },
+        finishReason: response.choices[0]?.finishReason ?? null,
+        trail: response.trail
+      }))
+
+    if (options.json) {
+      io.stdout(`${
+        JSON.stringify({
+          ok: true,
+          text: outcome.text,
+          model: outcome.model,
+          provider: outcome.provider,
+          usage: outcome.usage ?? null,
+          finishReason: outcome.finishReason,
+          trail: outcome.trail.map(attemptJson)
+        })
+      }\n`)
+    } else if (options.stream) {
+      // Tokens are already out; end their line.
+      if (outcome.text.length > 0 && !outcome.text.endsWith("\n")) print("\n")
+    } else if (outcome.text.length > 0) {
+      print(outcome.text.endsWith("\n") ? outcome.text : `${outcome.text}\n`)
+    }
+    return exitCodes.Ok.code
+  })
+
+// Folds the stream as it goes, printing the first choice's text live when asked to.
+const streamed = (
+  stream: Stream.Stream<ChatChunk, RouterError.RouterStreamError>,
+  print: ((text: string) => void) | undefined
+): Effect.Effect<Outcome, RouterError.RouterStreamError> =>
+  Effect.suspend(() => {
+    let text = ""
+    let model = ""
+    let provider = ""
+    let usage: Outcome["usage"]
+    let finishReason: string | null = null
+    let trail: ReadonlyArray<Attempt.Attempt> = []
+    return Stream.runForEach(stream, (chunk) =>
+      Effect.sync(() => {
+        switch (chunk._tag) {
+          case "Started":
+            model = chunk.model
+            provider = chunk.provider
+            trail = chunk.trail
+            return
+          case "TextDelta":
+            if (chunk.index !== 0) return
+            text += chunk.text
+            print?.(chunk.text)
+            return
+          case "Finish":
+            if (chunk.index === 0) finishReason = chunk.reason
+            return
+          case "Usage":
+            usage = {
+              promptTokens: chunk.promptTokens,
+              completionTokens: chunk.completionTokens,
+              totalTokens: chunk.totalTokens
+            }
+            return
+        }
+      })).pipe(Effect.map(() => ({ text, model, provider, usage, finishReason, trail })))
+  })
+
+/**
+ * Runs the command on `FetchHttpClient` and resolves with its exit code. Never rejects.
+ *
+ * @since 0.1.0
+ * @category Running
+ */
+export const run = async (argv: ReadonlyArray<string>, io: Io): Promise<number> => {
+  const exit = await Effect.runPromiseExit(
+    Effect.provide(program(argv, io), FetchHttpClient.layer),
+    io.signal === undefined ? undefined : { signal: io.signal }
+  )
+  if (Exit.isSuccess(exit)) return exit.value
+  if (Cause.isInterruptedOnly(exit.cause)) return exitCodes.Interrupted.code
+  io.stderr(`llm-router: internal error: ${oneLine(Cause.pretty(exit.cause).split("\n")[0] ?? "")}\n`)
+  return exitCodes.Internal.code
+}

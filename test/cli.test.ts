@@ -1,0 +1,648 @@
+/**
+ * The `llm-router` command, run in-process against the simulated upstream on 127.0.0.1 (real sockets, real clock),
+ * and the `npm start` demo run as a child process.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { Attempt, formatAttempt } from "../src/Attempt.js"
+import * as Cli from "../src/cli/cli.js"
+import * as RouterError from "../src/RouterError.js"
+import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
+import * as S from "../src/testing/UpstreamScript.js"
+
+const KEY = "sk-cli-test-key"
+
+interface Ran {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+  /** Each stdout write, with the time it happened. */
+  readonly writes: ReadonlyArray<{ readonly text: string; readonly at: number }>
+}
+
+const noStdin = {
+  isTTY: true,
+  read: () => Promise.reject(new Error("stdin must not be read"))
+}
+
+const cli = (
+  args: ReadonlyArray<string>,
+  options: { readonly env?: Record<string, string>; readonly stdin?: Cli.Io["stdin"] } = {}
+) =>
+  Effect.promise(async (): Promise<Ran> => {
+    const writes: Array<{ text: string; at: number }> = []
+    const errors: Array<string> = []
+    const code = await Cli.run(args, {
+      stdout: (text) => writes.push({ text, at: Date.now() }),
+      stderr: (text) => errors.push(text),
+      env: options.env ?? {},
+      stdin: options.stdin ?? noStdin
+    })
+    return { code, stdout: writes.map((w) => w.text).join(""), stderr: errors.join(""), writes }
+  })
+
+// Points both protocols at the upstream, with the right keys, through the environment.
+const envFor = (upstream: SimulatedUpstream.SimulatedUpstream): Record<string, string> => ({
+  OPENAI_BASE_URL: upstream.openAiBaseUrl,
+  OPENAI_API_KEY: KEY,
+  GPT_ROUTER_API_BASE: upstream.gptRouterBaseUrl,
+  GPT_ROUTER_API_KEY: KEY
+})
+
+/** The single stderr line, without the prefix; fails unless stderr is exactly one line with no stack frames. */
+const oneErrorLine = (stderr: string): string => {
+  expect(stderr).not.toMatch(/^\s+at /m)
+  expect(stderr.endsWith("\n")).toBe(true)
+  const lines = stderr.slice(0, -1).split("\n")
+  expect(lines).toHaveLength(1)
+  expect(lines[0]!.startsWith("llm-router: ")).toBe(true)
+  return lines[0]!.slice("llm-router: ".length)
+}
+
+const upstreamWith = (script: S.Script) => SimulatedUpstream.make({ script, apiKey: KEY })
+
+describe("llm-router CLI", () => {
+  it.live("--json: one object with the text, the served model, usage and the trail", () =>
+    Effect.gen(function*() {
+      const upstream = yield* upstreamWith({
+        "gpt-4o": [S.succeed({ text: "Hello there", usage: { promptTokens: 7, completionTokens: 2 } })]
+      })
+      // Base URL from the flag, key from the environment.
+      const ran = yield* cli(["-m", "openai:gpt-4o", "--json", "--openai-base-url", upstream.openAiBaseUrl, "Say hi"], {
+        env: { OPENAI_API_KEY: KEY }
+      })
+      expect(ran.code).toBe(0)
+      expect(ran.stderr).toBe("")
+      expect(ran.stdout.split("\n")).toHaveLength(2)
+      const out = JSON.parse(ran.stdout)
+      expect(out).toMatchObject({
+        ok: true,
+        text: "Hello there",
+        model: "gpt-4o",
+        provider: "openai",
+        usage: { promptTokens: 7, completionTokens: 2, totalTokens: 9 },
+        finishReason: "stop"
+      })
+      expect(out.trail).toHaveLength(1)
+      expect(out.trail[0]).toMatchObject({
+        index: 1,
+        attempt: 1,
+        model: "gpt-4o",
+        provider: "openai",
+        outcome: "success"
+      })
+      expect(out.trail[0].error).toBeUndefined()
+      expect(upstream.requests).toHaveLength(1)
+      expect(upstream.requests[0]!.stream).toBe(false)
+      expect((upstream.requests[0]!.body as any).messages).toEqual([{ role: "user", content: "Say hi" }])
+    }).pipe(Effect.scoped))
+
+  it.live("plain text: the answer and one newline on stdout, nothing on stderr", () =>
+    Effect.gen(function*() {
+      const upstream = yield* upstreamWith({ "gpt-4o": [S.succeed({ text: "Hello there" })] })
+      const ran = yield* cli(["-m", "openai:gpt-4o", "-p", "Say hi"], { env: envFor(upstream) })
+      expect(ran).toMatchObject({ code: 0, stdout: "Hello there\n", stderr: "" })
+    }).pipe(Effect.scoped))
+
+  it.live("--stream prints each token as it arrives, then one newline", () =>
+    Effect.gen(function*() {
+      const upstream = yield* upstreamWith({
+        "gpt-4o": [S.succeed({ chunks: ["Hel", "lo ", "wor", "ld"], chunkDelayMs: 150 })]
+      })
+      const ran = yield* cli(["-m", "openai:gpt-4o", "--stream", "Say hi"], { env: envFor(upstream) })
+      expect(ran.code).toBe(0)
+      expect(ran.stderr).toBe("")
+      expect(ran.stdout).toBe("Hello world\n")
+      expect(ran.writes.map((w) => w.text)).toEqual(["Hel", "lo ", "wor", "ld", "\n"])
+      // Live, not buffered: the server sends them 3 × 150 ms apart, and buffered output would come out all at once.
+      expect(ran.writes[3]!.at - ran.writes[0]!.at).toBeGreaterThanOrEqual(250)
+      expect(upstream.requests[0]!.stream).toBe(true)
+    }).pipe(Effect.scoped))
+
+  it.live("fallback from OpenAI-compatible to GPTRouter is in the JSON trail", () =>
+    Effect.gen(function*() {
+      const upstream = yield* upstreamWith({
+        "gpt-4o": [S.unavailable()],
+        "claude-3-haiku": [S.succeed({ text: "From Claude" })]
+      })
+      const ran = yield* cli(
+        ["-m", "openai:gpt-4o", "-m", "gptrouter:anthropic/claude-3-haiku", "--max-attempts", "1", "--json", "hi"],
+        { env: envFor(upstream) }
+      )
+      expect(ran.code).toBe(0)
+      expect(ran.stderr).toBe("")
+      const out = JSON.parse(ran.stdout)
+      expect(out).toMatchObject({ ok: true, text: "From Claude", model: "claude-3-haiku", provider: "anthropic" })
+      expect(out.trail.map((a: any) => [a.index, a.model, a.provider, a.outcome, a.error?.tag, a.error?.status]))
+        .toEqual([
+          [1, "gpt-4o", "openai", "fallback", "ServiceUnavailable", 503],
+          [2, "claude-3-haiku", "anthropic", "success", undefined, undefined]
+        ])
+      expect(upstream.requests.map((r) => [r.protocol, r.model])).toEqual([
+        ["openai", "gpt-4o"],
+        ["gptrouter", "claude-3-haiku"]
+      ])
+      expect((upstream.requests[1]!.body as any).data[0]).toMatchObject({
+        modelName: "claude-3-haiku",
+        providerName: "anthropic",
+        order: 1
+      })
+    }).pipe(Effect.scoped))
+
+  it.live("--verbose prints each attempt on stderr as it ends; stdout keeps only the answer", () =>
+    Effect.gen(function*() {
+      const upstream = yield* upstreamWith({
+        "gpt-4o": [S.unavailable()],
+        "claude-3-haiku": [S.succeed({ chunks: ["From ", "Claude"] })]
+      })
+      const ran = yield* cli(
+        [
+          "-m",
+          "openai:gpt-4o",
+          "-m",
+          "gptrouter:anthropic/claude-3-haiku",
+          "--max-attempts",
+          "1",
+          "--stream",
+          "-v",
+          "hi"
+        ],
+        { env: envFor(upstream) }
+      )
+      expect(ran.code).toBe(0)
+      expect(ran.stdout).toBe("From Claude\n")
+      const lines = ran.stderr.trimEnd().split("\n")
+      expect(lines).toHaveLength(2)
+      expect(lines[0]).toMatch(/^llm-router: \+\d+\.\d\ds openai\/gpt-4o #1: 503 service unavailable → next model$/)
+      expect(lines[1]).toMatch(/^llm-router: \+\d+\.\d\ds anthropic\/claude-3-haiku #1: ok after \d+ms → served$/)
+    }).pipe(Effect.scoped))
+
+  describe("each failure mode: its exit code, one line on stderr, its tag in --json", () => {
+    interface FailureCase {
+      readonly tag: Cli.ExitCodeName
+      readonly step?: S.Step
+      readonly args?: ReadonlyArray<string>
+      /** Replaces the environment's entries. */
+      readonly env?: Record<string, string>
+      /** The stderr line (after `llm-router: `): exact, or its start. */
+      readonly line: string | { readonly startsWith: string }
+      readonly stdout?: string
+      /** Outcomes of the JSON trail. */
+      readonly trail: ReadonlyArray<string>
+    }
+    const cases: ReadonlyArray<FailureCase> = [
+      {
+        tag: "InvalidRequest",
+        args: ["--temperature", "5"],
+        line: "invalid request: temperature: Expected a number between 0 and 2, actual 5",
+        trail: []
+      },
+      {
+        tag: "RateLimited",
+        step: S.rateLimited({ retryAfter: "1" }),
+        line: { startsWith: "openai/m (attempt 1): rate limited (HTTP 429); server asked to wait 1s: " },
+        trail: ["failed"]
+      },
+      {
+        tag: "QuotaExhausted",
+        step: S.quotaExhausted(),
+        line: { startsWith: "openai/m (attempt 1): quota exhausted (HTTP 429): " },
+        trail: ["failed"]
+      },
+      {
+        tag: "AuthenticationFailed",
+        step: S.succeed(),
+        env: { OPENAI_API_KEY: "sk-wrong" },
+        line: { startsWith: "openai/m (attempt 1): authentication failed (HTTP 401)" },
+        trail: ["failed"]
+      },
+      {
+        tag: "PermissionDenied",
+        step: S.forbidden(),
+        line: { startsWith: "openai/m (attempt 1): permission denied (HTTP 403)" },
+        trail: ["failed"]
+      },
+      {
+        tag: "BadRequest",
+        step: S.fail(422),
+        line: { startsWith: "openai/m (attempt 1): bad request (HTTP 422)" },
+        trail: ["failed"]
+      },
+      {
+        tag: "ContextLengthExceeded",
+        step: S.contextLengthExceeded(),
+        line: { startsWith: "openai/m (attempt 1): context length exceeded (HTTP 400)" },
+        trail: ["failed"]
+      },
+      {
+        tag: "ContentFiltered",
+        step: S.contentFiltered(),
+        line: { startsWith: "openai/m (attempt 1): content filtered (HTTP 400)" },
+        trail: ["failed"]
+      },
+      {
+        tag: "ModelNotFound",
+        step: S.notFound(),
+        line: { startsWith: "openai/m (attempt 1): model not found (HTTP 404)" },
+        trail: ["failed"]
+      },
+      {
+        tag: "ServerError",
+        step: S.serverError(502),
+        line: { startsWith: "openai/m (attempt 1): server error (HTTP 502)" },
+        trail: ["failed"]
+      },
+      {
+        tag: "ServiceUnavailable",
+        step: S.unavailable(),
+        line: { startsWith: "openai/m (attempt 1): service unavailable (HTTP 503)" },
+        trail: ["failed"]
+      },
+      {
+        tag: "Timeout",
+        step: S.hang(),
+        args: ["--timeout", "200ms"],
+        line: "openai/m (attempt 1): timed out (attempt) after 200ms",
+        trail: ["failed"]
+      },
+      {
+        tag: "MalformedResponse",
+        step: S.malformed({ kind: "not-json" }),
+        line: { startsWith: "openai/m (attempt 1): malformed response: " },
+        trail: ["failed"]
+      },
+      {
+        tag: "DeadlineExceeded",
+        step: S.hang(),
+        args: ["--deadline", "300ms"],
+        line: "deadline of 300ms exceeded during openai/m after 1 attempt(s)",
+        trail: ["failed"]
+      },
+      {
+        tag: "StreamInterrupted",
+        step: S.cut({ chunks: ["one ", "two ", "three"], afterChunks: 2 }),
+        args: ["--stream"],
+        line: { startsWith: "openai/m: stream interrupted (cut) after " },
+        // The tokens that arrived stay printed; the line is ended before the error.
+        stdout: "one two \n",
+        trail: ["success"]
+      }
+    ]
+
+    for (const c of cases) {
+      it.live(`${c.tag} → exit ${Cli.exitCodes[c.tag].code}`, () =>
+        Effect.gen(function*() {
+          const upstream = yield* upstreamWith({ m: c.step === undefined ? [] : [c.step] })
+          const env = { ...envFor(upstream), ...c.env }
+          const args = ["-m", "openai:m", "--max-attempts", "1", ...(c.args ?? []), "hi"]
+
+          const text = yield* cli(args, { env })
+          expect(text.code).toBe(Cli.exitCodes[c.tag].code)
+          expect(text.stdout).toBe(c.stdout ?? "")
+          const line = oneErrorLine(text.stderr)
+          if (typeof c.line === "string") expect(line).toBe(c.line)
+          else expect(line.startsWith(c.line.startsWith)).toBe(true)
+
+          const json = yield* cli([...args, "--json"], { env })
+          expect(json.code).toBe(Cli.exitCodes[c.tag].code)
+          expect(oneErrorLine(json.stderr)).toBe(line)
+          const out = JSON.parse(json.stdout)
+          expect(out.ok).toBe(false)
+          expect(out.error.tag).toBe(c.tag)
+          expect(out.error.message).toBe(line)
+          expect(out.trail.map((a: any) => a.outcome)).toEqual(c.trail)
+          if (c.tag === "StreamInterrupted") expect(out.error).toMatchObject({ reason: "cut", text: "one two " })
+          expect(upstream.requests).toHaveLength(c.tag === "InvalidRequest" ? 0 : 2)
+        }).pipe(Effect.scoped))
+    }
+
+    it.live(`NetworkError → exit ${Cli.exitCodes.NetworkError.code}`, () =>
+      Effect.gen(function*() {
+        // A port that was just listening and is now closed: the connection is refused.
+        const closed = yield* Effect.promise(() => SimulatedUpstream.start({ script: {} }))
+        yield* Effect.promise(() => closed.close())
+        const args = ["-m", "openai:m", "--max-attempts", "1", "--openai-base-url", closed.openAiBaseUrl, "hi"]
+        const text = yield* cli(args)
+        expect(text.code).toBe(15)
+        expect(oneErrorLine(text.stderr).startsWith("openai/m (attempt 1): network failure: ")).toBe(true)
+        const json = yield* cli([...args, "--json"])
+        expect(json.code).toBe(15)
+        expect(JSON.parse(json.stdout).error.tag).toBe("NetworkError")
+      }))
+
+    it.live("every model failing: the exit code of the last failure, the whole trail in --json", () =>
+      Effect.gen(function*() {
+        const upstream = yield* upstreamWith({ a: [S.unavailable()], b: [S.notFound()] })
+        const ran = yield* cli(["-m", "openai:a", "-m", "gptrouter:b", "--max-attempts", "1", "--json", "hi"], {
+          env: envFor(upstream)
+        })
+        expect(ran.code).toBe(Cli.exitCodes.ModelNotFound.code)
+        const out = JSON.parse(ran.stdout)
+        expect(out.error.tag).toBe("ModelNotFound")
+        expect(out.trail.map((a: any) => [a.model, a.outcome, a.error.tag])).toEqual([
+          ["a", "fallback", "ServiceUnavailable"],
+          ["b", "failed", "ModelNotFound"]
+        ])
+      }).pipe(Effect.scoped))
+  })
+
+  it.live("aborting the signal (Ctrl-C) mid-stream: exit 130, the line ended, the connection closed", () =>
+    Effect.gen(function*() {
+      const upstream = yield* upstreamWith({ "gpt-4o": [S.stall({ chunks: ["one ", "two"], afterChunks: 1 })] })
+      const controller = new AbortController()
+      const writes: Array<string> = []
+      const errors: Array<string> = []
+      const running = Cli.run(["-m", "openai:gpt-4o", "--stream", "hi"], {
+        stdout: (text) => {
+          writes.push(text)
+          // The first token is out: the user presses Ctrl-C.
+          if (text === "one ") controller.abort()
+        },
+        stderr: (text) => errors.push(text),
+        env: envFor(upstream),
+        signal: controller.signal
+      })
+      const code = yield* Effect.promise(() => running)
+      expect(code).toBe(130)
+      expect(writes).toEqual(["one ", "\n"])
+      expect(errors).toEqual(["llm-router: interrupted\n"])
+      yield* Effect.promise(() => upstream.waitForClosedConnections(1, 2_000))
+    }).pipe(Effect.scoped))
+
+  it("the exit-code table: distinct codes, one per error tag", () => {
+    const codes = Object.values(Cli.exitCodes).map((e) => e.code)
+    expect(new Set(codes).size).toBe(codes.length)
+    expect(Cli.exitCodes.Ok.code).toBe(0)
+    expect(Cli.exitCodes.Usage.code).toBe(2)
+    expect(Cli.exitCodes.InvalidRequest.code).toBe(3)
+    const tags = [
+      ...RouterError.attemptErrorTagList,
+      "NoModelAvailable",
+      "DeadlineExceeded",
+      "StreamInterrupted"
+    ] as const
+    expect(tags.map((tag) => Cli.exitCodes[tag].code)).toEqual(
+      [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+    )
+    expect(Cli.exitCodeOf(new RouterError.RouterConfigError({ option: "models", reason: "x" }))).toBe(2)
+    expect(Cli.exitCodeOf(new RouterError.NoModelAvailable({ reason: "x" }))).toBe(17)
+  })
+
+  it.live("--help explains every flag and lists every exit code", () =>
+    Effect.gen(function*() {
+      const ran = yield* cli(["--help"])
+      expect(ran.code).toBe(0)
+      expect(ran.stderr).toBe("")
+      const flags = [
+        "-m, --model",
+        "-p, --prompt",
+        "--system",
+        "--stream",
+        "--json",
+        "-v, --verbose",
+        "--temperature",
+        "--max-tokens",
+        "--max-attempts",
+        "--timeout",
+        "--deadline",
+        "--first-token-timeout",
+        "--stall-timeout",
+        "--openai-base-url",
+        "--gptrouter-base-url",
+        "-h, --help"
+      ]
+      for (const flag of flags) expect(ran.stdout).toContain(flag)
+      for (const name of ["OPENAI_API_KEY", "GPT_ROUTER_API_KEY", "OPENAI_BASE_URL", "GPT_ROUTER_API_BASE"]) {
+        expect(ran.stdout).toContain(name)
+      }
+      for (const [name, { code, meaning }] of Object.entries(Cli.exitCodes)) {
+        expect(ran.stdout).toMatch(
+          new RegExp(`^ +${code} +${name} +${meaning.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m")
+        )
+      }
+      expect((yield* cli(["-h"])).stdout).toBe(ran.stdout)
+    }))
+
+  it.live("bad flags and configuration: exit 2 with one line, nothing sent", () =>
+    Effect.gen(function*() {
+      const upstream = yield* upstreamWith({ "*": [S.succeed()] })
+      const env = envFor(upstream)
+      const bad: ReadonlyArray<[ReadonlyArray<string>, string, Record<string, string>?]> = [
+        [["-m", "openai:x", "--bogus", "hi"], "unknown option --bogus (see llm-router --help)"],
+        [
+          ["-m", "openai:x", "--api-key", "sk-1", "hi"],
+          "unknown option --api-key (keys are read only from OPENAI_API_KEY and GPT_ROUTER_API_KEY) (see llm-router --help)"
+        ],
+        [["hi"], "at least one --model is needed, e.g. -m openai:gpt-4o-mini (see llm-router --help)"],
+        [
+          ["-m", "gpt-4o", "hi"],
+          "--model \"gpt-4o\": expected via:name with via \"openai\" or \"gptrouter\" (e.g. openai:gpt-4o-mini, " +
+          "gptrouter:anthropic/claude-3-haiku-20240307) (see llm-router --help)"
+        ],
+        [
+          ["-m", "gptrouter:anthropic/", "hi"],
+          "--model \"gptrouter:anthropic/\": expected gptrouter:name or gptrouter:provider/name (see llm-router --help)"
+        ],
+        [
+          ["-m", "openai:x", "--timeout", "soon", "hi"],
+          "--timeout: expected a positive duration such as 500ms, 2s or 1m (got \"soon\") (see llm-router --help)"
+        ],
+        [
+          ["-m", "openai:x", "--deadline", "0s", "hi"],
+          "--deadline: expected a positive duration such as 500ms, 2s or 1m (got \"0s\") (see llm-router --help)"
+        ],
+        [
+          ["-m", "openai:x", "--temperature", "warm", "hi"],
+          "--temperature: expected a number (got \"warm\") (see llm-router --help)"
+        ],
+        [
+          ["-m", "openai:x", "--max-tokens", "1.5", "hi"],
+          "--max-tokens: expected an integer (got \"1.5\") (see llm-router --help)"
+        ],
+        [
+          ["-m", "openai:x", "--first-token-timeout", "1s", "hi"],
+          "--first-token-timeout applies to streams only: add --stream (see llm-router --help)"
+        ],
+        [
+          ["-m", "openai:x", "-p", "a", "b"],
+          "give the prompt either with --prompt or as text, not both (extra: b) (see llm-router --help)"
+        ],
+        [["-m", "openai:x", "--prompt"], "Option '-p, --prompt <value>' argument missing (see llm-router --help)"],
+        [
+          ["-m", "openai:x"],
+          "no prompt: pass --prompt, text after the flags, or pipe it on stdin (see llm-router --help)"
+        ],
+        [
+          ["-m", "openai:x", "--max-attempts", "0", "hi"],
+          "invalid router configuration: retry.maxAttempts: must be an integer ≥ 1 (got 0)"
+        ],
+        [
+          ["-m", "openai:x", "--openai-base-url", "ftp://example.com", "hi"],
+          "invalid router configuration: models[0].endpoint.baseUrl: not an http(s) URL: \"ftp://example.com\""
+        ],
+        [
+          ["-m", "gptrouter:x", "hi"],
+          "invalid router configuration: GPT_ROUTER_API_KEY: is not set (needed by models[0] x)",
+          { GPT_ROUTER_API_KEY: "" }
+        ]
+      ]
+      for (const [args, line, extraEnv] of bad) {
+        const ran = yield* cli(args, { env: { ...env, ...extraEnv } })
+        expect({ args, code: ran.code, stdout: ran.stdout }).toEqual({ args, code: 2, stdout: "" })
+        expect(oneErrorLine(ran.stderr)).toBe(line)
+      }
+      expect(upstream.requests).toHaveLength(0)
+    }).pipe(Effect.scoped))
+
+  it.live("the prompt from stdin when it is piped, with --system, --temperature and --max-tokens", () =>
+    Effect.gen(function*() {
+      const upstream = yield* upstreamWith({ "gpt-4o": [S.succeed({ text: "Short." })] })
+      const ran = yield* cli(
+        ["-m", "openai:gpt-4o", "--system", "Be brief", "--temperature", "0.2", "--max-tokens", "64"],
+        { env: envFor(upstream), stdin: { isTTY: false, read: () => Promise.resolve("Summarize this\nplease\n") } }
+      )
+      expect(ran).toMatchObject({ code: 0, stdout: "Short.\n", stderr: "" })
+      expect(upstream.requests[0]!.body).toMatchObject({
+        model: "gpt-4o",
+        messages: [{ role: "system", content: "Be brief" }, { role: "user", content: "Summarize this\nplease" }],
+        temperature: 0.2,
+        max_tokens: 64
+      })
+
+      // Positional words are the prompt; stdin is then not read even though it is piped.
+      const positional = yield* cli(["-m", "openai:gpt-4o", "Say", "hi"], {
+        env: envFor(upstream),
+        stdin: { isTTY: false, read: () => Promise.reject(new Error("stdin must not be read")) }
+      })
+      expect(positional.code).toBe(0)
+      expect((upstream.requests[1]!.body as any).messages).toEqual([{ role: "user", content: "Say hi" }])
+
+      const empty = yield* cli(["-m", "openai:gpt-4o"], {
+        env: envFor(upstream),
+        stdin: { isTTY: false, read: () => Promise.resolve("\n") }
+      })
+      expect(empty.code).toBe(2)
+      expect(oneErrorLine(empty.stderr)).toBe("the prompt on stdin is empty (see llm-router --help)")
+      expect(upstream.requests).toHaveLength(2)
+    }).pipe(Effect.scoped))
+
+  it("parseModelSpec and parseDuration", () => {
+    expect(Cli.parseModelSpec("openai:gpt-4o-mini")).toEqual({ via: "openai", name: "gpt-4o-mini" })
+    // OpenAI-compatible servers such as OpenRouter use slashes in model names.
+    expect(Cli.parseModelSpec("openai:meta-llama/llama-3-8b")).toEqual({ via: "openai", name: "meta-llama/llama-3-8b" })
+    expect(Cli.parseModelSpec("gptrouter:anthropic/claude-3-haiku")).toEqual({
+      via: "gptrouter",
+      provider: "anthropic",
+      name: "claude-3-haiku"
+    })
+    expect(Cli.parseModelSpec("gptrouter:gpt-4o")).toEqual({ via: "gptrouter", name: "gpt-4o" })
+    expect(typeof Cli.parseModelSpec("bedrock:claude")).toBe("string")
+    expect(typeof Cli.parseModelSpec("openai:")).toBe("string")
+    expect([
+      Cli.parseDuration("500ms"),
+      Cli.parseDuration("2s"),
+      Cli.parseDuration("1.5s"),
+      Cli.parseDuration("1m"),
+      Cli.parseDuration("3"),
+      Cli.parseDuration("0"),
+      Cli.parseDuration("-1s"),
+      Cli.parseDuration("2 weeks")
+    ]).toEqual([500, 2000, 1500, 60_000, 3000, undefined, undefined, undefined])
+  })
+
+  it("Attempt.formatAttempt: one line with status, reason, server wait and next step", () => {
+    const base = { index: 1, attempt: 1, model: "gpt-4o", provider: "openai", startedAt: 1000, endedAt: 1040 }
+    const limited = new RouterError.RateLimited({
+      provider: "openai",
+      model: "gpt-4o",
+      attempt: 1,
+      status: 429,
+      retryAfterMillis: 1000
+    })
+    const timeout = new RouterError.Timeout({
+      provider: "openai",
+      model: "gpt-4o",
+      attempt: 3,
+      phase: "first-token",
+      afterMillis: 1500
+    })
+    expect([
+      new Attempt({ ...base, outcome: "retry", error: limited, waitMillis: 1000 }),
+      new Attempt({ ...base, attempt: 3, outcome: "fallback", error: timeout, note: "retries spent after 3 attempts" }),
+      new Attempt({ ...base, outcome: "success" })
+    ].map(formatAttempt)).toEqual([
+      "openai/gpt-4o #1: 429 rate limited, server asked to wait 1s → retry in 1s",
+      "openai/gpt-4o #3: no first token within 1.5s → next model (retries spent after 3 attempts)",
+      "openai/gpt-4o #1: ok after 40ms → served"
+    ])
+  })
+})
+
+const simulatedAnswer = "Because any single model will fail you sooner or later. " +
+  "The first one here was rate limited, so the router honoured its Retry-After once and then moved on; " +
+  "the second one returned 503 twice and then went silent, until the first-token timeout cut it off. " +
+  "I am the third model, on another protocol, and since nothing had been streamed before me, " +
+  "you are reading one clean answer rather than a spliced one."
+
+describe("npm start (scratchpad/demo.ts)", () => {
+  it("runs offline: live attempts, the streamed answer, the timeline and the final line; exits 0", async () => {
+    const root = fileURLToPath(new URL("..", import.meta.url))
+    const env: Record<string, string | undefined> = { ...process.env }
+    // No real endpoint may be configured, so the demo runs against its simulated upstream.
+    for (const name of ["OPENAI_BASE_URL", "OPENAI_API_KEY", "GPT_ROUTER_API_BASE", "GPT_ROUTER_API_KEY"]) {
+      delete env[name]
+    }
+    const result = await new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>(
+      (resolve, reject) => {
+        const child = spawn("npx", ["tsx", "scratchpad/demo.ts"], {
+          cwd: root,
+          env,
+          stdio: ["ignore", "pipe", "pipe"],
+          timeout: 40_000
+        })
+        let stdout = ""
+        let stderr = ""
+        child.stdout.on("data", (d) => stdout += d)
+        child.stderr.on("data", (d) => stderr += d)
+        child.on("error", reject)
+        child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }))
+      }
+    )
+    expect(result.stderr).not.toMatch(/level=|timestamp=|^\s+at /m)
+    expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null })
+    const out = result.stdout
+    expect(out).toContain(`\n${simulatedAnswer}\n`)
+    // Live attempt lines, in order.
+    const live = out.split("\n").filter((l) => /^ {2}\+\d+\.\d\ds {2}/.test(l)).map((l) =>
+      l.replace(/^ {2}\+\S+ {2}/, "")
+    )
+    expect(live).toEqual([
+      "openai/gpt-4o #1: 429 rate limited, server asked to wait 1s → retry in 1s",
+      "openai/gpt-4o #2: 429 rate limited, server asked to wait 1s → next model (retries spent after 2 attempts)",
+      "openai/gpt-4o-mini #1: 503 service unavailable → retry in 250ms",
+      "openai/gpt-4o-mini #2: 503 service unavailable → retry in 500ms",
+      "openai/gpt-4o-mini #3: no first token within 1.5s → next model (retries spent after 3 attempts)",
+      expect.stringMatching(/^anthropic\/claude-3-haiku-20240307 #1: ok after \d+ms → served$/)
+    ])
+    // The timeline (Attempt.formatTimeline, whose exact layout is its own business): one line per attempt naming
+    // the model, the attempt and what happened: the rate limit, the 503s, the timeout, the serving model.
+    const timeline = out.slice(out.indexOf("\nTimeline\n") + "\nTimeline\n".length).split("\n\n")[0]!.split("\n")
+    const expected = [
+      ["openai/gpt-4o ", "#1", "RateLimited", "429", "retry in 1s"],
+      ["openai/gpt-4o ", "#2", "RateLimited", "429", "next model"],
+      ["openai/gpt-4o-mini", "#1", "ServiceUnavailable", "503", "retry in 250ms"],
+      ["openai/gpt-4o-mini", "#2", "ServiceUnavailable", "503", "retry in 500ms"],
+      ["openai/gpt-4o-mini", "#3", "Timeout", "next model"],
+      ["anthropic/claude-3-haiku-20240307", "#1", "served"]
+    ]
+    expect(timeline).toHaveLength(expected.length)
+    timeline.forEach((line, i) => {
+      for (const part of expected[i]!) expect(line).toContain(part)
+    })
+    expect(out).toMatch(
+      /^Served by anthropic\/claude-3-haiku-20240307 via GPTRouter on attempt 6 · 103 tokens \(31 prompt \+ 72 completion\) · first token after \d+\.\d\ds · \d+\.\d\ds in all$/m
+    )
+  }, 60_000)
+})
