@@ -61,6 +61,24 @@ const siblingsOf = (models: ReadonlyArray<Model>, index: number) => {
   return out
 }
 
+// An upstream router (GPTRouter) answering that none of the models it was sent is healthy.
+const noModelsPattern = /no models? (is |are )?available/i
+
+/**
+ * The error that ends a call. When the last model tried sits behind an upstream router that reported no healthy
+ * model, nothing in the list can serve: that is `NoModelAvailable`, not one model's outage.
+ */
+const finalError = (
+  error: RouterError.AttemptError,
+  trail: ReadonlyArray<Attempt>
+): RouterError.RouterError =>
+  error._tag === "ServiceUnavailable" && error.body !== undefined && noModelsPattern.test(error.body)
+    ? new RouterError.NoModelAvailable({
+      reason: `${error.provider}/${error.model} (HTTP ${error.status ?? "?"}): ${error.body}`,
+      trail
+    }, { disableValidation: true })
+    : RouterError.withTrail(error, trail)
+
 /** A cut by the deadline, told apart from the attempt's own timeout. */
 class DeadlineCut {
   readonly _tag = "DeadlineCut"
@@ -214,7 +232,7 @@ export const run = <A>(
             : Effect.zipRight(
               record({ ...attemptRecord, outcome: "failed", ...(note === undefined ? {} : { note }) }),
               // Suspended: the trail is copied after `record` has added this attempt.
-              Effect.suspend(() => Effect.fail(RouterError.withTrail(error, [...trail])))
+              Effect.suspend(() => Effect.fail(finalError(error, [...trail])))
             )
 
         if (!policy.retryOn.has(error._tag)) {
