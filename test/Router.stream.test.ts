@@ -375,6 +375,8 @@ describe("stream: SSE framing edge cases", () => {
         script: {
           early: [S.succeed({ chunks: ["x".repeat(2_000)] })],
           late: [S.succeed({ chunks: ["ok ", "y".repeat(2_000), "tail"] })],
+          // The same in 50-byte writes, so the oversized event builds up across reads.
+          lateSplit: [S.succeed({ chunks: ["ok ", "y".repeat(2_000), "tail"], wire: { splitEvery: 50 } })],
           b: [S.succeed({ text: "small answer" })]
         }
       })
@@ -394,13 +396,16 @@ describe("stream: SSE framing edge cases", () => {
       expect(started(fellBack.seen).model).toBe("b")
       expect(outcomes(started(fellBack.seen).trail)).toEqual(["early#1:fallback:MalformedResponse", "b#1:success"])
 
-      const late = yield* routerOn("openai", upstream, ["late", "b"], options)
-      const cut = yield* consume(late.stream({ messages: hi }))
-      const e2 = asInterrupted(failureOf(cut.exit))
-      expect(e2.reason).toBe("malformed")
-      expect(e2.text).toBe("ok ")
-      expect(e2.cause?._tag).toBe("MalformedResponse")
-      expect(texts(cut.seen)).toEqual(["ok "])
+      for (const name of ["late", "lateSplit"]) {
+        const late = yield* routerOn("openai", upstream, [name, "b"], options)
+        const cut = yield* consume(late.stream({ messages: hi }))
+        const e2 = asInterrupted(failureOf(cut.exit))
+        expect(e2.reason).toBe("malformed")
+        expect(e2.text).toBe("ok ")
+        expect(e2.cause?._tag).toBe("MalformedResponse")
+        expect((e2.cause as RouterError.MalformedResponse).reason).toBe("an SSE event exceeded 512 bytes")
+        expect(texts(cut.seen)).toEqual(["ok "])
+      }
       expect(upstream.attempts("b")).toBe(1)
     })))
 })
@@ -480,21 +485,23 @@ describe("stream: failures before content are retried or fall back; after conten
         expect(upstream.attempts("b")).toBe(0)
       })))
 
-    it.live(`${protocol}: malformed JSON in one event after content is "malformed", not a skipped token`, () =>
-      run(Effect.gen(function*() {
-        const upstream = yield* SimulatedUpstream.make({
-          script: { a: [S.malformed({ kind: "not-json", chunks: ["a ", "b ", "c ", "d"], afterChunks: 2 })], b: [S.succeed()] }
-        })
-        const router = yield* routerOn(protocol, upstream, ["a", "b"])
-        const { exit, seen } = yield* consume(router.stream({ messages: hi }))
-        const error = asInterrupted(failureOf(exit))
-        expect(error.reason).toBe("malformed")
-        expect(error.text).toBe("a b ")
-        expect(error.cause?._tag).toBe("MalformedResponse")
-        // The server carries on with "c d" and a finish; none of it may reach the consumer.
-        expect(texts(seen)).toEqual(["a ", "b "])
-        expect(upstream.attempts("b")).toBe(0)
-      })))
+    for (const kind of ["not-json", "wrong-schema"] as const) {
+      it.live(`${protocol}: a ${kind} event after content is "malformed", not a skipped token`, () =>
+        run(Effect.gen(function*() {
+          const upstream = yield* SimulatedUpstream.make({
+            script: { a: [S.malformed({ kind, chunks: ["a ", "b ", "c ", "d"], afterChunks: 2 })], b: [S.succeed()] }
+          })
+          const router = yield* routerOn(protocol, upstream, ["a", "b"])
+          const { exit, seen } = yield* consume(router.stream({ messages: hi }))
+          const error = asInterrupted(failureOf(exit))
+          expect(error.reason).toBe("malformed")
+          expect(error.text).toBe("a b ")
+          expect(error.cause?._tag).toBe("MalformedResponse")
+          // The server carries on with "c d" and a finish; none of it may reach the consumer.
+          expect(texts(seen)).toEqual(["a ", "b "])
+          expect(upstream.attempts("b")).toBe(0)
+        })))
+    }
 
     it.live(`${protocol}: malformed JSON before content falls back to the next model`, () =>
       run(Effect.gen(function*() {
@@ -508,6 +515,24 @@ describe("stream: failures before content are retried or fall back; after conten
         expect(outcomes(started(seen).trail)).toEqual(["a#1:fallback:MalformedResponse", "b#1:success"])
       })))
   }
+
+  it.live("an error status before the stream opens is retried (honouring retry-after-ms) and then falls back", () =>
+    run(Effect.gen(function*() {
+      const upstream = yield* SimulatedUpstream.make({
+        script: {
+          a: [S.rateLimited({ retryAfterMs: 20 }), S.serverError(502)],
+          b: [S.succeed({ chunks: ["b", "!"] })]
+        }
+      })
+      const router = yield* routerOn("openai", upstream, ["a", "b"], { retry: { ...fast, maxAttempts: 2 } })
+      const { exit, seen } = yield* consume(router.stream({ messages: hi }))
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(texts(seen)).toEqual(["b", "!"])
+      const trail = started(seen).trail
+      expect(outcomes(trail)).toEqual(["a#1:retry:RateLimited", "a#2:fallback:ServerError", "b#1:success"])
+      expect(trail[0]!.waitMillis).toBe(20)
+      expect(upstream.requests[1]!.receivedAt - upstream.requests[0]!.receivedAt).toBeGreaterThanOrEqual(19)
+    })))
 
   it.live("the trail and cause of a StreamInterrupted never contain the api key the server echoed", () =>
     run(Effect.gen(function*() {

@@ -264,6 +264,24 @@ const endToEnd = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>
         expect(connections).toBe(2)
       })))
 
+    it.live("a 200 whose body is cut mid-way is a NetworkError; a body that ends early is MalformedResponse", () =>
+      runIt(Effect.gen(function*() {
+        const upstream = yield* SimulatedUpstream.make({
+          script: { cut: [S.cut(), S.succeed({ text: "second try" })], short: [S.endWithoutFinish()] }
+        })
+        const endpoint = openAi(upstream)
+        const cut = yield* Router.make({ models: [Model.make({ name: "cut", endpoint })], retry: { ...fast, maxAttempts: 2 } })
+        const response = yield* cut.generate({ messages: hi })
+        expect(response.text).toBe("second try")
+        expect(outcomes(response.trail)).toEqual(["1:openai/cut#1:retry:NetworkError", "2:openai/cut#2:success"])
+
+        const short = yield* Router.make({ models: [Model.make({ name: "short", endpoint })], retry: { ...fast, maxAttempts: 2 } })
+        const error = yield* Effect.flip(short.generate({ messages: hi }))
+        expect(error._tag).toBe("MalformedResponse")
+        expect((error as RouterError.MalformedResponse).reason).toBe("body is not JSON")
+        expect(upstream.attempts("short")).toBe(1)
+      })))
+
     it.live("the caller's timeout while the server hangs aborts the request: the server sees the socket close", () =>
       runIt(Effect.gen(function*() {
         const upstream = yield* SimulatedUpstream.make({ script: { m: [S.hang()] } })
