@@ -1,6 +1,6 @@
 import { FetchHttpClient } from "@effect/platform"
 import { Effect, Redacted, Stream } from "effect"
-import { Attempt, Model, OpenAiCompatible, GptRouter, Router } from "../src/index.js"
+import { Attempt, GptRouter, Model, OpenAiCompatible, Router } from "../src/index.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as Script from "../src/testing/UpstreamScript.js"
 
@@ -14,7 +14,10 @@ const main = Effect.gen(function*() {
     },
     apiKey: "sk-test-secret-123456"
   })
-  const openai = OpenAiCompatible.endpoint({ baseUrl: upstream.openAiBaseUrl, apiKey: Redacted.make("sk-test-secret-123456") })
+  const openai = OpenAiCompatible.endpoint({
+    baseUrl: upstream.openAiBaseUrl,
+    apiKey: Redacted.make("sk-test-secret-123456")
+  })
   const gpt = GptRouter.endpoint({ baseUrl: upstream.gptRouterBaseUrl, apiKey: Redacted.make("sk-test-secret-123456") })
   const router = yield* Router.make({
     models: [Model.make({ name: "a", endpoint: openai }), Model.make({ name: "b", endpoint: openai })],
@@ -36,4 +39,7 @@ const main = Effect.gen(function*() {
   console.log(s2.text, s2.usage)
   console.log(upstream.requests.map((r) => `${r.protocol} ${r.models.join(",")}`))
 })
-Effect.runPromise(main.pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer))).catch((e) => { console.error("FAILED", e); process.exit(1) })
+Effect.runPromise(main.pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer))).catch((e) => {
+  console.error("FAILED", e)
+  process.exit(1)
+})

@@ -9,7 +9,8 @@ const RUNS = 5
 const build = (): Array<Uint8Array> => {
   let text = ""
   for (let i = 0; i < EVENTS; i++) {
-    text += `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"abc ${i}"},"finish_reason":null}]}\n\n`
+    text +=
+      `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"abc ${i}"},"finish_reason":null}]}\n\n`
   }
   const all = new TextEncoder().encode(text)
   const reads: Array<Uint8Array> = []
@@ -118,9 +119,17 @@ const bestOfInterleaved = (
 
 const reads = build()
 const totalBytes = reads.reduce((acc, r) => acc + r.length, 0)
-console.log(`${EVENTS} events, ${(totalBytes / 1024 / 1024).toFixed(2)} MiB in ${reads.length} reads of ${READ_SIZE} bytes, best of ${RUNS}`)
+console.log(
+  `${EVENTS} events, ${
+    (totalBytes / 1024 / 1024).toFixed(2)
+  } MiB in ${reads.length} reads of ${READ_SIZE} bytes, best of ${RUNS}`
+)
 
-const report = (label: string, a: (r: ReadonlyArray<Uint8Array>) => number, b: (r: ReadonlyArray<Uint8Array>) => number) => {
+const report = (
+  label: string,
+  a: (r: ReadonlyArray<Uint8Array>) => number,
+  b: (r: ReadonlyArray<Uint8Array>) => number
+) => {
   // warm both up once so neither pays the other's JIT cost in the timed runs
   a(reads)
   b(reads)

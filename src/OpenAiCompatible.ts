@@ -6,7 +6,7 @@
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Either from "effect/Either"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { ChatChunk } from "./ChatChunk.js"
 import { toWireParams } from "./ChatRequest.js"
@@ -174,7 +174,11 @@ const streamDecoder = (call: Call): StreamDecoder => {
     }
     if (!chunkValidator.is(json)) return { _tag: "Malformed", reason: chunkValidator.explain(json) }
     if (served === undefined) {
-      served = { model: json.model ?? call.model, provider: call.provider, ...(json.id === undefined ? {} : { id: json.id }) }
+      served = {
+        model: json.model ?? call.model,
+        provider: call.provider,
+        ...(json.id === undefined ? {} : { id: json.id })
+      }
     }
     const choices = json.choices
     if (choices !== undefined) {
@@ -208,7 +212,9 @@ const streamDecoder = (call: Call): StreamDecoder => {
             })
           }
         }
-        if (choice.finish_reason != null) out.push({ _tag: "Finish", index: choice.index, reason: choice.finish_reason })
+        if (choice.finish_reason != null) {
+          out.push({ _tag: "Finish", index: choice.index, reason: choice.finish_reason })
+        }
       }
     }
     if (json.usage != null) out.push(toUsageChunk(json.usage))

@@ -47,9 +47,10 @@ const endpointFor = (protocol: Protocol, upstream: Upstream) =>
 
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.Error)
 
-const runWith = (client: Layer.Layer<HttpClient.HttpClient>) =>
-<A, E>(effect: Effect.Effect<A, E, Scope.Scope | HttpClient.HttpClient>): Effect.Effect<A, E> =>
-  quiet(Effect.provide(Effect.scoped(effect), client))
+const runWith =
+  (client: Layer.Layer<HttpClient.HttpClient>) =>
+  <A, E>(effect: Effect.Effect<A, E, Scope.Scope | HttpClient.HttpClient>): Effect.Effect<A, E> =>
+    quiet(Effect.provide(Effect.scoped(effect), client))
 
 const run = runWith(FetchHttpClient.layer)
 
@@ -108,8 +109,11 @@ const listen = (
     promise(() =>
       new Promise<{ server: Http.Server; url: string }>((resolve) => {
         const server = Http.createServer(handler)
-        server.listen(0, "127.0.0.1", () =>
-          resolve({ server, url: `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}` }))
+        server.listen(
+          0,
+          "127.0.0.1",
+          () => resolve({ server, url: `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}` })
+        )
       })
     ),
     ({ server }) =>
@@ -167,7 +171,16 @@ const core = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>) =>
           const router = yield* routerOn(protocol, upstream, ["m"])
           const { exit, seen } = yield* consume(router.stream({ messages: hi }))
           expect(Exit.isSuccess(exit)).toBe(true)
-          expect(tags(seen)).toEqual(["Started", "TextDelta", "TextDelta", "TextDelta", "TextDelta", "TextDelta", "Finish", "Usage"])
+          expect(tags(seen)).toEqual([
+            "Started",
+            "TextDelta",
+            "TextDelta",
+            "TextDelta",
+            "TextDelta",
+            "TextDelta",
+            "Finish",
+            "Usage"
+          ])
           expect(texts(seen)).toEqual(multiByte)
           expect(texts(seen).join("")).toBe("Café 😀 日本語!")
           expect(seen.at(-2)).toEqual({ _tag: "Finish", index: 0, reason: "stop" })
@@ -217,7 +230,9 @@ const core = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>) =>
 
     it.live("interrupting the consumer closes the socket", () =>
       runIt(Effect.gen(function*() {
-        const upstream = yield* SimulatedUpstream.make({ script: { g: [S.stall({ chunks: ["x", "y", "z"], afterChunks: 2 })] } })
+        const upstream = yield* SimulatedUpstream.make({
+          script: { g: [S.stall({ chunks: ["x", "y", "z"], afterChunks: 2 })] }
+        })
         const router = yield* routerOn("gptrouter", upstream, ["g"])
         const twoTexts = yield* Deferred.make<void>()
         let count = 0
@@ -226,7 +241,9 @@ const core = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>) =>
         yield* Deferred.await(twoTexts)
         const exit = yield* Fiber.interrupt(fiber)
         expect(Exit.isInterrupted(exit)).toBe(true)
-        yield* promise(() => upstream.waitForClosedConnections(1, 2_000))
+        yield* promise(() =>
+          upstream.waitForClosedConnections(1, 2_000)
+        )
         expect(upstream.closedConnections()).toBe(1)
       })))
 
@@ -237,7 +254,9 @@ const core = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>) =>
           script: { m: [S.hang({ stage: "first-token" })] }
         })
         const router = yield* routerOn("openai", upstream, ["m"])
-        const exit = yield* Effect.exit(Effect.timeout(Stream.runCollect(router.stream({ messages: hi })), "150 millis"))
+        const exit = yield* Effect.exit(
+          Effect.timeout(Stream.runCollect(router.stream({ messages: hi })), "150 millis")
+        )
         expect(Exit.isFailure(exit)).toBe(true)
         yield* promise(() => upstream.waitForClosedConnections(1, 2_000))
         expect(upstream.closedConnections()).toBe(1)
@@ -255,7 +274,10 @@ const core = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>) =>
         })
         const endpoint = endpointFor("gptrouter", upstream)
         const router = yield* Router.make({
-          models: [Model.make({ name: "g1", endpoint, provider: "cohere" }), Model.make({ name: "g2", endpoint, provider: "anthropic" })],
+          models: [
+            Model.make({ name: "g1", endpoint, provider: "cohere" }),
+            Model.make({ name: "g2", endpoint, provider: "anthropic" })
+          ],
           retry: { ...fast, maxAttempts: 1 }
         })
         const response = yield* Router.collect(router.stream({ messages: hi }))
@@ -264,7 +286,9 @@ const core = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>) =>
         expect(response.usage).toEqual({ promptTokens: 3, completionTokens: 2, totalTokens: 5 })
         expect(response.choices[0]!.finishReason).toBe("stop")
         expect(outcomes(response.trail)).toEqual(["g1#1:fallback:ServerError", "g2#1:success"])
-        const bodies = upstream.requests.map((r) => r.body as { stream: boolean; data: Array<{ modelName: string; order: number }> })
+        const bodies = upstream.requests.map((r) =>
+          r.body as { stream: boolean; data: Array<{ modelName: string; order: number }> }
+        )
         expect(bodies.map((b) => b.stream)).toEqual([true, true])
         expect(upstream.requests.map((r) => r.headers["ws-secret"])).toEqual([KEY, KEY])
         expect(bodies.map((b) => b.data.map((d) => `${d.order}:${d.modelName}`))).toEqual([["1:g1", "2:g2"], ["1:g2"]])
@@ -348,7 +372,9 @@ describe("stream: SSE framing edge cases", () => {
         res.end(gptEvent("end", {}))
       })
       const endRouter = yield* Router.make({
-        models: [Model.make({ name: "raw", endpoint: GptRouter.endpoint({ baseUrl: end.url, apiKey: Redacted.make(KEY) }) })],
+        models: [
+          Model.make({ name: "raw", endpoint: GptRouter.endpoint({ baseUrl: end.url, apiKey: Redacted.make(KEY) }) })
+        ],
         retry: fast
       })
       const ended = yield* consume(endRouter.stream({ messages: hi }))
@@ -425,7 +451,11 @@ describe("stream: failures before content are retried or fall back; after conten
         const { exit, seen } = yield* consume(router.stream({ messages: hi }))
         expect(Exit.isSuccess(exit)).toBe(true)
         expect(texts(seen)).toEqual(["from ", "b"])
-        expect(outcomes(started(seen).trail)).toEqual(["a#1:retry:NetworkError", "a#2:fallback:NetworkError", "b#1:success"])
+        expect(outcomes(started(seen).trail)).toEqual([
+          "a#1:retry:NetworkError",
+          "a#2:fallback:NetworkError",
+          "b#1:success"
+        ])
       })))
 
     it.live(`${protocol}: a clean end without the finish event or the end marker is "truncated"`, () =>
@@ -598,93 +628,104 @@ describe("stream: GPTRouter", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("stream: a long stream", () => {
-  it.live("50,000 chunks: the concatenated text is exact and every chunk arrives once, in order", () =>
-    run(Effect.gen(function*() {
-      const chunks = Array.from({ length: 50_000 }, (_, i) => `${i},`)
-      const upstream = yield* SimulatedUpstream.make({ script: { m: [S.succeed({ chunks })] } })
-      const router = yield* routerOn("openai", upstream, ["m"])
-      let text = ""
-      let deltas = 0
-      let inOrder = true
-      let usage: ChatChunk | undefined
-      yield* Stream.runForEach(router.stream({ messages: hi }), (chunk) =>
-        Effect.sync(() => {
-          if (chunk._tag === "TextDelta") {
-            if (chunk.text !== chunks[deltas]) inOrder = false
-            deltas++
-            text += chunk.text
-          } else if (chunk._tag === "Usage") {
-            usage = chunk
-          }
-        }))
-      expect(deltas).toBe(50_000)
-      expect(inOrder).toBe(true)
-      expect(text).toBe(chunks.join(""))
-      expect(usage).toEqual({ _tag: "Usage", promptTokens: 10, completionTokens: 50_000, totalTokens: 50_010 })
-    })), 60_000)
+  it.live(
+    "50,000 chunks: the concatenated text is exact and every chunk arrives once, in order",
+    () =>
+      run(Effect.gen(function*() {
+        const chunks = Array.from({ length: 50_000 }, (_, i) => `${i},`)
+        const upstream = yield* SimulatedUpstream.make({ script: { m: [S.succeed({ chunks })] } })
+        const router = yield* routerOn("openai", upstream, ["m"])
+        let text = ""
+        let deltas = 0
+        let inOrder = true
+        let usage: ChatChunk | undefined
+        yield* Stream.runForEach(router.stream({ messages: hi }), (chunk) =>
+          Effect.sync(() => {
+            if (chunk._tag === "TextDelta") {
+              if (chunk.text !== chunks[deltas]) inOrder = false
+              deltas++
+              text += chunk.text
+            } else if (chunk._tag === "Usage") {
+              usage = chunk
+            }
+          }))
+        expect(deltas).toBe(50_000)
+        expect(inOrder).toBe(true)
+        expect(text).toBe(chunks.join(""))
+        expect(usage).toEqual({ _tag: "Usage", promptTokens: 10, completionTokens: 50_000, totalTokens: 50_010 })
+      })),
+    60_000
+  )
 
-  it.live("memory sanity: content is delivered while the server is still writing, and the heap stays flat", () =>
-    run(Effect.gen(function*() {
-      V8.setFlagsFromString("--expose-gc")
-      const gc = Vm.runInNewContext("gc") as () => void
-      const total = 50_000
-      const padding = "p".repeat(600)
-      // A server that renders each event when the socket can take it, so its own memory stays constant.
-      let written = 0
-      const server = yield* rawSse((res) => {
-        res.write(`${openAiEvent({ role: "assistant", content: "" })}\n\n`)
-        const pump = () => {
-          while (written < total) {
-            const ok = res.write(`${openAiEvent({ content: `${written},` }).slice(0, -1)},"pad":"${padding}"}\n\n`)
-            written++
-            if (!ok) return void res.once("drain", pump)
+  it.live(
+    "memory sanity: content is delivered while the server is still writing, and the heap stays flat",
+    () =>
+      run(Effect.gen(function*() {
+        V8.setFlagsFromString("--expose-gc")
+        const gc = Vm.runInNewContext("gc") as () => void
+        const total = 50_000
+        const padding = "p".repeat(600)
+        // A server that renders each event when the socket can take it, so its own memory stays constant.
+        let written = 0
+        const server = yield* rawSse((res) => {
+          res.write(`${openAiEvent({ role: "assistant", content: "" })}\n\n`)
+          const pump = () => {
+            while (written < total) {
+              const ok = res.write(`${openAiEvent({ content: `${written},` }).slice(0, -1)},"pad":"${padding}"}\n\n`)
+              written++
+              if (!ok) return void res.once("drain", pump)
+            }
+            res.write(`${openAiEvent({}, "stop")}\n\n`)
+            res.end("data: [DONE]\n\n")
           }
-          res.write(`${openAiEvent({}, "stop")}\n\n`)
-          res.end("data: [DONE]\n\n")
+          pump()
+        })
+        const router = yield* Router.make({
+          models: [Model.make({ name: "raw", endpoint: OpenAiCompatible.endpoint({ baseUrl: `${server.url}/v1` }) })],
+          retry: fast
+        })
+        // After a forced GC: strings and chunk objects would show in heapUsed, retained raw reads in arrayBuffers.
+        const memory = () => {
+          gc()
+          const m = process.memoryUsage()
+          return { heap: m.heapUsed, buffers: m.arrayBuffers }
         }
-        pump()
-      })
-      const router = yield* Router.make({
-        models: [Model.make({ name: "raw", endpoint: OpenAiCompatible.endpoint({ baseUrl: `${server.url}/v1` }) })],
-        retry: fast
-      })
-      // After a forced GC: strings and chunk objects would show in heapUsed, retained raw reads in arrayBuffers.
-      const memory = () => {
-        gc()
-        const m = process.memoryUsage()
-        return { heap: m.heapUsed, buffers: m.arrayBuffers }
-      }
-      const baseline = memory()
-      let deltas = 0
-      let writtenAtFirst = -1
-      let peakHeap = 0
-      let peakBuffers = 0
-      let length = 0
-      yield* Stream.runForEach(router.stream({ messages: hi }), (chunk) =>
-        Effect.sync(() => {
-          if (chunk._tag !== "TextDelta") return
-          if (deltas === 0) writtenAtFirst = written
-          deltas++
-          length += chunk.text.length
-          if (deltas % 5_000 === 0) {
-            const now = memory()
-            peakHeap = Math.max(peakHeap, now.heap - baseline.heap)
-            peakBuffers = Math.max(peakBuffers, now.buffers - baseline.buffers)
-          }
-        }))
-      const bodyBytes = Array.from({ length: total }, (_, i) => openAiEvent({ content: `${i},` }).length + padding.length + 10)
-        .reduce((a, b) => a + b, 0)
-      expect(bodyBytes).toBeGreaterThan(35_000_000)
-      expect(deltas).toBe(total)
-      expect(length).toBe(Array.from({ length: total }, (_, i) => `${i},`).join("").length)
-      // The first chunk reached the consumer long before the server had written the body.
-      expect(writtenAtFirst).toBeGreaterThanOrEqual(0)
-      expect(writtenAtFirst).toBeLessThan(total / 2)
-      // What stays alive is the text so far (a rope of ~60 bytes per delta, ~3 MB here) and in-flight reads: a small
-      // fraction of the body, whichever way it would be buffered.
-      expect(peakHeap).toBeLessThan(8_000_000)
-      expect(peakBuffers).toBeLessThan(16_000_000)
-    })), 60_000)
+        const baseline = memory()
+        let deltas = 0
+        let writtenAtFirst = -1
+        let peakHeap = 0
+        let peakBuffers = 0
+        let length = 0
+        yield* Stream.runForEach(router.stream({ messages: hi }), (chunk) =>
+          Effect.sync(() => {
+            if (chunk._tag !== "TextDelta") return
+            if (deltas === 0) writtenAtFirst = written
+            deltas++
+            length += chunk.text.length
+            if (deltas % 5_000 === 0) {
+              const now = memory()
+              peakHeap = Math.max(peakHeap, now.heap - baseline.heap)
+              peakBuffers = Math.max(peakBuffers, now.buffers - baseline.buffers)
+            }
+          }))
+        const bodyBytes = Array.from(
+          { length: total },
+          (_, i) => openAiEvent({ content: `${i},` }).length + padding.length + 10
+        )
+          .reduce((a, b) => a + b, 0)
+        expect(bodyBytes).toBeGreaterThan(35_000_000)
+        expect(deltas).toBe(total)
+        expect(length).toBe(Array.from({ length: total }, (_, i) => `${i},`).join("").length)
+        // The first chunk reached the consumer long before the server had written the body.
+        expect(writtenAtFirst).toBeGreaterThanOrEqual(0)
+        expect(writtenAtFirst).toBeLessThan(total / 2)
+        // What stays alive is the text so far (a rope of ~60 bytes per delta, ~3 MB here) and in-flight reads: a small
+        // fraction of the body, whichever way it would be buffered.
+        expect(peakHeap).toBeLessThan(8_000_000)
+        expect(peakBuffers).toBeLessThan(16_000_000)
+      })),
+    60_000
+  )
 })
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -731,13 +772,21 @@ describe("stream: Router.collect and completionWithRetry", () => {
   it.live("openai: collect equals generate for tool calls too", () =>
     run(Effect.gen(function*() {
       const upstream = yield* SimulatedUpstream.make({
-        script: { m: [S.succeed({ toolCalls: [{ id: "call_1", name: "get_weather", arguments: { city: "Paris", unit: "C" } }] })] }
+        script: {
+          m: [
+            S.succeed({ toolCalls: [{ id: "call_1", name: "get_weather", arguments: { city: "Paris", unit: "C" } }] })
+          ]
+        }
       })
       const router = yield* routerOn("openai", upstream, ["m"])
       const generated = yield* router.generate({ messages: hi })
       const collected = yield* Router.collect(router.stream({ messages: hi }))
       const calls = (r: typeof generated) => r.choices[0]!.toolCalls.map((t) => ({ ...t }))
-      expect(calls(collected)).toEqual([{ id: "call_1", name: "get_weather", arguments: "{\"city\":\"Paris\",\"unit\":\"C\"}" }])
+      expect(calls(collected)).toEqual([{
+        id: "call_1",
+        name: "get_weather",
+        arguments: "{\"city\":\"Paris\",\"unit\":\"C\"}"
+      }])
       expect(calls(collected)).toEqual(calls(generated))
       expect(collected.choices[0]!.finishReason).toBe("tool_calls")
       expect(generated.choices[0]!.finishReason).toBe("tool_calls")

@@ -41,9 +41,10 @@ const gptRouter = (upstream: Upstream, key = KEY) =>
 // The router logs a warning before each retry sleep; the tests assert on the trail instead.
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.Error)
 
-const runWith = (client: Layer.Layer<HttpClient.HttpClient>) =>
-<A, E>(effect: Effect.Effect<A, E, Scope.Scope | HttpClient.HttpClient>): Effect.Effect<A, E> =>
-  quiet(Effect.provide(Effect.scoped(effect), client))
+const runWith =
+  (client: Layer.Layer<HttpClient.HttpClient>) =>
+  <A, E>(effect: Effect.Effect<A, E, Scope.Scope | HttpClient.HttpClient>): Effect.Effect<A, E> =>
+    quiet(Effect.provide(Effect.scoped(effect), client))
 
 const run = runWith(FetchHttpClient.layer)
 
@@ -100,7 +101,13 @@ const endToEnd = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>
         const upstream = yield* SimulatedUpstream.make({
           apiKey: KEY,
           script: {
-            "gpt-4o": [S.succeed({ text: "Bonjour, ça va?", usage: { promptTokens: 11, completionTokens: 4 }, finishReason: "length" })]
+            "gpt-4o": [
+              S.succeed({
+                text: "Bonjour, ça va?",
+                usage: { promptTokens: 11, completionTokens: 4 },
+                finishReason: "length"
+              })
+            ]
           }
         })
         const router = yield* Router.make({
@@ -237,7 +244,9 @@ const endToEnd = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>
       runIt(Effect.gen(function*() {
         const port = yield* closedPort
         const refused = yield* Router.make({
-          models: [Model.make({ name: "m", endpoint: OpenAiCompatible.endpoint({ baseUrl: `http://127.0.0.1:${port}/v1` }) })],
+          models: [
+            Model.make({ name: "m", endpoint: OpenAiCompatible.endpoint({ baseUrl: `http://127.0.0.1:${port}/v1` }) })
+          ],
           retry: { ...fast, maxAttempts: 2 }
         })
         const e1 = yield* Effect.flip(refused.generate({ messages: hi }))
@@ -245,7 +254,10 @@ const endToEnd = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>
         if (e1._tag !== "NetworkError") return
         expect(e1.reason).toMatch(/ECONNREFUSED/)
         expect([e1.provider, e1.model, e1.attempt, e1.status]).toEqual(["openai", "m", 2, undefined])
-        expect(outcomes(e1.trail ?? [])).toEqual(["1:openai/m#1:retry:NetworkError", "2:openai/m#2:failed:NetworkError"])
+        expect(outcomes(e1.trail ?? [])).toEqual([
+          "1:openai/m#1:retry:NetworkError",
+          "2:openai/m#2:failed:NetworkError"
+        ])
 
         let connections = 0
         const { port: resetPort } = yield* listen(Net.createServer((socket) => {
@@ -253,7 +265,12 @@ const endToEnd = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>
           socket.on("data", () => socket.resetAndDestroy())
         }))
         const reset = yield* Router.make({
-          models: [Model.make({ name: "m", endpoint: OpenAiCompatible.endpoint({ baseUrl: `http://127.0.0.1:${resetPort}/v1` }) })],
+          models: [
+            Model.make({
+              name: "m",
+              endpoint: OpenAiCompatible.endpoint({ baseUrl: `http://127.0.0.1:${resetPort}/v1` })
+            })
+          ],
           retry: { ...fast, maxAttempts: 2 }
         })
         const e2 = yield* Effect.flip(reset.generate({ messages: hi }))
@@ -270,12 +287,18 @@ const endToEnd = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>
           script: { cut: [S.cut(), S.succeed({ text: "second try" })], short: [S.endWithoutFinish()] }
         })
         const endpoint = openAi(upstream)
-        const cut = yield* Router.make({ models: [Model.make({ name: "cut", endpoint })], retry: { ...fast, maxAttempts: 2 } })
+        const cut = yield* Router.make({
+          models: [Model.make({ name: "cut", endpoint })],
+          retry: { ...fast, maxAttempts: 2 }
+        })
         const response = yield* cut.generate({ messages: hi })
         expect(response.text).toBe("second try")
         expect(outcomes(response.trail)).toEqual(["1:openai/cut#1:retry:NetworkError", "2:openai/cut#2:success"])
 
-        const short = yield* Router.make({ models: [Model.make({ name: "short", endpoint })], retry: { ...fast, maxAttempts: 2 } })
+        const short = yield* Router.make({
+          models: [Model.make({ name: "short", endpoint })],
+          retry: { ...fast, maxAttempts: 2 }
+        })
         const error = yield* Effect.flip(short.generate({ messages: hi }))
         expect(error._tag).toBe("MalformedResponse")
         expect((error as RouterError.MalformedResponse).reason).toBe("body is not JSON")
@@ -285,7 +308,10 @@ const endToEnd = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>
     it.live("the caller's timeout while the server hangs aborts the request: the server sees the socket close", () =>
       runIt(Effect.gen(function*() {
         const upstream = yield* SimulatedUpstream.make({ script: { m: [S.hang()] } })
-        const router = yield* Router.make({ models: [Model.make({ name: "m", endpoint: openAi(upstream) })], retry: fast })
+        const router = yield* Router.make({
+          models: [Model.make({ name: "m", endpoint: openAi(upstream) })],
+          retry: fast
+        })
         const exit = yield* Effect.exit(Effect.timeout(router.generate({ messages: hi }), "150 millis"))
         expect(Exit.isFailure(exit)).toBe(true)
         yield* promise(() => upstream.waitForClosedConnections(1, 2_000))
@@ -296,7 +322,10 @@ const endToEnd = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>
     it.live("Fiber.interrupt of a call whose server hangs (GPTRouter) closes the socket", () =>
       runIt(Effect.gen(function*() {
         const upstream = yield* SimulatedUpstream.make({ script: { g: [S.hang()] } })
-        const router = yield* Router.make({ models: [Model.make({ name: "g", endpoint: gptRouter(upstream) })], retry: fast })
+        const router = yield* Router.make({
+          models: [Model.make({ name: "g", endpoint: gptRouter(upstream) })],
+          retry: fast
+        })
         const fiber = yield* Effect.fork(router.generate({ messages: hi }))
         yield* promise(() => upstream.waitForRequests(1, 2_000))
         const exit = yield* Fiber.interrupt(fiber)
@@ -520,9 +549,12 @@ describe("generate: every error status is its typed error", () => {
       })
       const endpoint = gptRouter(upstream)
       const routerFor = (name: string) =>
-        Router.make({ models: [Model.make({ name, endpoint, provider: "anthropic" })], retry: { ...fast, maxAttempts: 2 } })
+        Router.make({
+          models: [Model.make({ name, endpoint, provider: "anthropic" })],
+          retry: { ...fast, maxAttempts: 2 }
+        })
 
-      const e1 = (yield* Effect.flip((yield* routerFor("g")).generate({ messages: hi })))
+      const e1 = yield* Effect.flip((yield* routerFor("g")).generate({ messages: hi }))
       expect(e1._tag).toBe("ServiceUnavailable")
       const u = e1 as RouterError.ServiceUnavailable
       expect([u.status, u.provider, u.model, u.attempt, u.body]).toEqual([
@@ -571,7 +603,10 @@ describe("generate: a 200 that is not a response is MalformedResponse", () => {
         script: { bad: [S.malformed({ kind: "not-json" })], good: [S.succeed({ text: "fine" })] }
       })
       const endpoint = openAi(upstream)
-      const single = yield* Router.make({ models: [Model.make({ name: "bad", endpoint })], retry: { ...fast, maxAttempts: 3 } })
+      const single = yield* Router.make({
+        models: [Model.make({ name: "bad", endpoint })],
+        retry: { ...fast, maxAttempts: 3 }
+      })
       const error = yield* Effect.flip(single.generate({ messages: hi }))
       expect(error._tag).toBe("MalformedResponse")
       const e = error as RouterError.MalformedResponse
@@ -677,7 +712,12 @@ describe("generate: the api key never appears in errors or the trail", () => {
       const upstream = yield* SimulatedUpstream.make({ apiKey: "the-right-key", script: { m: [S.succeed()] } })
       const wrong = "wrong-key-do-not-leak-123"
       const router = yield* Router.make({
-        models: [Model.make({ name: "m", endpoint: OpenAiCompatible.endpoint({ baseUrl: upstream.openAiBaseUrl, apiKey: Redacted.make(wrong) }) })],
+        models: [
+          Model.make({
+            name: "m",
+            endpoint: OpenAiCompatible.endpoint({ baseUrl: upstream.openAiBaseUrl, apiKey: Redacted.make(wrong) })
+          })
+        ],
         retry: fast
       })
       const error = yield* Effect.flip(router.generate({ messages: hi }))
@@ -703,7 +743,10 @@ describe("generate: request validation happens before anything is sent", () => {
       run(Effect.gen(function*() {
         const upstream = yield* SimulatedUpstream.make({ script: { "*": [S.succeed()] } })
         const router = yield* Router.make({
-          models: [Model.make({ name: "o", endpoint: openAi(upstream) }), Model.make({ name: "g", endpoint: gptRouter(upstream) })],
+          models: [
+            Model.make({ name: "o", endpoint: openAi(upstream) }),
+            Model.make({ name: "g", endpoint: gptRouter(upstream) })
+          ],
           retry: fast
         })
         const error = yield* Effect.flip(router.generate(request as ChatRequest.ChatRequest))
@@ -728,7 +771,13 @@ describe("generate: request validation happens before anything is sent", () => {
         reasoning_effort: "low",
         model_kwargs: { top_k: 40 }
       } as unknown as ChatRequest.ChatRequest
-      const expected = { messages: hi, temperature: 0.2, logit_bias: { "50256": -100 }, reasoning_effort: "low", top_k: 40 }
+      const expected = {
+        messages: hi,
+        temperature: 0.2,
+        logit_bias: { "50256": -100 },
+        reasoning_effort: "low",
+        top_k: 40
+      }
       for (const endpoint of [openAi(upstream), gptRouter(upstream)]) {
         const router = yield* Router.make({ models: [Model.make({ name: "m", endpoint })], retry: fast })
         yield* router.generate(request)
@@ -762,7 +811,8 @@ describe("Router.layer: configuration errors at construction", () => {
       return failure as RouterError.RouterConfigError
     }))
 
-  const model = (name: string, baseUrl: string) => Model.make({ name, endpoint: OpenAiCompatible.endpoint({ baseUrl }) })
+  const model = (name: string, baseUrl: string) =>
+    Model.make({ name, endpoint: OpenAiCompatible.endpoint({ baseUrl }) })
 
   it.live("empty models", () =>
     Effect.map(configError(() => ({ models: [] })), (e) => {

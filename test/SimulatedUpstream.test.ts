@@ -128,7 +128,9 @@ describe("upstreamWire", () => {
 
 describe("SimulatedUpstream: OpenAI protocol", () => {
   it("answers a non-streaming request and records it", async () => {
-    const upstream = await startUpstream({ script: { m: [S.succeed({ text: "Hi there", usage: { promptTokens: 3, completionTokens: 2 } })] } })
+    const upstream = await startUpstream({
+      script: { m: [S.succeed({ text: "Hi there", usage: { promptTokens: 3, completionTokens: 2 } })] }
+    })
     expect(upstream.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
     expect(upstream.openAiBaseUrl).toBe(`${upstream.url}/v1`)
     const res = await chat(upstream, { model: "m" })
@@ -356,7 +358,9 @@ describe("SimulatedUpstream: GPTRouter protocol", () => {
   })
 
   it("sends an in-band error event", async () => {
-    const upstream = await startUpstream({ script: { m: [S.inBandError({ afterChunks: 1, message: "boom", text: "Hi there" })] } })
+    const upstream = await startUpstream({
+      script: { m: [S.inBandError({ afterChunks: 1, message: "boom", text: "Hi there" })] }
+    })
     const res = await generate(upstream, { stream: true, data: [entry("m", 0)] })
     expect(await res.text()).toBe(
       "data: {\"event\":\"generation_source\",\"data\":{\"modelId\":\"m\",\"providerId\":\"openai\"}}\n\n" +
@@ -401,7 +405,9 @@ describe("SimulatedUpstream: broken streams", () => {
   it("endWithoutFinish: the body ends cleanly with no finish_reason and no [DONE]", async () => {
     const upstream = await startUpstream({ script: { m: [S.endWithoutFinish({ afterChunks: 1, text: "Hi there" })] } })
     const text = stableCreated(await (await chat(upstream, { model: "m", stream: true })).text())
-    expect(text).toBe(chunk("chatcmpl-1", `{"role":"assistant","content":""}`) + chunk("chatcmpl-1", `{"content":"Hi t"}`))
+    expect(text).toBe(
+      chunk("chatcmpl-1", `{"role":"assistant","content":""}`) + chunk("chatcmpl-1", `{"content":"Hi t"}`)
+    )
     const gpt = await (await generate(upstream, { stream: true, data: [entry("m", 0)] })).text()
     expect(gpt).not.toContain("finish_reason")
     expect(gpt).not.toContain("\"end\"")
@@ -522,7 +528,9 @@ describe("SimulatedUpstream: wire options and timing", () => {
   })
 
   it("applies headersDelayMs and firstTokenDelayMs", async () => {
-    const upstream = await startUpstream({ script: { m: [S.succeed({ headersDelayMs: 150, firstTokenDelayMs: 150 })] } })
+    const upstream = await startUpstream({
+      script: { m: [S.succeed({ headersDelayMs: 150, firstTokenDelayMs: 150 })] }
+    })
     const t0 = Date.now()
     const res = await chat(upstream, { model: "m", stream: true })
     const t1 = Date.now()

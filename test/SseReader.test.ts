@@ -39,8 +39,7 @@ const splitAt = (bytes: Uint8Array, ...cuts: Array<number>): Array<Uint8Array> =
   return out
 }
 
-const byteByByte = (bytes: Uint8Array): Array<Uint8Array> =>
-  Array.from(bytes, (_, i) => bytes.subarray(i, i + 1))
+const byteByByte = (bytes: Uint8Array): Array<Uint8Array> => Array.from(bytes, (_, i) => bytes.subarray(i, i + 1))
 
 // Straightforward WHATWG-style reference: decode everything, split into lines, walk them.
 const reference = (bytes: Uint8Array): Result => {
@@ -118,8 +117,7 @@ describe("SseReader", () => {
   })
 
   describe("splitting across reads", () => {
-    const stream =
-      "\uFEFF: hello\r\n" +
+    const stream = "\uFEFF: hello\r\n" +
       "event: greet\r\n" +
       "data: h\u00e9llo \u65e5\u672c\r\n" +
       "data:\ud83d\ude00\r\n" +
@@ -165,7 +163,9 @@ describe("SseReader", () => {
       for (let i = 0; i <= bytes.length; i++) {
         for (let j = i; j <= bytes.length; j++) {
           const r = run(splitAt(bytes, i, j))
-          if (r.ok !== true || r.comments !== expectedComments || JSON.stringify(r.events) !== JSON.stringify(expected)) {
+          if (
+            r.ok !== true || r.comments !== expectedComments || JSON.stringify(r.events) !== JSON.stringify(expected)
+          ) {
             expect(r, `splits at ${i}, ${j}`).toEqual({ events: expected, ok: true, comments: expectedComments })
           }
         }
@@ -185,8 +185,29 @@ describe("SseReader", () => {
   it("random streams split at random points match the reference parser", () => {
     const random = mulberry32(42)
     const pieces = [
-      "data: ", "data:", "data", "event: ", "event:", "id: 1", "retry: 3000", ":", ": ping", "x", "{\"a\":1}",
-      "\u00e9", "\ud83d\ude00", "\u65e5\u672c", " ", "\n", "\n", "\n", "\r", "\r\n", "\n\n", "\r\n\r\n", "\uFEFF"
+      "data: ",
+      "data:",
+      "data",
+      "event: ",
+      "event:",
+      "id: 1",
+      "retry: 3000",
+      ":",
+      ": ping",
+      "x",
+      "{\"a\":1}",
+      "\u00e9",
+      "\ud83d\ude00",
+      "\u65e5\u672c",
+      " ",
+      "\n",
+      "\n",
+      "\n",
+      "\r",
+      "\r\n",
+      "\n\n",
+      "\r\n\r\n",
+      "\uFEFF"
     ]
     for (let round = 0; round < 500; round++) {
       let text = random() < 0.3 ? "\uFEFF" : ""

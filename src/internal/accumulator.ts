@@ -82,7 +82,11 @@ export class Accumulator {
         this.choice(chunk.index).finish = chunk.reason
         return
       case "Usage":
-        this.usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens, totalTokens: chunk.totalTokens }
+        this.usage = {
+          promptTokens: chunk.promptTokens,
+          completionTokens: chunk.completionTokens,
+          totalTokens: chunk.totalTokens
+        }
         return
     }
   }

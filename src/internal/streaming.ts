@@ -102,7 +102,11 @@ export const stream = (
     const acc = new Accumulator()
     acc.add(started)
     for (let i = 0; i < first.length; i++) acc.add(first[i]!)
-    const call = { provider: acc.provider, model: acc.model, attempt: opened.trail[opened.trail.length - 1]?.attempt ?? 1 }
+    const call = {
+      provider: acc.provider,
+      model: acc.model,
+      attempt: opened.trail[opened.trail.length - 1]?.attempt ?? 1
+    }
 
     const stall = config.stallTimeoutMillis
     const next: Effect.Effect<ReadonlyArray<ChatChunk> | undefined, transport.BodyFailure | "stall"> =
@@ -110,27 +114,28 @@ export const stream = (
         ? reader.next
         : Effect.timeoutFail(reader.next, { duration: Duration.millis(stall), onTimeout: () => "stall" as const })
 
-    const pull: Effect.Effect<Chunk.Chunk<ChatChunk>, Option.Option<RouterError.StreamInterrupted>> = Effect.matchEffect(
-      next,
-      {
-        onFailure: (failure) => {
-          if (failure === "stall") {
-            const cause = new RouterError.Timeout({
-              ...call,
-              phase: "stall",
-              afterMillis: stall ?? 0
-            }, { disableValidation: true })
-            return Effect.fail(Option.some(interrupted(acc, "stall", cause, opened.trail)))
+    const pull: Effect.Effect<Chunk.Chunk<ChatChunk>, Option.Option<RouterError.StreamInterrupted>> = Effect
+      .matchEffect(
+        next,
+        {
+          onFailure: (failure) => {
+            if (failure === "stall") {
+              const cause = new RouterError.Timeout({
+                ...call,
+                phase: "stall",
+                afterMillis: stall ?? 0
+              }, { disableValidation: true })
+              return Effect.fail(Option.some(interrupted(acc, "stall", cause, opened.trail)))
+            }
+            return Effect.fail(Option.some(interrupted(acc, failure.reason, failure.error, opened.trail)))
+          },
+          onSuccess: (batch) => {
+            if (batch === undefined) return Effect.fail(Option.none())
+            for (let i = 0; i < batch.length; i++) acc.add(batch[i]!)
+            return Effect.succeed(Chunk.unsafeFromArray(batch as Array<ChatChunk>))
           }
-          return Effect.fail(Option.some(interrupted(acc, failure.reason, failure.error, opened.trail)))
-        },
-        onSuccess: (batch) => {
-          if (batch === undefined) return Effect.fail(Option.none())
-          for (let i = 0; i < batch.length; i++) acc.add(batch[i]!)
-          return Effect.succeed(Chunk.unsafeFromArray(batch as Array<ChatChunk>))
         }
-      }
-    )
+      )
     const head = Stream.fromChunk(Chunk.unsafeFromArray([started, ...first]))
     return Stream.concat(head, Stream.repeatEffectChunkOption(pull))
   }))

@@ -57,9 +57,11 @@ const send = (
         ? Effect.fail(errors.make("BadRequest", call, { body: ctx.redact(`${error.reason}: ${error.message}`) }))
         : Effect.fail(networkError(call, error.cause ?? error, ctx.redact))
     ),
-    Effect.flatMap((response) => response.status >= 200 && response.status < 300
-      ? Effect.succeed(response)
-      : Effect.flatMap(failFromStatus(ctx, call, response), Effect.fail))
+    Effect.flatMap((response) =>
+      response.status >= 200 && response.status < 300
+        ? Effect.succeed(response)
+        : Effect.flatMap(failFromStatus(ctx, call, response), Effect.fail)
+    )
   )
 
 const failFromStatus = (
@@ -149,8 +151,10 @@ export const openStream = (
   call: Call,
   maxEventBytes: number
 ): Effect.Effect<BodyReader, AttemptError, Scope.Scope> =>
-  Effect.flatMap(send(ctx, call), (response) =>
-    Effect.map(Stream.toPull(response.stream), (pull) => makeBodyReader(ctx, call, pull, maxEventBytes)))
+  Effect.flatMap(
+    send(ctx, call),
+    (response) => Effect.map(Stream.toPull(response.stream), (pull) => makeBodyReader(ctx, call, pull, maxEventBytes))
+  )
 
 const makeBodyReader = (
   ctx: Context,

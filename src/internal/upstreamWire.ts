@@ -238,8 +238,7 @@ type Draft =
   | { readonly _tag: "End" }
 
 const write = (text: string): Draft => ({ _tag: "Text", text })
-const wait = (ms: number | undefined): ReadonlyArray<Draft> =>
-  ms !== undefined && ms > 0 ? [{ _tag: "Wait", ms }] : []
+const wait = (ms: number | undefined): ReadonlyArray<Draft> => ms !== undefined && ms > 0 ? [{ _tag: "Wait", ms }] : []
 const END: Draft = { _tag: "End" }
 const CUT: Draft = { _tag: "Cut" }
 const HANG: Draft = { _tag: "Hang" }
@@ -722,11 +721,18 @@ export interface Dispatcher {
 }
 
 const simpleResponse = (status: number, body: string, id: string): WirePlan =>
-  respond(0, status, {
-    "content-type": "application/json",
-    "content-length": String(encoder.encode(body).length),
-    "x-request-id": id
-  }, [write(body), END], {}, null)
+  respond(
+    0,
+    status,
+    {
+      "content-type": "application/json",
+      "content-length": String(encoder.encode(body).length),
+      "x-request-id": id
+    },
+    [write(body), END],
+    {},
+    null
+  )
 
 const protocolError = (
   protocol: UpstreamScript.Protocol,

@@ -10,10 +10,10 @@
  *
  * @since 0.1.0
  */
-import * as Http from "node:http"
-import type { AddressInfo } from "node:net"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
 import * as UpstreamWire from "../internal/upstreamWire.js"
 import type * as UpstreamScript from "./UpstreamScript.js"
 

@@ -475,8 +475,7 @@ export const serverError = (status: number = 500, options: FailOptions = {}): Fa
  */
 export const contextLengthExceeded = (options: FailOptions = {}): Fail =>
   fail(400, {
-    message:
-      "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens. " +
+    message: "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens. " +
       "Please reduce the length of the messages.",
     type: "invalid_request_error",
     code: "context_length_exceeded",
