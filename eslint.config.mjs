@@ -4,7 +4,14 @@ import tseslint from "typescript-eslint"
 
 export default [
   {
-    ignores: ["dist/**", "node_modules/**", "bench/node_modules/**", "bench/results/**", "**/*.d.ts", ".ci/readme-blocks/**"]
+    ignores: [
+      "dist/**",
+      "node_modules/**",
+      "bench/node_modules/**",
+      "bench/results/**",
+      "**/*.d.ts",
+      ".ci/readme-blocks/**"
+    ]
   },
   ...tseslint.configs.recommended,
   ...effectEslint.configs.dprint,

@@ -4,7 +4,9 @@ import { execFileSync } from "node:child_process"
 import { readFileSync } from "node:fs"
 
 const pkg = JSON.parse(readFileSync("package.json", "utf8"))
-const [report] = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { encoding: "utf8" }))
+const [report] = JSON.parse(
+  execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { encoding: "utf8" })
+)
 const files = new Set(report.files.map((f) => f.path))
 const problems = []
 
@@ -23,7 +25,9 @@ for (const file of files) {
   if (/\.test\.(js|ts|d\.ts)$/.test(file)) problems.push(`${file} looks like a test`)
 }
 // The main entry must not pull in Node-only modules (platform-node replaces the global fetch dispatcher).
-const mainFiles = [...files].filter((f) => f.startsWith("dist/src/") && f.endsWith(".js") && !/\/(node|cli|testing)\//.test(f))
+const mainFiles = [...files].filter((f) =>
+  f.startsWith("dist/src/") && f.endsWith(".js") && !/\/(node|cli|testing)\//.test(f)
+)
 for (const file of mainFiles) {
   const text = readFileSync(file, "utf8")
   if (/from "(@effect\/platform-node|node:)/.test(text)) problems.push(`${file} imports a Node-only module`)

@@ -9,11 +9,18 @@ const dir = ".ci/readme-blocks"
 rmSync(dir, { recursive: true, force: true })
 mkdirSync(dir, { recursive: true })
 blocks.forEach((code, i) => writeFileSync(`${dir}/block${String(i + 1).padStart(2, "0")}.ts`, `${code}\nexport {}\n`))
-writeFileSync(`${dir}/tsconfig.json`, JSON.stringify({
-  extends: "../../tsconfig.json",
-  compilerOptions: { noEmit: true, noUnusedLocals: false },
-  include: ["./*.ts"]
-}, null, 2))
+writeFileSync(
+  `${dir}/tsconfig.json`,
+  JSON.stringify(
+    {
+      extends: "../../tsconfig.json",
+      compilerOptions: { noEmit: true, noUnusedLocals: false },
+      include: ["./*.ts"]
+    },
+    null,
+    2
+  )
+)
 if (blocks.length === 0) {
   console.error("README.md has no ```ts blocks")
   process.exit(1)
