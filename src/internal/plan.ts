@@ -154,19 +154,21 @@ export const run = <A>(
           attemptFn(call, model),
           scope
         )
+        const timedOut = () =>
+          new RouterError.Timeout({
+            provider: model.provider,
+            model: model.name,
+            attempt: attemptNo,
+            phase: timeoutPhase,
+            afterMillis: limit
+          }, { disableValidation: true })
         if (Number.isFinite(limit)) {
           attempt = Effect.timeoutFail(attempt, {
             duration: Duration.millis(limit),
             onTimeout: () =>
               limit < own
                 ? new DeadlineCut()
-                : new RouterError.Timeout({
-                  provider: model.provider,
-                  model: model.name,
-                  attempt: attemptNo,
-                  phase: timeoutPhase,
-                  afterMillis: limit
-                }, { disableValidation: true })
+                : timedOut()
           })
         }
         if (config.traced) {
@@ -201,13 +203,7 @@ export const run = <A>(
 
         const failure = result.left
         if (failure._tag === "DeadlineCut") {
-          const error = new RouterError.Timeout({
-            provider: model.provider,
-            model: model.name,
-            attempt: attemptNo,
-            phase: timeoutPhase,
-            afterMillis: limit
-          }, { disableValidation: true })
+          const error = timedOut()
           yield* record({
             ...base,
             startedAt: attemptStart,
