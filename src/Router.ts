@@ -174,9 +174,13 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     const models = [...options.models]
 
     const baseClient = yield* HttpClient.HttpClient
-    const tracedClient = HttpClient.withScope(baseClient)
     // Without a tracer the client's span per request costs throughput for nothing.
-    const quietClient = HttpClient.withScope(HttpClient.withTracerDisabledWhen(baseClient, () => true))
+    const quietBase = HttpClient.withTracerDisabledWhen(baseClient, () => true)
+    // Streams tie the request to the attempt's scope: closing it (early `take`, interruption, a failed attempt)
+    // aborts the request. A non-streaming call reads its whole body, and the client aborts it on interruption by
+    // itself, so it skips the scope's abort (an AbortError is built on every abort, even of a finished request).
+    const tracedStreamClient = HttpClient.withScope(baseClient)
+    const quietStreamClient = HttpClient.withScope(quietBase)
 
     const contexts = (client: transport.Context["client"]) => {
       const byEndpoint = new Map<Endpoint, transport.Context>()
@@ -189,8 +193,10 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
         return ctx
       }
     }
-    const tracedContext = contexts(tracedClient)
-    const quietContext = contexts(quietClient)
+    const tracedContext = contexts(baseClient)
+    const quietContext = contexts(quietBase)
+    const tracedStreamContext = contexts(tracedStreamClient)
+    const quietStreamContext = contexts(quietStreamClient)
 
     const planConfig = (traced: boolean): plan.PlanConfig => ({
       models,
@@ -260,7 +266,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
         const traced = tracer !== builtInTracer
         const out = streaming.stream({
           plan: traced ? tracedPlan : quietPlan,
-          context: traced ? tracedContext : quietContext,
+          context: traced ? tracedStreamContext : quietStreamContext,
           firstTokenTimeoutMillis,
           stallTimeoutMillis,
           maxEventBytes
