@@ -12,6 +12,8 @@
 //   --workloads a,b       subset of: latency, throughput, stream-big, stream-concurrent, stream-seq, memory, failover
 //   --sizes default|tiny  tiny: 1 round, a handful of calls, small streams (the smoke test's size)
 //   --memory-rounds N     run the (slow, 100,000-call) memory workload in the first N rounds only (default 1)
+//   --memory-parallel N   memory-workload client processes run N at a time (default 2): it reports RSS only, no
+//                         timings, and each client process keeps one core busy while the upstream needs little
 //   --results-dir DIR     where <timestamp>.jsonl and latest.md go (default bench/results)
 //   --no-install          never run `npm ci` (clients whose packages are missing are skipped)
 //   --no-build            do not run `npm run build` before the ours-* clients (use dist/ as it is)
@@ -55,28 +57,32 @@ const CLIENTS = {
   }
 }
 
-const WORKLOADS = ["latency", "throughput", "stream-big", "stream-concurrent", "stream-seq", "memory", "failover"]
+// memory last: it is the slow one, and it runs in the first --memory-rounds rounds only, --memory-parallel at a time.
+const WORKLOADS = ["latency", "throughput", "stream-big", "stream-concurrent", "stream-seq", "failover", "memory"]
 
 // Call counts per workload. Tuned so that the default matrix (8 clients, 5 rounds, memory in 1 round) stays well
 // under 15 minutes on a 2-core machine; see bench/README.md for the measured durations.
 const SIZES = {
+  // Measured phases stop at `calls`/`count`/`iterations` or after `maxMs` (once `minCalls` are done), whichever
+  // comes first, so that slow clients do not dominate the wall time; figures are per call, so they stay comparable.
   default: {
-    latency: { warmup: 200, calls: 1500 },
-    throughput: { warmup: 500, calls: 4000, concurrency: 32 },
-    "stream-big": { warmup: 5, smallChunks: 200, bigChunks: 20_000, reps: 3 },
-    "stream-concurrent": { warmup: 1, streams: 100, chunks: 200, reps: 3 },
-    "stream-seq": { warmup: 20, count: 150, chunks: 100 },
-    memory: { first: 1_000, total: 100_000, concurrency: 32 },
-    failover: { warmup: 20, iterations: 150 }
+    latency: { warmup: 200, warmupMaxMs: 500, calls: 1_000, minCalls: 200, maxMs: 1_200 },
+    throughput: { warmup: 300, warmupMaxMs: 500, calls: 3_000, minCalls: 300, maxMs: 1_200, concurrency: 32 },
+    "stream-big": { warmup: 3, smallChunks: 200, bigWarmupChunks: 1_000, bigChunks: 20_000, reps: 1 },
+    "stream-concurrent": { warmupStreams: 5, streams: 100, chunks: 200, reps: 1 },
+    "stream-seq": { warmup: 10, warmupMaxMs: 300, count: 100, minCalls: 20, maxMs: 1_200, chunks: 100 },
+    failover: { warmup: 10, warmupMaxMs: 300, iterations: 100, minCalls: 30, maxMs: 1_000 },
+    // 100,000 calls, but the 99,000 after the first 1,000 stop after 100 s: the slowest peers need ~180 s alone.
+    memory: { first: 1_000, total: 100_000, maxMs: 100_000, concurrency: 32 }
   },
   tiny: {
     latency: { warmup: 3, calls: 10 },
     throughput: { warmup: 4, calls: 40, concurrency: 32 },
-    "stream-big": { warmup: 1, smallChunks: 20, bigChunks: 500, reps: 1 },
-    "stream-concurrent": { warmup: 0, streams: 5, chunks: 20, reps: 1 },
+    "stream-big": { warmup: 1, smallChunks: 20, bigWarmupChunks: 100, bigChunks: 500, reps: 1 },
+    "stream-concurrent": { warmupStreams: 2, streams: 5, chunks: 20, reps: 1 },
     "stream-seq": { warmup: 1, count: 5, chunks: 20 },
-    memory: { first: 50, total: 200, concurrency: 8 },
-    failover: { warmup: 1, iterations: 5 }
+    failover: { warmup: 1, iterations: 5 },
+    memory: { first: 50, total: 200, concurrency: 8 }
   }
 }
 
@@ -95,15 +101,16 @@ const LIMITS = {
 }
 
 // The figures of the summary: key, label, whether lower (↓) or higher (↑) is better, and "diff" for figures near
-// zero or signed (growths), which are compared to raw-fetch by difference instead of ratio.
+// zero or signed (growths), which are compared to raw-fetch by difference instead of ratio ("none": not compared).
 const FIGURES = {
   latency: [["lat_mean_ms", "mean ms", "↓"], ["lat_p99_ms", "p99 ms", "↓"]],
   throughput: [["tput_calls_per_s", "calls/s", "↑"], ["cpu_us_per_call", "client CPU µs/call", "↓"]],
   "stream-big": [
     ["big_stream_chunks_per_s", "chunks/s", "↑"],
-    ["rss_peak_small_stream_mb", "peak RSS MB, 200-chunk", "↓"],
-    ["rss_peak_big_stream_mb", "peak RSS MB, 20k-chunk", "↓"],
-    ["rss_big_minus_small_mb", "Δ MB", "↓", "diff"]
+    ["rss_small_stream_peak_mb", "RSS MB during small", "↓"],
+    ["rss_big_stream_peak_mb", "RSS MB during big", "↓"],
+    ["rss_small_stream_added_mb", "+MB small", "↓", "diff"],
+    ["rss_big_stream_added_mb", "+MB big", "↓", "diff"]
   ],
   "stream-concurrent": [["conc_stream_ms_per_stream", "ms/stream", "↓"]],
   "stream-seq": [["seq_stream_ms_per_stream", "ms/stream", "↓"]],
@@ -111,24 +118,28 @@ const FIGURES = {
     ["rss_after_first_mb", "RSS MB after first", "↓"],
     ["rss_after_total_mb", "RSS MB after total", "↓"],
     ["rss_growth_mb", "growth MB", "↓", "diff"],
-    ["peak_rss_mb", "peak RSS MB", "↓"]
+    ["peak_rss_mb", "peak RSS MB", "↓"],
+    ["memory_calls", "calls made", "", "none"]
   ],
   failover: [["failover_server_us", "failover µs (server)", "↓"], ["failover_call_ms", "whole call ms", "↓"]]
 }
 
+const upTo = (n, s) => (s.maxMs !== undefined ? `up to ${n} (or ${s.maxMs / 1000} s, at least ${s.minCalls})` : `${n}`)
 const TITLES = {
-  latency: (s) => `Non-streaming latency, concurrency 1 (${s.calls} calls after ${s.warmup} warm-up)`,
+  latency: (s) => `Non-streaming latency, concurrency 1 (${upTo(s.calls, s)} calls after ${s.warmup} warm-up)`,
   throughput: (s) =>
-    `Non-streaming throughput, concurrency ${s.concurrency} (${s.calls} calls after ${s.warmup} warm-up); client CPU per call`,
+    `Non-streaming throughput, concurrency ${s.concurrency} (${upTo(s.calls, s)} calls after ${s.warmup} warm-up); client CPU per call`,
   "stream-big": (s) =>
-    `Decode of one ${s.bigChunks}-chunk stream (median of ${s.reps}); peak RSS after ${s.smallChunks}-chunk streams vs after the big one`,
+    `Decode of one ${s.bigChunks}-chunk stream; RSS (sampled every 2 ms, after gc) during a ${s.smallChunks}-chunk stream and during the big one, and what each added`,
   "stream-concurrent": (s) =>
-    `${s.streams} concurrent ${s.chunks}-chunk streams: wall time / ${s.streams} (median of ${s.reps})`,
-  "stream-seq": (s) => `Sequential ${s.chunks}-chunk streams: time per stream (${s.count} streams)`,
+    `${s.streams} concurrent ${s.chunks}-chunk streams: wall time / ${s.streams}`,
+  "stream-seq": (s) => `Sequential ${s.chunks}-chunk streams: time per stream (${upTo(s.count, s)} streams)`,
   memory: (s) =>
-    `RSS after ${s.first} vs after ${s.total} non-streaming calls (concurrency ${s.concurrency}, after gc)`,
+    `RSS after ${s.first} vs after ${s.total} non-streaming calls (concurrency ${s.concurrency}, after gc${
+      s.maxMs !== undefined ? `; calls after the first ${s.first} stop after ${s.maxMs / 1000} s` : ""
+    })`,
   failover: (s) =>
-    `Failover: model 1 answers 503, fall back to model 2; server-measured gap from the 503 sent to model 2's request (median of ${s.iterations})`
+    `Failover: model 1 answers 503, fall back to model 2; server-measured gap from the 503 sent to model 2's request (median of ${upTo(s.iterations, s)} calls)`
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -141,6 +152,8 @@ if (!(sizes in SIZES)) fail(`--sizes must be one of ${Object.keys(SIZES).join(",
 const rounds = args.rounds !== undefined ? Number(args.rounds) : sizes === "tiny" ? 1 : 5
 if (!Number.isInteger(rounds) || rounds < 1) fail("--rounds must be a positive integer")
 const memoryRounds = args["memory-rounds"] !== undefined ? Number(args["memory-rounds"]) : 1
+const memoryParallel = args["memory-parallel"] !== undefined ? Number(args["memory-parallel"]) : 2
+if (!Number.isInteger(memoryParallel) || memoryParallel < 1) fail("--memory-parallel must be a positive integer")
 const timeoutScale = args["timeout-scale"] !== undefined ? Number(args["timeout-scale"]) : 1
 const clients = list(args.clients) ?? Object.keys(CLIENTS)
 for (const c of clients) if (!(c in CLIENTS)) fail(`unknown client ${c}; known: ${Object.keys(CLIENTS).join(", ")}`)
@@ -159,6 +172,8 @@ const log = (msg) => process.stderr.write(`[bench ${((Date.now() - t0) / 1000).t
 // ---------------------------------------------------------------------------------------------------------------
 // Child processes, each with a time limit
 
+const children = new Set()
+
 /** Runs a command; resolves { code, stdout, stderr, timedOut, ms }. Killed (SIGKILL) past `limitMs`. */
 const run = (cmd, argv, { cwd, limitMs, inheritOutput = false, stdin = "ignore" }) =>
   new Promise((res) => {
@@ -168,6 +183,7 @@ const run = (cmd, argv, { cwd, limitMs, inheritOutput = false, stdin = "ignore" 
       stdio: [stdin, inheritOutput ? process.stderr : "pipe", inheritOutput ? process.stderr : "pipe"],
       env: process.env
     })
+    children.add(child)
     let stdout = ""
     let stderr = ""
     child.stdout?.on("data", (d) => {
@@ -187,6 +203,7 @@ const run = (cmd, argv, { cwd, limitMs, inheritOutput = false, stdin = "ignore" 
     })
     child.on("close", (code, signal) => {
       clearTimeout(timer)
+      children.delete(child)
       res({ code: code ?? (signal ? 128 : 1), signal, stdout, stderr, timedOut, ms: Date.now() - started })
     })
   })
@@ -314,9 +331,11 @@ const header = {
   node: process.version,
   cpu: os.cpus()[0]?.model,
   cores: os.cpus().length,
+  load1AtStart: os.loadavg()[0],
   sizes,
   rounds,
   memoryRounds,
+  memoryParallel,
   clients: active,
   skipped: Object.fromEntries(skipped),
   workloads,
@@ -350,6 +369,7 @@ const runClientProcess = async (client, workload, round) => {
     String(limitMs - 2_000)
   ]
   if (def.variant) argv.push("--variant", def.variant)
+  const load1 = os.loadavg()[0]
   const r = await run(process.execPath, argv, { cwd: BENCH, limitMs })
   const line = r.stdout.split("\n").reverse().find((l) => l.startsWith("{\"bench\":1"))
   let rec
@@ -372,7 +392,8 @@ const runClientProcess = async (client, workload, round) => {
     client,
     workload,
     exitCode: r.code,
-    wallMs: r.ms
+    wallMs: r.ms,
+    load1
   }
   records.push(full)
   appendFileSync(jsonlPath, JSON.stringify(full) + "\n")
@@ -389,10 +410,13 @@ const cleanup = () => {
     upstream.child.kill("SIGTERM")
   }
 }
-process.on("SIGINT", () => {
-  cleanup()
-  process.exit(130)
-})
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    for (const c of children) c.kill("SIGKILL")
+    cleanup()
+    process.exit(130)
+  })
+}
 
 try {
   if (active.length > 0) {
@@ -401,7 +425,20 @@ try {
       const order = [...active.slice(k), ...active.slice(0, k)]
       log(`round ${round}/${rounds}: ${order.join(", ")}`)
       for (const w of workloads) {
-        if (w === "memory" && round > memoryRounds) continue
+        if (w === "memory") {
+          if (round > memoryRounds) continue
+          // RSS only, no timings: run several client processes at once (each is CPU-bound on one core), slowest
+          // first (by this run's throughput figures) so that the parallel lanes end together.
+          const speed = (c) => {
+            const t = records.find((r) => r.client === c && r.workload === "throughput" && r.ok)
+            return t ? t.figures.tput_calls_per_s : 0
+          }
+          const queue = [...order].sort((x, y) => speed(x) - speed(y))
+          await Promise.all(Array.from({ length: Math.min(memoryParallel, queue.length) }, async () => {
+            while (queue.length > 0) await runClientProcess(queue.shift(), w, round)
+          }))
+          continue
+        }
         for (const c of order) await runClientProcess(c, w, round)
       }
     }
@@ -449,6 +486,7 @@ for (const w of workloads) {
       const f = summary[w][c].figures[key]
       const base = summary[w]["raw-fetch"]?.figures[key]
       if (!f || !base) continue
+      if (compare === "none") continue
       if (compare === "diff") f.diffToRawFetch = f.median - base.median
       else if (base.median > 0) f.ratioToRawFetch = f.median / base.median
     }
@@ -470,6 +508,15 @@ md.push(
     "Loopback upstream in its own process; every client process verified its text and chunk counts."
 )
 md.push("")
+const loads = records.map((r) => r.load1).filter((x) => typeof x === "number")
+if (loads.length > 0) {
+  md.push(
+    `Machine load (1-min load average at each client start): median ${med(loads).toFixed(2)}, max ${
+      Math.max(...loads).toFixed(2)
+    } on ${header.cores} cores — above ~1.5 other processes were competing and the ranges widen.`
+  )
+  md.push("")
+}
 md.push(`Versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(", ")}`)
 md.push("")
 md.push("Clients: " + clients.map((c) => `\`${c}\` ${CLIENTS[c].about}`).join("; "))

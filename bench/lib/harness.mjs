@@ -58,19 +58,42 @@ const rssMb = () => process.memoryUsage().rss / MB
 const heapMb = () => process.memoryUsage().heapUsed / MB
 const maxRssMb = () => process.resourceUsage().maxRSS / 1024
 
+/** Samples RSS every 2 ms until stopped; `stop()` gives { before, peak } in MB. */
+const rssSampler = () => {
+  const before = process.memoryUsage.rss()
+  let peak = before
+  const timer = setInterval(() => {
+    const r = process.memoryUsage.rss()
+    if (r > peak) peak = r
+  }, 2)
+  return {
+    stop() {
+      clearInterval(timer)
+      const r = process.memoryUsage.rss()
+      if (r > peak) peak = r
+      return { before: before / MB, peak: peak / MB }
+    }
+  }
+}
+
 const quantile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]
 const median = (xs) => quantile([...xs].sort((a, b) => a - b), 0.5)
 
-/** Runs `total` calls of `fn` with `concurrency` in flight. */
-const pool = async (total, concurrency, fn) => {
+/**
+ * Runs up to `total` calls of `fn` with `concurrency` in flight; with `budgetMs`, no new call starts once that much
+ * time has passed (after at least `minCalls` started). Resolves to the number of calls made.
+ */
+const pool = async (total, concurrency, fn, budgetMs = Infinity, minCalls = 0) => {
   let next = 0
+  const deadline = performance.now() + budgetMs
   const worker = async () => {
-    while (next < total) {
+    while (next < total && (next < minCalls || performance.now() < deadline)) {
       const i = next++
       await fn(i)
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker))
+  return next
 }
 
 const generateChecked = async (a) => checkText("generate", await a.generate(), NON_STREAM_TEXT)
@@ -82,76 +105,89 @@ const streamChecked = async (a, n) => checkStream(n, await a.stream(n))
 const workloads = {
   /** Non-streaming latency at concurrency 1, after warm-up. */
   async latency(a, s) {
-    for (let i = 0; i < s.warmup; i++) await generateChecked(a)
-    const times = new Array(s.calls)
-    for (let i = 0; i < s.calls; i++) {
+    await pool(s.warmup, 1, () => generateChecked(a), s.warmupMaxMs, 1)
+    const times = []
+    const deadline = performance.now() + (s.maxMs ?? Infinity)
+    while (times.length < s.calls && (times.length < (s.minCalls ?? 0) || performance.now() < deadline)) {
       const t0 = performance.now()
       const text = await a.generate()
-      times[i] = performance.now() - t0
+      times.push(performance.now() - t0)
       checkText("generate", text, NON_STREAM_TEXT)
     }
-    const sorted = times.sort((x, y) => x - y)
+    const sorted = [...times].sort((x, y) => x - y)
     return {
       figures: {
         lat_mean_ms: times.reduce((x, y) => x + y, 0) / times.length,
         lat_p50_ms: quantile(sorted, 0.5),
         lat_p99_ms: quantile(sorted, 0.99)
       },
-      meta: { calls: s.calls, warmup: s.warmup }
+      meta: { calls: times.length, warmup: s.warmup }
     }
   },
 
   /** Non-streaming throughput at concurrency `s.concurrency` (32), plus client CPU per call. */
   async throughput(a, s) {
-    await pool(s.warmup, s.concurrency, () => generateChecked(a))
+    await pool(s.warmup, s.concurrency, () => generateChecked(a), s.warmupMaxMs, s.concurrency)
     gc()
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()
-    await pool(s.calls, s.concurrency, () => generateChecked(a))
+    const calls = await pool(s.calls, s.concurrency, () => generateChecked(a), s.maxMs, s.minCalls)
     const ms = performance.now() - t0
     const cpu = process.cpuUsage(cpu0)
     return {
       figures: {
-        tput_calls_per_s: s.calls / (ms / 1000),
-        cpu_us_per_call: (cpu.user + cpu.system) / s.calls
+        tput_calls_per_s: calls / (ms / 1000),
+        cpu_us_per_call: (cpu.user + cpu.system) / calls
       },
-      meta: { calls: s.calls, concurrency: s.concurrency, warmup: s.warmup, wallMs: ms }
+      meta: { calls, concurrency: s.concurrency, warmup: s.warmup, wallMs: ms }
     }
   },
 
-  /** Decode speed of one big stream (median of `reps`), and peak RSS with a big stream vs a small one. */
+  /**
+   * Decode speed of one big stream (median of `reps`), and the RSS a stream costs: RSS sampled every 2 ms during a
+   * small stream and during the big one (each after gc), peak minus the RSS just before it.
+   */
   async "stream-big"(a, s) {
     for (let i = 0; i < s.warmup; i++) await streamChecked(a, s.smallChunks)
     gc()
-    const rssSmall = maxRssMb()
+    let sampler = rssSampler()
+    await streamChecked(a, s.smallChunks)
+    const small = sampler.stop()
+    if (s.bigWarmupChunks > 0) await streamChecked(a, s.bigWarmupChunks)
     const rates = []
+    let big
     for (let r = 0; r < s.reps; r++) {
+      gc()
+      sampler = rssSampler()
       const t0 = performance.now()
       const res = await a.stream(s.bigChunks)
       const ms = performance.now() - t0
+      const m = sampler.stop()
+      if (big === undefined || m.peak > big.peak) big = m
       checkStream(s.bigChunks, res)
       rates.push(s.bigChunks / (ms / 1000))
     }
-    const rssBig = maxRssMb()
     return {
       figures: {
         big_stream_chunks_per_s: median(rates),
-        rss_peak_small_stream_mb: rssSmall,
-        rss_peak_big_stream_mb: rssBig,
-        rss_big_minus_small_mb: rssBig - rssSmall
+        rss_small_stream_peak_mb: small.peak,
+        rss_big_stream_peak_mb: big.peak,
+        rss_small_stream_added_mb: small.peak - small.before,
+        rss_big_stream_added_mb: big.peak - big.before
       },
-      meta: { bigChunks: s.bigChunks, smallChunks: s.smallChunks, reps: s.reps, rates }
+      meta: { bigChunks: s.bigChunks, smallChunks: s.smallChunks, reps: s.reps, rates, small, big }
     }
   },
 
-  /** `s.streams` (100) concurrent streams of `s.chunks` (200): wall time divided by the number of streams. */
+  /** `s.streams` (100) concurrent streams of `s.chunks` (200): wall time divided by the number of streams (median of
+   * `reps`), after one warm-up batch of `s.warmupStreams` concurrent streams. */
   async "stream-concurrent"(a, s) {
-    const batch = () => Promise.all(Array.from({ length: s.streams }, () => streamChecked(a, s.chunks)))
-    for (let i = 0; i < s.warmup; i++) await batch()
+    const batch = (k) => Promise.all(Array.from({ length: k }, () => streamChecked(a, s.chunks)))
+    if (s.warmupStreams > 0) await batch(s.warmupStreams)
     const per = []
     for (let r = 0; r < s.reps; r++) {
       const t0 = performance.now()
-      await batch()
+      await batch(s.streams)
       per.push((performance.now() - t0) / s.streams)
     }
     return {
@@ -162,23 +198,26 @@ const workloads = {
 
   /** Sequential streams of `s.chunks` (100): mean time per stream. */
   async "stream-seq"(a, s) {
-    for (let i = 0; i < s.warmup; i++) await streamChecked(a, s.chunks)
+    await pool(s.warmup, 1, () => streamChecked(a, s.chunks), s.warmupMaxMs, 1)
     const t0 = performance.now()
-    for (let i = 0; i < s.count; i++) await streamChecked(a, s.chunks)
+    const count = await pool(s.count, 1, () => streamChecked(a, s.chunks), s.maxMs, s.minCalls)
     return {
-      figures: { seq_stream_ms_per_stream: (performance.now() - t0) / s.count },
-      meta: { count: s.count, chunks: s.chunks }
+      figures: { seq_stream_ms_per_stream: (performance.now() - t0) / count },
+      meta: { count, chunks: s.chunks }
     }
   },
 
-  /** RSS after `s.first` (1,000) non-streaming calls vs after `s.total` (100,000); peak RSS of the process. */
+  /**
+   * RSS after `s.first` (1,000) non-streaming calls vs after `s.total` (100,000); peak RSS of the process. With
+   * `s.maxMs`, the second phase stops starting calls after that long; `memory_calls` says how many were made.
+   */
   async memory(a, s) {
     await pool(s.first, s.concurrency, () => generateChecked(a))
     gc()
     const rss1 = rssMb()
     const heap1 = heapMb()
     const t0 = performance.now()
-    await pool(s.total - s.first, s.concurrency, () => generateChecked(a))
+    const more = await pool(s.total - s.first, s.concurrency, () => generateChecked(a), s.maxMs)
     const ms = performance.now() - t0
     gc()
     const rss2 = rssMb()
@@ -189,19 +228,22 @@ const workloads = {
         rss_after_total_mb: rss2,
         rss_growth_mb: rss2 - rss1,
         heap_growth_mb: heap2 - heap1,
-        peak_rss_mb: maxRssMb()
+        peak_rss_mb: maxRssMb(),
+        memory_calls: s.first + more
       },
-      meta: { first: s.first, total: s.total, concurrency: s.concurrency, wallMs: ms }
+      meta: { first: s.first, total: s.total, concurrency: s.concurrency, wallMs: ms, cappedByTime: s.first + more < s.total }
     }
   },
 
   /** Failover: first model answers 503, the library falls back to the second. Cost measured at the server. */
   async failover(a, s, ctx) {
     if (typeof a.failover !== "function") throw new Error("this client has no failover path")
-    for (let i = 0; i < s.warmup; i++) checkText("failover", await a.failover(), NON_STREAM_TEXT)
+    const failoverChecked = async () => checkText("failover", await a.failover(), NON_STREAM_TEXT)
+    await pool(s.warmup, 1, failoverChecked, s.warmupMaxMs, 1)
     await globalThis.fetch(`${ctx.url}/stats/reset`, { method: "POST" }).then((r) => r.arrayBuffer())
     const times = []
-    for (let i = 0; i < s.iterations; i++) {
+    const deadline = performance.now() + (s.maxMs ?? Infinity)
+    while (times.length < s.iterations && (times.length < (s.minCalls ?? 0) || performance.now() < deadline)) {
       const t0 = performance.now()
       const text = await a.failover()
       times.push(performance.now() - t0)
@@ -209,8 +251,8 @@ const workloads = {
     }
     const st = await globalThis.fetch(`${ctx.url}/stats`).then((r) => r.json())
     const fo = st.failover
-    if (fo.us.count !== s.iterations) {
-      throw new Mismatch(`failover: server saw ${fo.us.count} failovers for ${s.iterations} calls`)
+    if (fo.us.count !== times.length) {
+      throw new Mismatch(`failover: server saw ${fo.us.count} failovers for ${times.length} calls`)
     }
     return {
       figures: {
@@ -218,7 +260,7 @@ const workloads = {
         failover_call_ms: median(times)
       },
       meta: {
-        iterations: s.iterations,
+        iterations: times.length,
         server: fo.us,
         retriesOfFailFirst: fo.retriesOfFailFirst,
         failFirstRequests: st.failFirst
