@@ -18,6 +18,7 @@
 //   --no-install          never run `npm ci` (clients whose packages are missing are skipped)
 //   --no-build            do not run `npm run build` before the ours-* clients (use dist/ as it is)
 //   --timeout-scale X     multiply every child's time limit by X (default 1)
+//   --summarize FILE      print the summary table of an earlier run from its .jsonl, run nothing
 //
 // Only raw-fetch and ours-* run without bench/node_modules; `npm ci --prefix bench` runs only when another client
 // is asked for and bench/node_modules is missing. The ours-* clients need the library built (`npm run build`, top
@@ -47,7 +48,13 @@ const CLIENTS = {
     benchDeps: true,
     about: "@effect/ai-openai OpenAiLanguageModel on FetchHttpClient (Responses API)"
   },
-  "ours-fetch": { file: "ours.mjs", variant: "fetch", ours: true, benchDeps: false, about: "this library, FetchHttpClient" },
+  "ours-fetch": {
+    file: "ours.mjs",
+    variant: "fetch",
+    ours: true,
+    benchDeps: false,
+    about: "this library, FetchHttpClient"
+  },
   "ours-undici": {
     file: "ours.mjs",
     variant: "undici",
@@ -118,6 +125,7 @@ const FIGURES = {
     ["rss_after_first_mb", "RSS MB after first", "↓"],
     ["rss_after_total_mb", "RSS MB after total", "↓"],
     ["rss_growth_mb", "growth MB", "↓", "diff"],
+    ["heap_growth_mb", "heap growth MB", "↓", "diff"],
     ["peak_rss_mb", "peak RSS MB", "↓"],
     ["memory_calls", "calls made", "", "none"]
   ],
@@ -128,18 +136,21 @@ const upTo = (n, s) => (s.maxMs !== undefined ? `up to ${n} (or ${s.maxMs / 1000
 const TITLES = {
   latency: (s) => `Non-streaming latency, concurrency 1 (${upTo(s.calls, s)} calls after ${s.warmup} warm-up)`,
   throughput: (s) =>
-    `Non-streaming throughput, concurrency ${s.concurrency} (${upTo(s.calls, s)} calls after ${s.warmup} warm-up); client CPU per call`,
+    `Non-streaming throughput, concurrency ${s.concurrency} (${
+      upTo(s.calls, s)
+    } calls after ${s.warmup} warm-up); client CPU per call`,
   "stream-big": (s) =>
     `Decode of one ${s.bigChunks}-chunk stream; RSS (sampled every 2 ms, after gc) during a ${s.smallChunks}-chunk stream and during the big one, and what each added`,
-  "stream-concurrent": (s) =>
-    `${s.streams} concurrent ${s.chunks}-chunk streams: wall time / ${s.streams}`,
+  "stream-concurrent": (s) => `${s.streams} concurrent ${s.chunks}-chunk streams: wall time / ${s.streams}`,
   "stream-seq": (s) => `Sequential ${s.chunks}-chunk streams: time per stream (${upTo(s.count, s)} streams)`,
   memory: (s) =>
     `RSS after ${s.first} vs after ${s.total} non-streaming calls (concurrency ${s.concurrency}, after gc${
       s.maxMs !== undefined ? `; calls after the first ${s.first} stop after ${s.maxMs / 1000} s` : ""
     })`,
   failover: (s) =>
-    `Failover: model 1 answers 503, fall back to model 2; server-measured gap from the 503 sent to model 2's request (median of ${upTo(s.iterations, s)} calls)`
+    `Failover: model 1 answers 503, fall back to model 2; server-measured gap from the 503 sent to model 2's request (median of ${
+      upTo(s.iterations, s)
+    } calls)`
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -162,6 +173,22 @@ for (const w of workloads) if (!WORKLOADS.includes(w)) fail(`unknown workload ${
 const resultsDir = resolve(typeof args["results-dir"] === "string" ? args["results-dir"] : join(BENCH, "results"))
 const noInstall = args["no-install"] === true
 const noBuild = args["no-build"] === true
+
+if (typeof args.summarize === "string") {
+  // Re-render the summary of an earlier run from its .jsonl (e.g. after changing the table layout).
+  const lines = readFileSync(args.summarize, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) =>
+    JSON.parse(l)
+  )
+  const h = lines.find((l) => l.kind === "run")
+  if (h === undefined) fail(`${args.summarize} has no "run" record`)
+  h.requested ??= [...h.clients, ...Object.keys(h.skipped ?? {})]
+  h.specs ??= SIZES[h.sizes]
+  h.skipped ??= {}
+  h.notes ??= []
+  const elapsed = lines.find((l) => l.kind === "summary")?.elapsedS
+  process.stdout.write(render(h, lines.filter((l) => l.kind === "result"), elapsed).text + "\n")
+  process.exit(0)
+}
 
 function fail(msg) {
   process.stderr.write(`bench: ${msg}\n`)
@@ -246,13 +273,17 @@ if (oursRequested.length > 0) {
     if (existsSync(join(ROOT, "src/index.ts"))) {
       log("building the library: npm run build")
       const r = await run(npm, ["run", "build"], { cwd: ROOT, limitMs: 300_000, inheritOutput: true })
-      if (r.code !== 0) notes.push(`npm run build exited ${r.code}${r.timedOut ? " (timed out)" : ""}; dist/ may be stale`)
+      if (r.code !== 0) {
+        notes.push(`npm run build exited ${r.code}${r.timedOut ? " (timed out)" : ""}; dist/ may be stale`)
+      }
     } else {
       notes.push("src/index.ts does not exist yet: the library was not built")
     }
   }
   for (const c of oursRequested) {
-    const need = CLIENTS[c].variant === "undici" ? ["dist/src/index.js", "dist/src/node/index.js"] : ["dist/src/index.js"]
+    const need = CLIENTS[c].variant === "undici"
+      ? ["dist/src/index.js", "dist/src/node/index.js"]
+      : ["dist/src/index.js"]
     const missing = need.filter((p) => !existsSync(join(ROOT, p)))
     if (missing.length > 0) skipped.set(c, `library not built: ${missing.join(", ")} missing`)
   }
@@ -313,7 +344,18 @@ const versions = (() => {
       return undefined
     }
   }
-  for (const p of ["openai", "ai", "@ai-sdk/openai", "@langchain/openai", "@langchain/core", "@effect/ai", "@effect/ai-openai", "undici"]) {
+  for (
+    const p of [
+      "openai",
+      "ai",
+      "@ai-sdk/openai",
+      "@langchain/openai",
+      "@langchain/core",
+      "@effect/ai",
+      "@effect/ai-openai",
+      "undici"
+    ]
+  ) {
     const x = read(BENCH, p)
     if (x) v[p] = x
   }
@@ -337,6 +379,8 @@ const header = {
   memoryRounds,
   memoryParallel,
   clients: active,
+  requested: clients,
+  specs: SIZES[sizes],
   skipped: Object.fromEntries(skipped),
   workloads,
   versions,
@@ -459,109 +503,119 @@ function fmt(x) {
   if (a >= 1) return x.toFixed(2)
   return x.toPrecision(2)
 }
-const med = (xs) => {
+function med(xs) {
   const s = [...xs].sort((a, b) => a - b)
   const m = Math.floor(s.length / 2)
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
-const summary = {}
-for (const w of workloads) {
-  summary[w] = {}
-  for (const c of clients) {
-    const recs = records.filter((r) => r.workload === w && r.client === c)
-    const figs = {}
-    for (const [key] of FIGURES[w]) {
-      const vals = recs.filter((r) => r.ok && typeof r.figures?.[key] === "number").map((r) => r.figures[key])
-      if (vals.length > 0) {
-        figs[key] = { median: med(vals), min: Math.min(...vals), max: Math.max(...vals), n: vals.length }
-      }
-    }
-    summary[w][c] = { figures: figs, errors: recs.filter((r) => !r.ok).map((r) => `round ${r.round}: ${r.error}`) }
-  }
-}
-for (const w of workloads) {
-  for (const c of clients) {
-    for (const [key, , , compare] of FIGURES[w]) {
-      const f = summary[w][c].figures[key]
-      const base = summary[w]["raw-fetch"]?.figures[key]
-      if (!f || !base) continue
-      if (compare === "none") continue
-      if (compare === "diff") f.diffToRawFetch = f.median - base.median
-      else if (base.median > 0) f.ratioToRawFetch = f.median / base.median
-    }
-  }
-}
-
-const md = []
-md.push(`# Benchmark: effect-llm-router vs peers`)
-md.push("")
-md.push(
-  `Run ${header.date} · Node ${header.node} · ${header.cores} × ${header.cpu} · sizes \`${sizes}\` · ${rounds} round(s)` +
-    (workloads.includes("memory") ? ` (memory workload: ${Math.min(rounds, memoryRounds)})` : "") +
-    ` · ${((Date.now() - t0) / 1000).toFixed(0)} s in all`
-)
-md.push("")
-md.push(
-  "Each cell: median [min–max] over rounds, then ×ratio to raw-fetch's median (for growths: the difference). " +
-    "↓ lower is better, ↑ higher is better. " +
-    "Loopback upstream in its own process; every client process verified its text and chunk counts."
-)
-md.push("")
-const loads = records.map((r) => r.load1).filter((x) => typeof x === "number")
-if (loads.length > 0) {
-  md.push(
-    `Machine load (1-min load average at each client start): median ${med(loads).toFixed(2)}, max ${
-      Math.max(...loads).toFixed(2)
-    } on ${header.cores} cores — above ~1.5 other processes were competing and the ranges widen.`
-  )
-  md.push("")
-}
-md.push(`Versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(", ")}`)
-md.push("")
-md.push("Clients: " + clients.map((c) => `\`${c}\` ${CLIENTS[c].about}`).join("; "))
-md.push("")
-if (skipped.size > 0) {
-  md.push(`Skipped: ${[...skipped].map(([c, why]) => `${c} (${why})`).join("; ")}`)
-  md.push("")
-}
-for (const n of notes) {
-  md.push(`Note: ${n}`)
-  md.push("")
-}
-for (const w of workloads) {
-  md.push(`## ${w}: ${TITLES[w](SIZES[sizes][w])}`)
-  md.push("")
-  const cols = FIGURES[w]
-  md.push(`| client | ${cols.map(([, label, dir]) => `${label} ${dir}`).join(" | ")} |`)
-  md.push(`|---|${cols.map(() => "---:").join("|")}|`)
-  for (const c of clients) {
-    const s = summary[w][c]
-    const cells = cols.map(([key]) => {
-      const f = s.figures[key]
-      if (!f) return skipped.has(c) ? "skipped" : s.errors.length > 0 ? "ERROR" : "–"
-      const range = f.n > 1 ? ` [${fmt(f.min)}–${fmt(f.max)}]` : ""
-      const ratio = f.ratioToRawFetch !== undefined
-        ? ` ×${f.ratioToRawFetch.toFixed(2)}`
-        : f.diffToRawFetch !== undefined && c !== "raw-fetch"
-        ? ` (${f.diffToRawFetch >= 0 ? "+" : ""}${fmt(f.diffToRawFetch)} vs raw)`
-        : ""
-      return `${fmt(f.median)}${range}${ratio}`
-    })
-    md.push(`| ${c} | ${cells.join(" | ")} |`)
-  }
-  md.push("")
-}
-const errors = records.filter((r) => !r.ok)
-if (errors.length > 0) {
-  md.push("## Errors")
-  md.push("")
-  for (const r of errors) md.push(`- round ${r.round} ${r.workload} ${r.client}: ${String(r.error).replace(/\n/g, " ")}`)
-  md.push("")
-}
-const text = md.join("\n")
+const { text, summary, errors } = render(header, records, (Date.now() - t0) / 1000)
 writeFileSync(join(resultsDir, "latest.md"), text)
-appendFileSync(jsonlPath, JSON.stringify({ kind: "summary", runId, summary }) + "\n")
+appendFileSync(
+  jsonlPath,
+  JSON.stringify({ kind: "summary", runId, elapsedS: (Date.now() - t0) / 1000, summary }) + "\n"
+)
 process.stdout.write(text + "\n")
 log(`done: ${jsonlPath} and ${join(resultsDir, "latest.md")}`)
 process.exit(errors.length > 0 ? 1 : 0)
+
+/** The Markdown summary of a run: `h` is its "run" header record, `records` its "result" records. */
+function render(h, records, elapsedS) {
+  const summary = {}
+  for (const w of h.workloads) {
+    summary[w] = {}
+    for (const c of h.requested) {
+      const recs = records.filter((r) => r.workload === w && r.client === c)
+      const figs = {}
+      for (const [key] of FIGURES[w]) {
+        const vals = recs.filter((r) => r.ok && typeof r.figures?.[key] === "number").map((r) => r.figures[key])
+        if (vals.length > 0) {
+          figs[key] = { median: med(vals), min: Math.min(...vals), max: Math.max(...vals), n: vals.length }
+        }
+      }
+      summary[w][c] = { figures: figs, errors: recs.filter((r) => !r.ok).map((r) => `round ${r.round}: ${r.error}`) }
+    }
+  }
+  for (const w of h.workloads) {
+    for (const c of h.requested) {
+      for (const [key, , , compare] of FIGURES[w]) {
+        const f = summary[w][c].figures[key]
+        const base = summary[w]["raw-fetch"]?.figures[key]
+        if (!f || !base) continue
+        if (compare === "none") continue
+        if (compare === "diff") f.diffToRawFetch = f.median - base.median
+        else if (base.median > 0) f.ratioToRawFetch = f.median / base.median
+      }
+    }
+  }
+
+  const md = []
+  md.push(`# Benchmark: effect-llm-router vs peers`)
+  md.push("")
+  md.push(
+    `Run ${h.date} · Node ${h.node} · ${h.cores} × ${h.cpu} · sizes \`${h.sizes}\` · ${h.rounds} round(s)` +
+      (h.workloads.includes("memory") ? ` (memory workload: ${Math.min(h.rounds, h.memoryRounds)})` : "") +
+      (elapsedS !== undefined ? ` · ${elapsedS.toFixed(0)} s in all` : "")
+  )
+  md.push("")
+  md.push(
+    "Each cell: median [min–max] over rounds, then ×ratio to raw-fetch's median (for growths: the difference). " +
+      "↓ lower is better, ↑ higher is better. " +
+      "Loopback upstream in its own process; every client process verified its text and chunk counts."
+  )
+  md.push("")
+  const loads = records.map((r) => r.load1).filter((x) => typeof x === "number")
+  if (loads.length > 0) {
+    md.push(
+      `Machine load (1-min load average at each client start): median ${med(loads).toFixed(2)}, max ${
+        Math.max(...loads).toFixed(2)
+      } on ${h.cores} cores — above ~1.5 other processes were competing and the ranges widen.`
+    )
+    md.push("")
+  }
+  md.push(`Versions: ${Object.entries(h.versions).map(([k, v]) => `${k} ${v}`).join(", ")}`)
+  md.push("")
+  md.push("Clients: " + h.requested.map((c) => `\`${c}\` ${CLIENTS[c].about}`).join("; "))
+  md.push("")
+  if (Object.keys(h.skipped).length > 0) {
+    md.push(`Skipped: ${Object.entries(h.skipped).map(([c, why]) => `${c} (${why})`).join("; ")}`)
+    md.push("")
+  }
+  for (const n of h.notes) {
+    md.push(`Note: ${n}`)
+    md.push("")
+  }
+  for (const w of h.workloads) {
+    md.push(`## ${w}: ${TITLES[w](h.specs[w])}`)
+    md.push("")
+    const cols = FIGURES[w]
+    md.push(`| client | ${cols.map(([, label, dir]) => (dir ? `${label} ${dir}` : label)).join(" | ")} |`)
+    md.push(`|---|${cols.map(() => "---:").join("|")}|`)
+    for (const c of h.requested) {
+      const s = summary[w][c]
+      const cells = cols.map(([key]) => {
+        const f = s.figures[key]
+        if (!f) return c in h.skipped ? "skipped" : s.errors.length > 0 ? "ERROR" : "–"
+        const range = f.n > 1 ? ` [${fmt(f.min)}–${fmt(f.max)}]` : ""
+        const ratio = f.ratioToRawFetch !== undefined
+          ? ` ×${f.ratioToRawFetch.toFixed(2)}`
+          : f.diffToRawFetch !== undefined && c !== "raw-fetch"
+          ? ` (${f.diffToRawFetch >= 0 ? "+" : ""}${fmt(f.diffToRawFetch)} vs raw)`
+          : ""
+        return `${fmt(f.median)}${range}${ratio}`
+      })
+      md.push(`| ${c} | ${cells.join(" | ")} |`)
+    }
+    md.push("")
+  }
+  const errors = records.filter((r) => !r.ok)
+  if (errors.length > 0) {
+    md.push("## Errors")
+    md.push("")
+    for (const r of errors) {
+      md.push(`- round ${r.round} ${r.workload} ${r.client}: ${String(r.error).replace(/\n/g, " ")}`)
+    }
+    md.push("")
+  }
+  return { text: md.join("\n"), summary, errors }
+}

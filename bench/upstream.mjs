@@ -86,14 +86,17 @@ const cached = (key, build) => {
 const chatStreamBatches = (n, model) =>
   cached(`chat:${n}:${model}`, () => {
     const m = JSON.stringify(model)
-    const head = `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":${m},"choices":[{"index":0,"delta":{"content":"`
+    const head =
+      `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":${m},"choices":[{"index":0,"delta":{"content":"`
     const tail = `"},"finish_reason":null}]}\n\n`
     const events = new Array(n + 3)
     for (let i = 0; i < n; i++) events[i] = head + chunkText(i) + tail
     events[n] =
       `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":${m},"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n`
     events[n + 1] =
-      `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":${m},"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":${n},"total_tokens":${n + 5}}}\n\n`
+      `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":${m},"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":${n},"total_tokens":${
+        n + 5
+      }}}\n\n`
     events[n + 2] = "data: [DONE]\n\n"
     return batch(events)
   })
@@ -141,12 +144,16 @@ const responseObject = (model, status, text, n) => ({
 })
 
 const responsesBody = (model) =>
-  cached(`resp-body:${model}`, () => Buffer.from(JSON.stringify(responseObject(model, "completed", NON_STREAM_TEXT, 7))))
+  cached(
+    `resp-body:${model}`,
+    () => Buffer.from(JSON.stringify(responseObject(model, "completed", NON_STREAM_TEXT, 7)))
+  )
 
 const responsesStreamBatches = (n, model) =>
   cached(`resp:${n}:${model}`, () => {
     let seq = 0
-    const ev = (type, payload) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...payload })}\n\n`
+    const ev = (type, payload) =>
+      `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...payload })}\n\n`
     let full = ""
     for (let i = 0; i < n; i++) full += chunkText(i)
     const events = []

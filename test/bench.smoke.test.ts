@@ -14,7 +14,12 @@ const WORKLOADS = ["latency", "throughput", "stream-big", "stream-concurrent", "
 const FIGURES: Record<string, ReadonlyArray<string>> = {
   latency: ["lat_mean_ms", "lat_p99_ms"],
   throughput: ["tput_calls_per_s", "cpu_us_per_call"],
-  "stream-big": ["big_stream_chunks_per_s", "rss_small_stream_peak_mb", "rss_big_stream_peak_mb", "rss_big_stream_added_mb"],
+  "stream-big": [
+    "big_stream_chunks_per_s",
+    "rss_small_stream_peak_mb",
+    "rss_big_stream_peak_mb",
+    "rss_big_stream_added_mb"
+  ],
   "stream-concurrent": ["conc_stream_ms_per_stream"],
   "stream-seq": ["seq_stream_ms_per_stream"],
   memory: ["rss_after_first_mb", "rss_after_total_mb", "rss_growth_mb", "peak_rss_mb", "memory_calls"],

@@ -3,8 +3,8 @@
 // loop over models with maxRetries 0 for that loop.
 import { createOpenAI } from "@ai-sdk/openai"
 import { generateText, streamText } from "ai"
-import { runClient } from "../lib/harness.mjs"
 import { promptFor } from "../lib/expected.mjs"
+import { runClient } from "../lib/harness.mjs"
 
 globalThis.AI_SDK_LOG_WARNINGS = false
 

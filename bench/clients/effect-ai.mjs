@@ -6,8 +6,8 @@ import { LanguageModel } from "@effect/ai"
 import { OpenAiClient, OpenAiLanguageModel } from "@effect/ai-openai"
 import { FetchHttpClient } from "@effect/platform"
 import { Effect, ExecutionPlan, Layer, ManagedRuntime, Redacted, Stream } from "effect"
-import { runClient } from "../lib/harness.mjs"
 import { promptFor } from "../lib/expected.mjs"
+import { runClient } from "../lib/harness.mjs"
 
 runClient("effect-ai", async ({ url }) => {
   const ClientLive = OpenAiClient.layer({ apiKey: Redacted.make("sk-bench"), apiUrl: `${url}/v1` }).pipe(

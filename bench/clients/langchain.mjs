@@ -1,8 +1,8 @@
 // LangChain.js: ChatOpenAI (@langchain/openai) with configuration: { baseURL }, default retries.
 // Failover: LangChain's own `withFallbacks`, with maxRetries 0 on the first model so its backoff is not measured.
 import { ChatOpenAI } from "@langchain/openai"
-import { runClient } from "../lib/harness.mjs"
 import { promptFor } from "../lib/expected.mjs"
+import { runClient } from "../lib/harness.mjs"
 
 runClient("langchain", async ({ url }) => {
   const common = { apiKey: "sk-bench", configuration: { baseURL: `${url}/v1` } }

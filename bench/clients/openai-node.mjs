@@ -2,8 +2,8 @@
 // Failover: openai-node has no multi-model fallback, so it is the usual hand-written loop over models with the
 // SDK's retries off for that loop (otherwise its backoff, not the fallback, would be measured).
 import OpenAI from "openai"
-import { runClient } from "../lib/harness.mjs"
 import { promptFor } from "../lib/expected.mjs"
+import { runClient } from "../lib/harness.mjs"
 
 runClient("openai-node", async ({ url }) => {
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "sk-bench" })

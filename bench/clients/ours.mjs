@@ -12,8 +12,8 @@
 import { existsSync } from "node:fs"
 import { resolve } from "node:path"
 import { pathToFileURL } from "node:url"
-import { runClient } from "../lib/harness.mjs"
 import { promptFor } from "../lib/expected.mjs"
+import { runClient } from "../lib/harness.mjs"
 import { importTopLevel, REPO_ROOT } from "../lib/top-level.mjs"
 
 const DIST_MAIN = resolve(REPO_ROOT, "dist/src/index.js")

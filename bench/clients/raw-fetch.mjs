@@ -1,6 +1,6 @@
 // Floor: Node's global fetch + a hand-written SSE line splitter + JSON.parse. Node built-ins only.
-import { chatDeltaCollector, runClient, splitSse } from "../lib/harness.mjs"
 import { promptFor } from "../lib/expected.mjs"
+import { chatDeltaCollector, runClient, splitSse } from "../lib/harness.mjs"
 
 runClient("raw-fetch", async ({ url }) => {
   const endpoint = `${url}/v1/chat/completions`

@@ -1,7 +1,7 @@
 // Floor: undici 7 `request` (bench/node_modules) + the same hand-written SSE splitter as raw-fetch.
 import { request } from "undici"
-import { chatDeltaCollector, runClient, splitSse } from "../lib/harness.mjs"
 import { promptFor } from "../lib/expected.mjs"
+import { chatDeltaCollector, runClient, splitSse } from "../lib/harness.mjs"
 
 runClient("raw-undici", async ({ url }) => {
   const endpoint = `${url}/v1/chat/completions`

@@ -37,7 +37,9 @@ class Mismatch extends Error {}
 const checkText = (what, got, want) => {
   if (got !== want) {
     const g = typeof got === "string" ? `${got.length} chars, starts ${JSON.stringify(got.slice(0, 40))}` : String(got)
-    throw new Mismatch(`${what}: wrong text (${g}; expected ${want.length} chars, starts ${JSON.stringify(want.slice(0, 40))})`)
+    throw new Mismatch(
+      `${what}: wrong text (${g}; expected ${want.length} chars, starts ${JSON.stringify(want.slice(0, 40))})`
+    )
   }
 }
 
@@ -231,7 +233,13 @@ const workloads = {
         peak_rss_mb: maxRssMb(),
         memory_calls: s.first + more
       },
-      meta: { first: s.first, total: s.total, concurrency: s.concurrency, wallMs: ms, cappedByTime: s.first + more < s.total }
+      meta: {
+        first: s.first,
+        total: s.total,
+        concurrency: s.concurrency,
+        wallMs: ms,
+        cappedByTime: s.first + more < s.total
+      }
     }
   },
 
@@ -311,7 +319,12 @@ export const runClient = async (name, makeAdapter) => {
     process.exit(0)
   } catch (e) {
     const msg = e instanceof Error ? `${e instanceof Mismatch ? "MISMATCH " : ""}${e.message}` : String(e)
-    emit({ ...base, ok: false, error: msg.slice(0, 2000), stack: e instanceof Error ? String(e.stack).slice(0, 2000) : undefined })
+    emit({
+      ...base,
+      ok: false,
+      error: msg.slice(0, 2000),
+      stack: e instanceof Error ? String(e.stack).slice(0, 2000) : undefined
+    })
     process.exit(1)
   }
 }
