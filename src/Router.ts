@@ -211,13 +211,11 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     const quietPlan = planConfig(false)
     // Secrets ride in headers the platform does not know to redact from spans (GPTRouter's `ws-secret`).
     const redactedNames = Headers.currentRedactedNames
+    const withWsSecret = (names: ReadonlyArray<string | RegExp>) => [...names, "ws-secret"]
     const withRedaction = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.flatMap(
         Effect.tracer,
-        (tracer) =>
-          tracer === builtInTracer
-            ? effect
-            : Effect.locallyWith(effect, redactedNames, (names) => [...names, "ws-secret"])
+        (tracer) => tracer === builtInTracer ? effect : Effect.locallyWith(effect, redactedNames, withWsSecret)
       )
 
     const generate = (request: ChatRequest.ChatRequest): Effect.Effect<ChatResponse, RouterError.RouterError> =>
@@ -259,19 +257,28 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
           : call
       })
 
+    const streamConfig = (traced: boolean): streaming.StreamConfig => ({
+      plan: traced ? tracedPlan : quietPlan,
+      context: traced ? tracedStreamContext : quietStreamContext,
+      firstTokenTimeoutMillis,
+      stallTimeoutMillis,
+      maxEventBytes
+    })
+    const tracedStream = streamConfig(true)
+    const quietStream = streamConfig(false)
     const stream = (request: ChatRequest.ChatRequest): Stream.Stream<ChatChunk, RouterError.RouterStreamError> =>
-      Stream.unwrap(Effect.map(Effect.tracer, (tracer) => {
+      // One scoped unwrap around the whole stream: validation, the tracer check and routing run when it is pulled.
+      Stream.unwrapScoped(Effect.flatMap(Effect.tracer, (tracer) => {
         const validated = ChatRequest.validate(request)
-        if (validated._tag === "Left") return Stream.fail(validated.left)
-        const traced = tracer !== builtInTracer
-        const out = streaming.stream({
-          plan: traced ? tracedPlan : quietPlan,
-          context: traced ? tracedStreamContext : quietStreamContext,
-          firstTokenTimeoutMillis,
-          stallTimeoutMillis,
-          maxEventBytes
-        }, validated.right)
-        return traced ? Stream.withSpan(out, "effect-llm-router.stream") : out
+        if (validated._tag === "Left") return Effect.fail(validated.left)
+        if (tracer === builtInTracer) {
+          return Effect.map(streaming.open(quietStream, validated.right), Stream.repeatEffectChunkOption)
+        }
+        const traced = Stream.unwrapScoped(Effect.zipRight(
+          Effect.locallyScopedWith(redactedNames, withWsSecret),
+          Effect.map(streaming.open(tracedStream, validated.right), Stream.repeatEffectChunkOption)
+        ))
+        return Effect.succeed(Stream.withSpan(traced, "effect-llm-router.stream"))
       }))
 
     return { models, generate, stream } satisfies Service

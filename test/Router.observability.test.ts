@@ -116,6 +116,28 @@ describe("observability", () => {
       }
     }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
 
+  it.live("a traced stream runs in a span, and its requests' ws-secret is redacted", () =>
+    Effect.gen(function*() {
+      const upstream = yield* SimulatedUpstream.make({
+        script: { "g": [Script.unavailable(), Script.succeed({ text: "hello" })] }
+      })
+      const gpt = GptRouter.endpoint({ baseUrl: upstream.gptRouterBaseUrl, apiKey: Redacted.make(SECRET) })
+      const router = yield* Router.make({ models: [Model.make({ name: "g", endpoint: gpt })], retry: fastRetry })
+      const { spans, tracer } = recordingTracer()
+      const response = yield* Router.collect(router.stream({ messages: [{ role: "user", content: "hi" }] })).pipe(
+        Effect.withTracer(tracer)
+      )
+      expect(response.text).toBe("hello")
+      expect(spans.filter((s) => s.name === "effect-llm-router.stream")).toHaveLength(1)
+      expect(spans.filter((s) => s.name === "effect-llm-router.attempt").map((s) => s.attributes.get("llm.outcome")))
+        .toEqual(["ServiceUnavailable", "success"])
+      const headerKeys = spans.flatMap((s) => [...s.attributes.keys()])
+      expect(headerKeys.some((k) => k.endsWith("ws-secret"))).toBe(true)
+      for (const s of spans) {
+        for (const [key, value] of s.attributes) expect(`${key}=${String(value)}`).not.toContain(SECRET)
+      }
+    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
+
   it.live("each retry logs a warning naming the model, failure tag and wait, and no key", () =>
     Effect.gen(function*() {
       const upstream = yield* SimulatedUpstream.make({

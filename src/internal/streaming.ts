@@ -74,12 +74,22 @@ const interrupted = (
     trail
   }, { disableValidation: true })
 
-/** @internal */
-export const stream = (
+/**
+ * Routes to the first content and returns the pull of the rest. The first pull delivers `Started` and what the
+ * opening attempt read; one pull per network read after that. A single pull serves the whole stream so that a stream
+ * costs one layer of stream machinery, not a concatenation of several.
+ *
+ * @internal
+ */
+export const open = (
   config: StreamConfig,
   request: ChatRequest
-): Stream.Stream<ChatChunk, RouterError.RouterStreamError> =>
-  Stream.unwrapScoped(Effect.gen(function*() {
+): Effect.Effect<
+  Effect.Effect<Chunk.Chunk<ChatChunk>, Option.Option<RouterError.StreamInterrupted>>,
+  RouterError.RouterError,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
     const timeoutMillis = config.firstTokenTimeoutMillis ?? config.plan.attemptTimeoutMillis
     const opened = yield* plan.run(
       { ...config.plan, attemptTimeoutMillis: timeoutMillis },
@@ -136,9 +146,14 @@ export const stream = (
           }
         }
       )
-    const head = Stream.fromChunk(Chunk.unsafeFromArray([started, ...first]))
-    return Stream.concat(head, Stream.repeatEffectChunkOption(pull))
-  }))
+    let head: Chunk.Chunk<ChatChunk> | undefined = Chunk.unsafeFromArray([started, ...first])
+    return Effect.suspend(() => {
+      if (head === undefined) return pull
+      const chunk = head
+      head = undefined
+      return Effect.succeed(chunk)
+    })
+  })
 
 /**
  * A stream folded into the response `generate` returns.
