@@ -133,9 +133,9 @@ const endless: Handler = (_, res) => {
   res.on("close", () => clearInterval(timer))
 }
 
-/** Sends the headers and `partial`, then holds the response open. */
+/** Sends the headers (announcing 100 bytes) and `partial`, then holds the response open. */
 const holdAfter = (partial: string): Handler => (_, res) => {
-  res.writeHead(200, { "content-type": "text/plain" })
+  res.writeHead(200, { "content-type": "text/plain", "content-length": "100" })
   res.write(partial)
 }
 
@@ -211,6 +211,39 @@ for (const [name, mode] of modes) {
         expect(server.requests[0]!.body).toBe("héllo ✓")
         expect([...server.requests[1]!.bytes]).toEqual([0, 1, 2, 255])
         expect(server.requests[2]!.body).toBe("abcd")
+      })))
+
+    it.live("text and json: a body with a content-length and a chunked one, multi-byte UTF-8 exact, BOM dropped", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const payload = "\uFEFF{\"text\":\"héllo ✓ 😀\"}"
+        const server = yield* serve((req, res) => {
+          if (req.url === "/length") {
+            res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(payload) })
+            res.end(payload)
+          } else {
+            res.writeHead(200, { "content-type": "application/json" })
+            const bytes = Buffer.from(payload)
+            // Split inside the emoji, so the decoder has to join the reads.
+            res.write(
+              bytes.subarray(0, bytes.length - 4),
+              () => setTimeout(() => res.end(bytes.subarray(bytes.length - 4)), 10)
+            )
+          }
+        })
+        const results = yield* withClient(
+          mode,
+          (client) =>
+            Effect.forEach(["/length", "/chunked"], (path) =>
+              Effect.flatMap(
+                client.get(`${server.url}${path}`),
+                (response) => Effect.all([response.text, response.json])
+              ))
+        )
+        expect(results).toEqual([
+          ["{\"text\":\"héllo ✓ 😀\"}", { text: "héllo ✓ 😀" }],
+          ["{\"text\":\"héllo ✓ 😀\"}", { text: "héllo ✓ 😀" }]
+        ])
+        expect(server.requests.map((r) => r.url)).toEqual(["/length", "/chunked"])
       })))
 
     it.live("a body read to its end is not aborted: the connection is reused, and text can be read twice", () =>

@@ -319,8 +319,38 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
   }
 
   get text(): Effect.Effect<string, HttpClientError.ResponseError> {
+    return Effect.suspend(() => {
+      if (this.textResult !== undefined) return Effect.succeed(this.textResult)
+      const buffered = this.bufferedText()
+      return buffered === undefined ? this.readText : Effect.succeed(buffered)
+    })
+  }
+
+  /**
+   * The whole body as text when every byte of it has already arrived (its `content-length` is buffered, the usual case
+   * for a JSON reply by the time the caller reads it): one synchronous read instead of a round of promises and fiber
+   * resumptions. `undefined` when the body is still arriving, has no length, or is being read otherwise.
+   */
+  private bufferedText(): string | undefined {
+    const body = this.body
+    if (this.bodyText !== undefined || this.bodyBytes !== undefined || body.readableFlowing !== null) return undefined
+    const length = this.source.headers["content-length"]
+    if (length === undefined || body.readableLength !== Number(length) || !body.readable) return undefined
+    this.claim()
+    const bytes = body.read() as Buffer | null
+    // Let the body reach its end (and close), so undici releases it.
+    body.resume()
+    const start = bytes !== null && bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf
+      ? 3
+      : 0
+    const text = bytes === null ? "" : bytes.toString("utf8", start)
+    this.textResult = text
+    this.bodyText = Promise.resolve(text)
+    return text
+  }
+
+  private get readText(): Effect.Effect<string, HttpClientError.ResponseError> {
     return Effect.async((resume) => {
-      if (this.textResult !== undefined) return resume(Effect.succeed(this.textResult))
       this.claim()
       const text = this.bodyText ??= this.bodyBytes === undefined
         ? this.body.text()
