@@ -176,12 +176,10 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     const baseClient = yield* HttpClient.HttpClient
     // Without a tracer the client's span per request costs throughput for nothing.
     const quietBase = HttpClient.withTracerDisabledWhen(baseClient, () => true)
-    // Streams tie the request to the attempt's scope: closing it (early `take`, interruption, a failed attempt)
-    // aborts the request. A non-streaming call reads its whole body, and the client aborts it on interruption by
-    // itself, so it skips the scope's abort (an AbortError is built on every abort, even of a finished request).
-    const tracedStreamClient = HttpClient.withScope(baseClient)
-    const quietStreamClient = HttpClient.withScope(quietBase)
-
+    // No per-attempt `withScope`: a non-streaming call reads its whole body, and a stream's body is read through
+    // `response.stream`, which aborts the request when it ends however it ends (early `take`, interruption, or the
+    // attempt's scope closing on failure). The client aborts on interruption before the headers by itself. A scope
+    // would only add an abort, and its AbortError, to every request.
     const contexts = (client: transport.Context["client"]) => {
       const byEndpoint = new Map<Endpoint, transport.Context>()
       return (model: Model.Model): transport.Context => {
@@ -195,8 +193,6 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     }
     const tracedContext = contexts(baseClient)
     const quietContext = contexts(quietBase)
-    const tracedStreamContext = contexts(tracedStreamClient)
-    const quietStreamContext = contexts(quietStreamClient)
 
     const planConfig = (traced: boolean): plan.PlanConfig => ({
       models,
@@ -259,7 +255,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
 
     const streamConfig = (traced: boolean): streaming.StreamConfig => ({
       plan: traced ? tracedPlan : quietPlan,
-      context: traced ? tracedStreamContext : quietStreamContext,
+      context: traced ? tracedContext : quietContext,
       firstTokenTimeoutMillis,
       stallTimeoutMillis,
       maxEventBytes
