@@ -15,6 +15,7 @@ import * as Stream from "effect/Stream"
 import type { ChatChunk } from "../ChatChunk.js"
 import type { Call, Endpoint, ResponseData, StreamDecoder } from "../Provider.js"
 import type { AttemptError } from "../RouterError.js"
+import * as ByteSource from "./byteSource.js"
 import * as errors from "./errorMapping.js"
 import * as SseReader from "./sseReader.js"
 
@@ -151,10 +152,16 @@ export const openStream = (
   call: Call,
   maxEventBytes: number
 ): Effect.Effect<BodyReader, AttemptError, Scope.Scope> =>
-  Effect.flatMap(
-    send(ctx, call),
-    (response) => Effect.map(Stream.toPull(response.stream), (pull) => makeBodyReader(ctx, call, pull, maxEventBytes))
-  )
+  Effect.flatMap(send(ctx, call), (response) => {
+    if (ByteSource.hasByteSource(response)) {
+      const source = response[ByteSource.TypeId]()
+      return Effect.as(
+        Effect.addFinalizer(() => Effect.sync(source.close)),
+        makeBodyReader(ctx, call, source.pull, maxEventBytes)
+      )
+    }
+    return Effect.map(Stream.toPull(response.stream), (pull) => makeBodyReader(ctx, call, pull, maxEventBytes))
+  })
 
 const makeBodyReader = (
   ctx: Context,

@@ -15,7 +15,6 @@ import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as UrlParams from "@effect/platform/UrlParams"
-import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
@@ -26,6 +25,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { Readable } from "node:stream"
+import * as ByteSource from "../internal/byteSource.js"
 
 // `HttpClient.withScope` registers a per-request AbortController here (the platform's own `make` reads it the same
 // way): a scoped request is aborted when its scope closes, so it needs neither our own abort handle nor a GC hook.
@@ -410,10 +410,16 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
   }
 
   get stream(): Stream.Stream<Uint8Array, HttpClientError.ResponseError> {
-    return Stream.fromChannel(Channel.suspend(() => {
-      this.claim()
-      return bodyChannel(this.body, (cause) => this.decodeError(cause))
-    }))
+    return Stream.unwrapScoped(Effect.map(
+      Effect.acquireRelease(Effect.sync(() => this[ByteSource.TypeId]()), (source) => Effect.sync(source.close)),
+      (source) => Stream.repeatEffectChunkOption(source.pull)
+    ))
+  }
+
+  /** The router's fast path: the body as a plain pull, without a stream executor of its own. */
+  [ByteSource.TypeId](): ByteSource.ByteSource {
+    this.claim()
+    return makeByteSource(this.body, (cause) => this.decodeError(cause))
   }
 
   toJSON(): unknown {
@@ -430,23 +436,26 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
 }
 
 /**
- * The body as a channel of its network reads, in order. The Readable runs in flowing mode ('data' hands over each
- * read as undici pushes it); past `streamHighWaterMark` unread bytes it is paused, which makes undici stop reading
- * the socket. Ending the channel early destroys the body, which aborts the request.
+ * The body as a pull of its network reads, in order. The Readable runs in flowing mode ('data' hands over each read
+ * as undici pushes it); past `streamHighWaterMark` unread bytes it is paused, which makes undici stop reading the
+ * socket. Closing before the end destroys the body, which aborts the request.
  */
-const bodyChannel = (
+const makeByteSource = (
   body: Readable,
   onError: (cause: unknown) => HttpClientError.ResponseError
-): Channel.Channel<Chunk.Chunk<Uint8Array>, unknown, HttpClientError.ResponseError, unknown, void, unknown> => {
-  if (body.errored !== null) return Channel.fail(onError(body.errored))
-  if (body.destroyed && !body.readableEnded) return Channel.fail(onError(new Error("the response body was aborted")))
-  if (!body.readable) return Channel.void
+): ByteSource.ByteSource => {
+  if (body.errored !== null) return failedSource(Option.some(onError(body.errored)))
+  if (body.destroyed && !body.readableEnded) {
+    return failedSource(Option.some(onError(new Error("the response body was aborted"))))
+  }
+  if (!body.readable) return failedSource(Option.none())
 
   let queue: Array<Uint8Array> = []
   let queued = 0
   let paused = false
   let ended = false
   let failed = false
+  let closed = false
   let failure: unknown = undefined
   let wake: ((effect: Effect.Effect<void>) => void) | undefined = undefined
 
@@ -479,33 +488,40 @@ const bodyChannel = (
   body.on("end", onEnd)
   body.on("error", onFailure)
 
-  const wait = Channel.fromEffect(Effect.async<void>((resume) => {
+  const wait = Effect.async<void>((resume) => {
     wake = resume
-  }))
-  const loop = (): Channel.Channel<Chunk.Chunk<Uint8Array>, unknown, HttpClientError.ResponseError, unknown, void> => {
-    if (queue.length > 0) {
-      const reads = Chunk.unsafeFromArray(queue)
-      queue = []
-      queued = 0
-      if (paused) {
-        paused = false
-        body.resume()
-      }
-      return Channel.flatMap(Channel.write(reads), loop)
-    }
-    if (failed) return Channel.fail(onError(failure))
-    if (ended) return Channel.void
-    return waitThenLoop
-  }
-  const waitThenLoop = Channel.flatMap(wait, loop)
-
-  return Channel.ensuring(
-    Channel.suspend(loop),
-    Effect.sync(() => {
-      body.off("data", onData)
-      body.off("end", onEnd)
-      body.off("error", onFailure)
-      if (!ended) abortBody(body)
+    return Effect.sync(() => {
+      wake = undefined
     })
+  })
+  const pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<HttpClientError.ResponseError>> = Effect.suspend(
+    () => {
+      if (queue.length > 0) {
+        const reads = Chunk.unsafeFromArray(queue)
+        queue = []
+        queued = 0
+        if (paused) {
+          paused = false
+          body.resume()
+        }
+        return Effect.succeed(reads)
+      }
+      if (failed) return Effect.fail(Option.some(onError(failure)))
+      if (ended) return Effect.fail(Option.none())
+      return Effect.zipRight(wait, pull)
+    }
   )
+  const close = () => {
+    if (closed) return
+    closed = true
+    body.off("data", onData)
+    body.off("end", onEnd)
+    body.off("error", onFailure)
+    if (!ended) abortBody(body)
+  }
+  return { pull, close }
 }
+
+const failedSource = (
+  error: Option.Option<HttpClientError.ResponseError>
+): ByteSource.ByteSource => ({ pull: Effect.fail(error), close: noop })
