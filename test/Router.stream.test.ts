@@ -840,7 +840,7 @@ describe("stream: Router.collect and completionWithRetry", () => {
 // Last: importing @effect/platform-node installs undici as the process-wide fetch dispatcher, so the FetchHttpClient
 // tests above run before it is loaded.
 core(
-  "NodeHttpClient.layerUndici",
+  "NodeRouterHttpClient.layerUndici",
   Layer.unwrapEffect(
     Effect.map(Effect.promise(() => import("../src/node/NodeRouterHttpClient.js")), (m) => m.layerUndici)
   )

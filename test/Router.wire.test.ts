@@ -836,7 +836,7 @@ describe("Router.layer: configuration errors at construction", () => {
 // Last: importing @effect/platform-node installs undici as the process-wide fetch dispatcher, so the FetchHttpClient
 // tests above run before it is loaded.
 endToEnd(
-  "NodeHttpClient.layerUndici",
+  "NodeRouterHttpClient.layerUndici",
   Layer.unwrapEffect(
     Effect.map(Effect.promise(() => import("../src/node/NodeRouterHttpClient.js")), (m) => m.layerUndici)
   )
