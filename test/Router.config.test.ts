@@ -1,0 +1,86 @@
+/**
+ * Configuration from the environment (`layerConfig`, `completionWithRetry` without an endpoint) and its errors.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Router from "../src/Router.js"
+import * as FakeHttpClient from "../src/testing/FakeHttpClient.js"
+import * as S from "../src/testing/UpstreamScript.js"
+
+const GPT_KEY = "gpt-router-key-0123456789"
+const OPENAI_KEY = "sk-openai-key-0123456789"
+const env = (vars: Record<string, string>) =>
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars))))
+const hi = { messages: [{ role: "user" as const, content: "hi" }] }
+const fullEnv = {
+  GPT_ROUTER_API_BASE: FakeHttpClient.gptRouterBaseUrl,
+  GPT_ROUTER_API_KEY: GPT_KEY,
+  OPENAI_BASE_URL: FakeHttpClient.openAiBaseUrl,
+  OPENAI_API_KEY: OPENAI_KEY
+}
+
+describe("configuration from the environment", () => {
+  it.effect("layerConfig builds GPTRouter and OpenAI-compatible endpoints from the seed's variables", () =>
+    Effect.gen(function*() {
+      const response = yield* Router.generate(hi).pipe(
+        Effect.provide(Layer.fresh(Router.layerConfig({
+          models: [{ name: "g", provider: "anthropic" }, { name: "o", via: "openai" }],
+          retry: { maxAttempts: 1 }
+        })))
+      )
+      expect(response.model).toBe("o")
+      const requests = yield* FakeHttpClient.requests
+      expect(requests.map((r) => [r.protocol, r.model])).toEqual([["gptrouter", "g"], ["openai", "o"]])
+      expect(requests[0]!.headers["ws-secret"]).toBe(GPT_KEY)
+      expect((requests[0]!.body as { data: Array<{ providerName: string }> }).data[0]!.providerName).toBe("anthropic")
+      expect(requests[1]!.headers["authorization"]).toBe(`Bearer ${OPENAI_KEY}`)
+    }).pipe(
+      Effect.provide(FakeHttpClient.layer({ script: { g: [S.unavailable()], o: [S.succeed()] } })),
+      env(fullEnv)
+    ))
+
+  it.effect("a model that needs GPT_ROUTER_API_KEY fails the layer with RouterConfigError naming it", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Layer.build(Router.layerConfig({ models: [{ name: "g" }] })).pipe(Effect.scoped))
+      expect(error._tag).toBe("RouterConfigError")
+      expect(error.option).toBe("GPT_ROUTER_API_KEY")
+      expect(error.message).toContain("GPT_ROUTER_API_KEY")
+    }).pipe(
+      Effect.provide(FakeHttpClient.layer({ script: {} })),
+      env({ OPENAI_API_KEY: OPENAI_KEY })
+    ))
+
+  it.effect("an OpenAI-compatible model needs no key (local servers) and defaults to api.openai.com", () =>
+    Effect.gen(function*() {
+      const models = yield* Router.modelsFromConfig([{ name: "llama", via: "openai" }])
+      expect(models[0]!.endpoint.baseUrl).toBe("https://api.openai.com/v1")
+      expect(models[0]!.endpoint.secrets).toEqual([])
+    }).pipe(env({})))
+
+  it.effect("completionWithRetry without an endpoint routes through GPTRouter from the environment", () =>
+    Effect.gen(function*() {
+      const response = yield* Router.completionWithRetry(
+        [{ name: "a", provider: "openai" }, { name: "b", provider: "anthropic" }],
+        { ...hi, temperature: 0.7, max_tokens: 256 },
+        { maxRetries: 1 }
+      )
+      expect(response.model).toBe("b")
+      const requests = yield* FakeHttpClient.requests
+      // The first attempt sends the remaining list in order; the fallback sends what remains.
+      expect(requests.map((r) => r.models)).toEqual([["a", "b"], ["b"]])
+      const params = (requests[0]!.body as { data: Array<{ promptParams: Record<string, unknown> }> }).data[0]!
+        .promptParams
+      expect(params).toMatchObject({ temperature: 0.7, max_tokens: 256 })
+    }).pipe(
+      Effect.provide(FakeHttpClient.layer({ script: { a: [S.unavailable()], b: [S.succeed()] } })),
+      env(fullEnv)
+    ))
+
+  it.effect("completionWithRetry without an endpoint or key is a RouterConfigError, not a defect", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Router.completionWithRetry([{ name: "a", provider: "openai" }], hi))
+      expect(error._tag).toBe("RouterConfigError")
+    }).pipe(Effect.provide(FakeHttpClient.layer({ script: {} })), env({})))
+})
