@@ -13,7 +13,7 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Attempt } from "../Attempt.js"
-import type { ChatChunk } from "../ChatChunk.js"
+import { type ChatChunk, isContent } from "../ChatChunk.js"
 import type { ChatRequest } from "../ChatRequest.js"
 import type { Model } from "../Model.js"
 import type { Call } from "../Provider.js"
@@ -35,8 +35,6 @@ interface Opened {
   readonly reader: transport.BodyReader
   readonly first: ReadonlyArray<ChatChunk>
 }
-
-const isContent = (chunk: ChatChunk): boolean => chunk._tag !== "Usage" && chunk._tag !== "Started"
 
 const openUntilContent = (config: StreamConfig) => (call: Call, model: Model) =>
   Effect.flatMap(transport.openStream(config.context(model), call, config.maxEventBytes), (reader) => {
