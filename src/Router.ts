@@ -208,11 +208,6 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     // Secrets ride in headers the platform does not know to redact from spans (GPTRouter's `ws-secret`).
     const redactedNames = Headers.currentRedactedNames
     const withWsSecret = (names: ReadonlyArray<string | RegExp>) => [...names, "ws-secret"]
-    const withRedaction = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Effect.flatMap(
-        Effect.tracer,
-        (tracer) => tracer === builtInTracer ? effect : Effect.locallyWith(effect, redactedNames, withWsSecret)
-      )
 
     const generate = (request: ChatRequest.ChatRequest): Effect.Effect<ChatResponse, RouterError.RouterError> =>
       Effect.flatMap(Effect.tracer, (tracer) => {
@@ -232,7 +227,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
           ),
           (success) => {
             const data = success.value
-            // The body is read; closing the attempt's scope releases its request (a no-op abort).
+            // The body has been read: the attempt's scope has nothing left to release, close it.
             return Effect.as(
               Scope.close(success.scope, Exit.void),
               new ChatResponse({
@@ -247,9 +242,13 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
           }
         )
         return traced
-          ? withRedaction(Effect.withSpan(Effect.tap(call, annotateResponse), "effect-llm-router.generate", {
-            attributes: { "llm.models": models.map((m) => `${m.provider}/${m.name}`).join(",") }
-          }))
+          ? Effect.locallyWith(
+            Effect.withSpan(Effect.tap(call, annotateResponse), "effect-llm-router.generate", {
+              attributes: { "llm.models": models.map((m) => `${m.provider}/${m.name}`).join(",") }
+            }),
+            redactedNames,
+            withWsSecret
+          )
           : call
       })
 
