@@ -6,10 +6,11 @@
  *
  * @internal
  */
-import type * as HttpClientError from "@effect/platform/HttpClientError"
-import type * as Chunk from "effect/Chunk"
-import type * as Effect from "effect/Effect"
-import type * as Option from "effect/Option"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 
 /** @internal */
@@ -31,3 +32,57 @@ export interface HasByteSource {
 /** @internal */
 export const hasByteSource = (u: unknown): u is HasByteSource =>
   Predicate.hasProperty(u, TypeId) && typeof (u as Record<symbol, unknown>)[TypeId] === "function"
+
+/**
+ * The web `Response` behind a response of `@effect/platform`'s fetch client (version 0.97, pinned): the platform wraps
+ * it as `original.source` (interruptible wrapper) or `source`. Anything else, or a body already used, gives
+ * `undefined` and the caller goes through `response.stream`.
+ */
+const webResponseOf = (response: HttpClientResponse.HttpClientResponse): globalThis.Response | undefined => {
+  const inner = (response as { readonly original?: unknown }).original ?? response
+  const source = (inner as { readonly source?: unknown }).source
+  return typeof Response !== "undefined" && source instanceof Response && source.body !== null && !source.bodyUsed
+    ? source
+    : undefined
+}
+
+/**
+ * The response's body as a `ByteSource`: the client's own when it offers one (our undici layer), a reader over the
+ * web body for the platform's fetch client, otherwise `undefined`.
+ *
+ * @internal
+ */
+export const fromResponse = (response: HttpClientResponse.HttpClientResponse): ByteSource | undefined => {
+  if (hasByteSource(response)) return response[TypeId]()
+  const web = webResponseOf(response)
+  if (web === undefined) return undefined
+  const controller = (response as { readonly controller?: unknown }).controller
+  const reader = web.body!.getReader()
+  let done = false
+  const decodeError = (cause: unknown) =>
+    new HttpClientError.ResponseError({ request: response.request, response, reason: "Decode", cause })
+  const pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<HttpClientError.ResponseError>> = Effect.async(
+    (resume) => {
+      reader.read().then(
+        (result) => {
+          if (result.done) {
+            done = true
+            resume(Effect.fail(Option.none()))
+          } else {
+            resume(Effect.succeed(Chunk.of(result.value)))
+          }
+        },
+        (cause) => resume(Effect.fail(Option.some(decodeError(cause))))
+      )
+    }
+  )
+  const close = () => {
+    if (done) return
+    done = true
+    // Cancelling the body and aborting the request both close the connection; the abort also ends a request whose
+    // body the platform still tracks.
+    reader.cancel().catch(() => {})
+    if (controller instanceof AbortController) controller.abort()
+  }
+  return { pull, close }
+}

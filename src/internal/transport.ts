@@ -153,8 +153,8 @@ export const openStream = (
   maxEventBytes: number
 ): Effect.Effect<BodyReader, AttemptError, Scope.Scope> =>
   Effect.flatMap(send(ctx, call), (response) => {
-    if (ByteSource.hasByteSource(response)) {
-      const source = response[ByteSource.TypeId]()
+    const source = ByteSource.fromResponse(response)
+    if (source !== undefined) {
       return Effect.as(
         Effect.addFinalizer(() => Effect.sync(source.close)),
         makeBodyReader(ctx, call, source.pull, maxEventBytes)
