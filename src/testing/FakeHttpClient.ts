@@ -162,14 +162,7 @@ const requestBody = (
         onFailure: (cause) =>
           new HttpClientError.RequestError({ request, reason: "Encode", cause, description: "reading the body" }),
         onSuccess: (chunks) => {
-          const parts = Chunk.toReadonlyArray(chunks)
-          const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-          let offset = 0
-          for (const part of parts) {
-            bytes.set(part, offset)
-            offset += part.length
-          }
-          return decoder.decode(bytes)
+          return decoder.decode(concatBytes(chunks))
         }
       })
   }
@@ -282,16 +275,7 @@ class FakeResponse extends Inspectable.Class implements HttpClientResponse.HttpC
   }
 
   private get bytes(): Effect.Effect<Uint8Array, HttpClientError.ResponseError> {
-    return Effect.map(Stream.runCollect(this.stream), (chunks) => {
-      const parts = Chunk.toReadonlyArray(chunks)
-      const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-      let offset = 0
-      for (const part of parts) {
-        out.set(part, offset)
-        offset += part.length
-      }
-      return out
-    })
+    return Effect.map(Stream.runCollect(this.stream), concatBytes)
   }
 
   get text(): Effect.Effect<string, HttpClientError.ResponseError> {
@@ -322,6 +306,17 @@ class FakeResponse extends Inspectable.Class implements HttpClientResponse.HttpC
   toJSON(): unknown {
     return { _id: "@effect/platform/HttpClientResponse", request: this.request.toJSON(), status: this.status }
   }
+}
+
+const concatBytes = (chunks: Chunk.Chunk<Uint8Array>): Uint8Array => {
+  const parts = Chunk.toReadonlyArray(chunks)
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let offset = 0
+  for (const part of parts) {
+    out.set(part, offset)
+    offset += part.length
+  }
+  return out
 }
 
 /**
