@@ -12,8 +12,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
@@ -32,6 +30,7 @@ import * as Router from "../src/Router.js"
 import type * as RouterError from "../src/RouterError.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as S from "../src/testing/UpstreamScript.js"
+import { promise, run, runWith } from "./support/live.js"
 
 const KEY = "sk-stream-test-0123456789abcdef"
 const fast = { minDelay: "1 millis", maxDelay: "5 millis", initialDelay: "1 millis" } as const
@@ -44,17 +43,6 @@ const endpointFor = (protocol: Protocol, upstream: Upstream) =>
   protocol === "openai"
     ? OpenAiCompatible.endpoint({ baseUrl: upstream.openAiBaseUrl, apiKey: Redacted.make(KEY) })
     : GptRouter.endpoint({ baseUrl: upstream.gptRouterBaseUrl, apiKey: Redacted.make(KEY) })
-
-const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.Error)
-
-const runWith =
-  (client: Layer.Layer<HttpClient.HttpClient>) =>
-  <A, E>(effect: Effect.Effect<A, E, Scope.Scope | HttpClient.HttpClient>): Effect.Effect<A, E> =>
-    quiet(Effect.provide(Effect.scoped(effect), client))
-
-const run = runWith(FetchHttpClient.layer)
-
-const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
 
 /** A router over the given models of one upstream, all on one protocol. */
 const routerOn = (

@@ -10,8 +10,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
@@ -25,6 +23,7 @@ import * as Router from "../src/Router.js"
 import type * as RouterError from "../src/RouterError.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as S from "../src/testing/UpstreamScript.js"
+import { promise, run, runWith } from "./support/live.js"
 
 const KEY = "sk-wire-test-0123456789abcdef"
 const fast = { minDelay: "1 millis", maxDelay: "5 millis", initialDelay: "1 millis" } as const
@@ -37,18 +36,6 @@ const openAi = (upstream: Upstream, provider?: string) =>
 
 const gptRouter = (upstream: Upstream, key = KEY) =>
   GptRouter.endpoint({ baseUrl: upstream.gptRouterBaseUrl, apiKey: Redacted.make(key) })
-
-// The router logs a warning before each retry sleep; the tests assert on the trail instead.
-const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.Error)
-
-const runWith =
-  (client: Layer.Layer<HttpClient.HttpClient>) =>
-  <A, E>(effect: Effect.Effect<A, E, Scope.Scope | HttpClient.HttpClient>): Effect.Effect<A, E> =>
-    quiet(Effect.provide(Effect.scoped(effect), client))
-
-const run = runWith(FetchHttpClient.layer)
-
-const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
 
 /** A server on 127.0.0.1:0 that is closed (with its connections) when the scope ends. */
 const listen = <S extends Net.Server>(server: S): Effect.Effect<{ server: S; port: number }, never, Scope.Scope> =>
