@@ -8,6 +8,7 @@
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { compile } from "./internal/compiledValidator.js"
 import { InvalidRequest } from "./RouterError.js"
 
 /**
@@ -165,6 +166,9 @@ export type Overrides = Omit<Partial<ChatRequest>, "messages">
 
 const knownFields: ReadonlySet<string> = new Set(Object.keys(ChatRequest.fields))
 const decode = Schema.decodeUnknownEither(ChatRequest, { onExcessProperty: "preserve", errors: "first" })
+// The schema has no transformations, so a value that passes the compiled check is its own decoding; the Schema's
+// decoder only runs to name the first problem.
+const check = compile(ChatRequest)
 
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
   path.reduce<string>(
@@ -183,7 +187,7 @@ export const validate = (input: unknown): Either.Either<ChatRequest, InvalidRequ
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     return Either.left(new InvalidRequest({ field: "(request)", reason: "expected an object" }))
   }
-  const decoded = decode(input)
+  const decoded = check.is(input) ? Either.right(input) : decode(input)
   if (Either.isLeft(decoded)) {
     const issue = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]
     return Either.left(

@@ -262,18 +262,17 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     const tracedStream = streamConfig(true)
     const quietStream = streamConfig(false)
     const stream = (request: ChatRequest.ChatRequest): Stream.Stream<ChatChunk, RouterError.RouterStreamError> =>
-      // One scoped unwrap around the whole stream: validation, the tracer check and routing run when it is pulled.
-      Stream.unwrapScoped(Effect.flatMap(Effect.tracer, (tracer) => {
+      // Validation, the tracer check and routing run when the stream is pulled, in the stream's own scope.
+      streaming.fromOpen(Effect.flatMap(Effect.tracer, (tracer) => {
         const validated = ChatRequest.validate(request)
         if (validated._tag === "Left") return Effect.fail(validated.left)
-        if (tracer === builtInTracer) {
-          return Effect.map(streaming.open(quietStream, validated.right), Stream.repeatEffectChunkOption)
-        }
-        const traced = Stream.unwrapScoped(Effect.zipRight(
-          Effect.locallyScopedWith(redactedNames, withWsSecret),
-          Effect.map(streaming.open(tracedStream, validated.right), Stream.repeatEffectChunkOption)
-        ))
-        return Effect.succeed(Stream.withSpan(traced, "effect-llm-router.stream"))
+        if (tracer === builtInTracer) return streaming.open(quietStream, validated.right)
+        // The span lives in the stream's scope: it covers the routing and every read, and ends with the stream.
+        return Effect.flatMap(Effect.makeSpanScoped("effect-llm-router.stream"), (span) =>
+          Effect.zipRight(
+            Effect.locallyScopedWith(redactedNames, withWsSecret),
+            Effect.withParentSpan(streaming.open(tracedStream, validated.right), span)
+          ))
       }))
 
     return { models, generate, stream } satisfies Service

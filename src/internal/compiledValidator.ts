@@ -1,14 +1,14 @@
 /**
  * A fast structural check compiled once from a Schema. Stock `Schema.is` walks the AST through the general parser on
  * every call (about 1 µs per streamed chunk); this compiles the same AST into nested closures. It covers the plain
- * JSON shapes wire schemas use; any other node (refinements, transformations, suspensions) falls back to `Schema.is`
- * for that subtree, so the answer is always the Schema's own.
+ * JSON shapes wire schemas use, and refinements by calling their own filter; any other node (transformations,
+ * suspensions, records) falls back to `Schema.is` for that subtree, so the answer is always the Schema's own.
  *
  * @internal
  */
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import type * as AST from "effect/SchemaAST"
+import * as AST from "effect/SchemaAST"
 
 type Check = (u: unknown) => boolean
 
@@ -48,6 +48,12 @@ const compileAst = (ast: AST.AST): Check => {
         }
       }
       break
+    }
+    case "Refinement": {
+      // The same order as the Schema's parser: the underlying shape first, then the refinement's own filter.
+      const from = compileAst(ast.from)
+      const refinement = ast
+      return (u) => from(u) && refinement.filter(u, AST.defaultParseOption, refinement)._tag === "None"
     }
     case "TypeLiteral": {
       if (ast.indexSignatures.length > 0) break

@@ -5,11 +5,11 @@
  *
  * @internal
  */
+import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Attempt } from "../Attempt.js"
@@ -73,6 +73,44 @@ const interrupted = (
   }, { disableValidation: true })
 
 /**
+ * The rest of a routed stream, one network read per pull; `undefined` at its end.
+ *
+ * @internal
+ */
+export type Pull = Effect.Effect<Chunk.Chunk<ChatChunk> | undefined, RouterError.StreamInterrupted>
+
+/**
+ * A stream over a pull that `open` makes in its own scope, closed when the stream ends however it ends (its end,
+ * an error, an early `take`, interruption). Built on a channel directly: `Stream.unwrapScoped` and
+ * `Stream.repeatEffectChunkOption` add a stream `flatMap` and an `Option` round trip per pull, and the stream
+ * machinery is most of what a short stream costs.
+ *
+ * @internal
+ */
+export const fromOpen = <E, R>(
+  open: Effect.Effect<Pull, E, R | Scope.Scope>
+): Stream.Stream<ChatChunk, E | RouterError.StreamInterrupted, Exclude<R, Scope.Scope>> =>
+  Stream.fromChannel(Channel.suspend(() => {
+    let scope: Scope.CloseableScope | undefined
+    const acquire = Effect.flatMap(Scope.make(), (s) => {
+      scope = s
+      return Scope.extend(open, s)
+    })
+    const rest = (pull: Pull) => {
+      const loop: Channel.Channel<Chunk.Chunk<ChatChunk>, unknown, RouterError.StreamInterrupted, unknown, void> =
+        Channel.flatMap(
+          Channel.fromEffect(pull),
+          (chunk) => chunk === undefined ? Channel.void : Channel.flatMap(Channel.write(chunk), () => loop)
+        )
+      return loop
+    }
+    return Channel.ensuringWith(
+      Channel.flatMap(Channel.fromEffect(acquire), rest),
+      (exit) => scope === undefined ? Effect.void : Scope.close(scope, exit)
+    )
+  }))
+
+/**
  * Routes to the first content and returns the pull of the rest. The first pull delivers `Started` and what the
  * opening attempt read; one pull per network read after that. A single pull serves the whole stream so that a stream
  * costs one layer of stream machinery, not a concatenation of several.
@@ -82,11 +120,7 @@ const interrupted = (
 export const open = (
   config: StreamConfig,
   request: ChatRequest
-): Effect.Effect<
-  Effect.Effect<Chunk.Chunk<ChatChunk>, Option.Option<RouterError.StreamInterrupted>>,
-  RouterError.RouterError,
-  Scope.Scope
-> =>
+): Effect.Effect<Pull, RouterError.RouterError, Scope.Scope> =>
   Effect.gen(function*() {
     const timeoutMillis = config.firstTokenTimeoutMillis ?? config.plan.attemptTimeoutMillis
     const opened = yield* plan.run(
@@ -122,28 +156,24 @@ export const open = (
         ? reader.next
         : Effect.timeoutFail(reader.next, { duration: Duration.millis(stall), onTimeout: () => "stall" as const })
 
-    const pull: Effect.Effect<Chunk.Chunk<ChatChunk>, Option.Option<RouterError.StreamInterrupted>> = Effect
-      .matchEffect(
-        next,
-        {
-          onFailure: (failure) => {
-            if (failure === "stall") {
-              const cause = new RouterError.Timeout({
-                ...call,
-                phase: "stall",
-                afterMillis: stall ?? 0
-              }, { disableValidation: true })
-              return Effect.fail(Option.some(interrupted(acc, "stall", cause, opened.trail)))
-            }
-            return Effect.fail(Option.some(interrupted(acc, failure.reason, failure.error, opened.trail)))
-          },
-          onSuccess: (batch) => {
-            if (batch === undefined) return Effect.fail(Option.none())
-            for (let i = 0; i < batch.length; i++) acc.add(batch[i]!)
-            return Effect.succeed(Chunk.unsafeFromArray(batch as Array<ChatChunk>))
-          }
+    const pull: Pull = Effect.matchEffect(next, {
+      onFailure: (failure) => {
+        if (failure === "stall") {
+          const cause = new RouterError.Timeout({
+            ...call,
+            phase: "stall",
+            afterMillis: stall ?? 0
+          }, { disableValidation: true })
+          return Effect.fail(interrupted(acc, "stall", cause, opened.trail))
         }
-      )
+        return Effect.fail(interrupted(acc, failure.reason, failure.error, opened.trail))
+      },
+      onSuccess: (batch) => {
+        if (batch === undefined) return Effect.succeed(undefined)
+        for (let i = 0; i < batch.length; i++) acc.add(batch[i]!)
+        return Effect.succeed(Chunk.unsafeFromArray(batch as Array<ChatChunk>))
+      }
+    })
     let head: Chunk.Chunk<ChatChunk> | undefined = Chunk.unsafeFromArray([started, ...first])
     return Effect.suspend(() => {
       if (head === undefined) return pull
