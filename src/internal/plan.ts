@@ -5,10 +5,9 @@
  *
  * @internal
  */
-import * as Clock from "effect/Clock"
+import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
@@ -84,8 +83,46 @@ class DeadlineCut {
   readonly _tag = "DeadlineCut"
 }
 
+interface Ctx<A> {
+  readonly config: PlanConfig
+  readonly request: ChatRequest
+  readonly stream: boolean
+  readonly attemptFn: AttemptFn<A>
+  readonly timeoutPhase: "attempt" | "first-token"
+  readonly clock: Clock.Clock
+  readonly deadlineAt: number
+  readonly trail: Array<Attempt>
+}
+
+type Outcome<A> = Effect.Effect<Success<A> & { readonly scope: Scope.CloseableScope }, RouterError.RouterError>
+
+const record = <A>(ctx: Ctx<A>, fields: ConstructorParameters<typeof Attempt>[0]): Effect.Effect<void> => {
+  const attempt = new Attempt(fields, { disableValidation: true })
+  ctx.trail.push(attempt)
+  const onAttempt = ctx.config.onAttempt
+  if (onAttempt === undefined) return Effect.void
+  // A callback's failure or defect must not change the routed call's outcome.
+  return Effect.catchAllCause(
+    Effect.suspend(() => {
+      const result = onAttempt(attempt)
+      return Effect.isEffect(result) ? result : Effect.void
+    }),
+    (cause) => Effect.logDebug("onAttempt callback failed", cause)
+  )
+}
+
+const deadlineExceeded = <A>(ctx: Ctx<A>, model?: Model) =>
+  new RouterError.DeadlineExceeded({
+    deadlineMillis: ctx.config.deadlineMillis ?? 0,
+    ...(model === undefined ? {} : { model: model.name, provider: model.provider }),
+    trail: [...ctx.trail]
+  }, { disableValidation: true })
+
 /**
  * Runs the plan. On success the attempt's scope is returned open, owned by the caller.
+ *
+ * Written as a chain of continuations rather than a generator: a routed call that succeeds at once runs a handful of
+ * effects, and this is on the path of every call. The clock is read once from context and then synchronously.
  *
  * @internal
  */
@@ -95,179 +132,197 @@ export const run = <A>(
   stream: boolean,
   attemptFn: AttemptFn<A>,
   timeoutPhase: "attempt" | "first-token"
-): Effect.Effect<Success<A> & { readonly scope: Scope.CloseableScope }, RouterError.RouterError> =>
-  Effect.gen(function*() {
-    const { models } = config
-    const trail: Array<Attempt> = []
-    const startedAt = yield* Clock.currentTimeMillis
-    const deadlineAt = config.deadlineMillis === undefined ? Infinity : startedAt + config.deadlineMillis
+): Outcome<A> =>
+  Effect.clockWith((clock) => {
+    const startedAt = clock.unsafeCurrentTimeMillis()
+    const ctx: Ctx<A> = {
+      config,
+      request,
+      stream,
+      attemptFn,
+      timeoutPhase,
+      clock,
+      deadlineAt: config.deadlineMillis === undefined ? Infinity : startedAt + config.deadlineMillis,
+      trail: []
+    }
+    return tryModel(ctx, 0, undefined)
+  })
 
-    const record = (fields: ConstructorParameters<typeof Attempt>[0]) =>
-      Effect.suspend(() => {
-        const attempt = new Attempt(fields, { disableValidation: true })
-        trail.push(attempt)
-        if (config.onAttempt === undefined) return Effect.void
-        // A callback's failure or defect must not change the routed call's outcome.
-        return Effect.catchAllCause(
-          Effect.suspend(() => {
-            const result = config.onAttempt!(attempt)
-            return Effect.isEffect(result) ? result : Effect.void
-          }),
-          (cause) => Effect.logDebug("onAttempt callback failed", cause)
-        )
+const tryModel = <A>(ctx: Ctx<A>, index: number, lastError: RouterError.AttemptError | undefined): Outcome<A> => {
+  const { models } = ctx.config
+  if (index >= models.length) {
+    // Every model gave up with a fallback-eligible error but the list ran out: only reachable with an empty list,
+    // which the layer rejects; kept total for safety.
+    return Effect.fail(
+      lastError === undefined
+        ? new RouterError.NoModelAvailable({ reason: "no model was tried", trail: [...ctx.trail] })
+        : RouterError.withTrail(lastError, [...ctx.trail])
+    )
+  }
+  const model = models[index]!
+  const policy = model.retry ?? ctx.config.retry
+  const perModel: PerModel = {
+    index,
+    model,
+    policy,
+    maxRetryAfterMillis: Duration.toMillis(policy.maxRetryAfter),
+    request: applyOverrides(ctx.request, model),
+    siblings: siblingsOf(models, index),
+    isLast: index === models.length - 1
+  }
+  return tryAttempt(ctx, perModel, 1, policy.schedule.initial)
+}
+
+interface PerModel {
+  readonly index: number
+  readonly model: Model
+  readonly policy: RetryPolicy
+  readonly maxRetryAfterMillis: number
+  readonly request: ChatRequest
+  readonly siblings: ReadonlyArray<{ readonly model: string; readonly provider: string }>
+  readonly isLast: boolean
+}
+
+const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleState: unknown): Outcome<A> => {
+  const { config, trail } = ctx
+  const model = m.model
+  const attemptStart = ctx.clock.unsafeCurrentTimeMillis()
+  const remaining = ctx.deadlineAt - attemptStart
+  if (remaining <= 0) return Effect.fail(deadlineExceeded(ctx))
+  const call: Call = {
+    model: model.name,
+    provider: model.provider,
+    attempt: attemptNo,
+    request: m.request,
+    stream: ctx.stream,
+    siblings: m.siblings
+  }
+  const own = config.attemptTimeoutMillis ?? Infinity
+  const limit = Math.min(own, remaining)
+  const timedOut = () =>
+    new RouterError.Timeout({
+      provider: model.provider,
+      model: model.name,
+      attempt: attemptNo,
+      phase: ctx.timeoutPhase,
+      afterMillis: limit
+    }, { disableValidation: true })
+
+  return Effect.flatMap(Scope.make(), (scope) => {
+    let attempt: Effect.Effect<A, RouterError.AttemptError | DeadlineCut> = Scope.extend(
+      ctx.attemptFn(call, model),
+      scope
+    )
+    if (Number.isFinite(limit)) {
+      attempt = Effect.timeoutFail(attempt, {
+        duration: Duration.millis(limit),
+        onTimeout: () => limit < own ? new DeadlineCut() : timedOut()
       })
-
-    const deadlineExceeded = (model?: Model) =>
-      new RouterError.DeadlineExceeded({
-        deadlineMillis: config.deadlineMillis ?? 0,
-        ...(model === undefined ? {} : { model: model.name, provider: model.provider }),
-        trail: [...trail]
-      }, { disableValidation: true })
-
-    let lastError: RouterError.AttemptError | undefined
-
-    for (let index = 0; index < models.length; index++) {
-      const model = models[index]!
-      const policy = model.retry ?? config.retry
-      const maxRetryAfterMillis = Duration.toMillis(policy.maxRetryAfter)
-      const callRequest = applyOverrides(request, model)
-      const siblings = siblingsOf(models, index)
-      const isLast = index === models.length - 1
-      let state = policy.schedule.initial
-
-      for (let attemptNo = 1;; attemptNo++) {
-        const attemptStart = yield* Clock.currentTimeMillis
-        const remaining = deadlineAt - attemptStart
-        if (remaining <= 0) return yield* Effect.fail(deadlineExceeded())
-        const call: Call = {
-          model: model.name,
-          provider: model.provider,
-          attempt: attemptNo,
-          request: callRequest,
-          stream,
-          siblings
+    }
+    if (config.traced) {
+      attempt = Effect.withSpan(
+        Effect.tapBoth(attempt, {
+          onFailure: (e) =>
+            Effect.annotateCurrentSpan("llm.outcome", e._tag === "DeadlineCut" ? "DeadlineExceeded" : e._tag),
+          onSuccess: () => Effect.annotateCurrentSpan("llm.outcome", "success")
+        }),
+        "effect-llm-router.attempt",
+        {
+          attributes: {
+            "llm.model": model.name,
+            "llm.provider": model.provider,
+            "llm.attempt": attemptNo,
+            "llm.attempt.index": trail.length + 1
+          }
         }
-        const own = config.attemptTimeoutMillis ?? Infinity
-        const limit = Math.min(own, remaining)
-        const scope = yield* Scope.make()
-        let attempt: Effect.Effect<A, RouterError.AttemptError | DeadlineCut> = Scope.extend(
-          attemptFn(call, model),
-          scope
+      )
+    }
+    const base = () => ({
+      index: trail.length + 1,
+      attempt: attemptNo,
+      model: model.name,
+      provider: model.provider,
+      startedAt: attemptStart,
+      endedAt: ctx.clock.unsafeCurrentTimeMillis()
+    })
+    return Effect.matchEffect(
+      // Success leaves the scope open for the caller (a stream's body); anything else closes it now, which aborts
+      // the request.
+      Effect.onExit(attempt, (exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)),
+      {
+        onSuccess: (value) => Effect.as(record(ctx, { ...base(), outcome: "success" }), { value, model, trail, scope }),
+        onFailure: (failure) => {
+          const fields = base()
+          if (failure._tag === "DeadlineCut") {
+            return Effect.zipRight(
+              record(ctx, { ...fields, outcome: "failed", error: timedOut(), note: "cut by the deadline" }),
+              Effect.suspend(() => Effect.fail(deadlineExceeded(ctx, model)))
+            )
+          }
+          return afterFailure(ctx, m, attemptNo, scheduleState, failure, fields)
+        }
+      }
+    )
+  })
+}
+
+const afterFailure = <A>(
+  ctx: Ctx<A>,
+  m: PerModel,
+  attemptNo: number,
+  scheduleState: unknown,
+  error: RouterError.AttemptError,
+  fields: Omit<ConstructorParameters<typeof Attempt>[0], "outcome">
+): Outcome<A> => {
+  const { model, policy } = m
+  const attemptEnd = fields.endedAt
+  const canFallBack = !m.isLast && ctx.config.fallbackOn.has(error._tag)
+  const attemptRecord = { ...fields, error }
+
+  const giveUp = (note: string | undefined): Outcome<A> =>
+    canFallBack
+      ? Effect.zipRight(
+        record(ctx, { ...attemptRecord, outcome: "fallback", ...(note === undefined ? {} : { note }) }),
+        Effect.suspend(() => tryModel(ctx, m.index + 1, error))
+      )
+      : Effect.zipRight(
+        record(ctx, { ...attemptRecord, outcome: "failed", ...(note === undefined ? {} : { note }) }),
+        // Suspended: the trail is copied after `record` has added this attempt.
+        Effect.suspend(() => Effect.fail(finalError(error, [...ctx.trail])))
+      )
+
+  if (!policy.retryOn.has(error._tag)) return giveUp(undefined)
+  return Effect.flatMap(policy.schedule.step(attemptEnd, error, scheduleState as never), ([nextState, , decision]) => {
+    if (ScheduleDecision.isDone(decision)) {
+      return giveUp(attemptNo > 1 ? `retries spent after ${attemptNo} attempts` : undefined)
+    }
+    let wait = Math.max(0, Math.round(Intervals.start(decision.intervals) - attemptEnd))
+    let skip: string | undefined
+    const retryAfter = error.retryAfterMillis
+    if (retryAfter !== undefined) {
+      if (retryAfter > m.maxRetryAfterMillis) {
+        skip = `server asked to wait ${formatMillis(retryAfter)}, over the ${formatMillis(m.maxRetryAfterMillis)} cap`
+      } else {
+        // The server's wait wins over a shorter backoff; jitter never shortens it.
+        wait = Math.max(wait, retryAfter)
+      }
+    }
+    if (skip === undefined && attemptEnd + wait >= ctx.deadlineAt) {
+      const note = `waiting ${formatMillis(wait)} would pass the deadline`
+      if (!canFallBack) {
+        // Nothing else to try within the deadline: the deadline ends the call (now, rather than after a sleep that
+        // could not lead to an attempt), and this attempt's error is in the trail.
+        return Effect.zipRight(
+          record(ctx, { ...attemptRecord, outcome: "failed", note }),
+          Effect.suspend(() => Effect.fail(deadlineExceeded(ctx)))
         )
-        const timedOut = () =>
-          new RouterError.Timeout({
-            provider: model.provider,
-            model: model.name,
-            attempt: attemptNo,
-            phase: timeoutPhase,
-            afterMillis: limit
-          }, { disableValidation: true })
-        if (Number.isFinite(limit)) {
-          attempt = Effect.timeoutFail(attempt, {
-            duration: Duration.millis(limit),
-            onTimeout: () =>
-              limit < own
-                ? new DeadlineCut()
-                : timedOut()
-          })
-        }
-        if (config.traced) {
-          attempt = Effect.withSpan(
-            Effect.tapBoth(attempt, {
-              onFailure: (e) =>
-                Effect.annotateCurrentSpan("llm.outcome", e._tag === "DeadlineCut" ? "DeadlineExceeded" : e._tag),
-              onSuccess: () => Effect.annotateCurrentSpan("llm.outcome", "success")
-            }),
-            "effect-llm-router.attempt",
-            {
-              attributes: {
-                "llm.model": model.name,
-                "llm.provider": model.provider,
-                "llm.attempt": attemptNo,
-                "llm.attempt.index": trail.length + 1
-              }
-            }
-          )
-        }
-        const result = yield* Effect.either(Effect.onExit(attempt, (exit) =>
-          // Success leaves the scope open for the caller (a stream's body); anything else closes it now, which
-          // aborts the request.
-          Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)))
-        const attemptEnd = yield* Clock.currentTimeMillis
-        const base = { index: trail.length + 1, attempt: attemptNo, model: model.name, provider: model.provider }
-
-        if (Either.isRight(result)) {
-          yield* record({ ...base, startedAt: attemptStart, endedAt: attemptEnd, outcome: "success" })
-          return { value: result.right, model, trail, scope }
-        }
-
-        const failure = result.left
-        if (failure._tag === "DeadlineCut") {
-          const error = timedOut()
-          yield* record({
-            ...base,
-            startedAt: attemptStart,
-            endedAt: attemptEnd,
-            outcome: "failed",
-            error,
-            note: "cut by the deadline"
-          })
-          return yield* Effect.fail(deadlineExceeded(model))
-        }
-        const error = failure
-        lastError = error
-        const canFallBack = !isLast && config.fallbackOn.has(error._tag)
-        const attemptRecord = { ...base, startedAt: attemptStart, endedAt: attemptEnd, error }
-
-        const giveUp = (note: string | undefined) =>
-          canFallBack
-            ? Effect.as(
-              record({ ...attemptRecord, outcome: "fallback", ...(note === undefined ? {} : { note }) }),
-              true
-            )
-            : Effect.zipRight(
-              record({ ...attemptRecord, outcome: "failed", ...(note === undefined ? {} : { note }) }),
-              // Suspended: the trail is copied after `record` has added this attempt.
-              Effect.suspend(() => Effect.fail(finalError(error, [...trail])))
-            )
-
-        if (!policy.retryOn.has(error._tag)) {
-          yield* giveUp(undefined)
-          break
-        }
-        const [nextState, , decision] = yield* policy.schedule.step(attemptEnd, error, state)
-        state = nextState
-        if (ScheduleDecision.isDone(decision)) {
-          yield* giveUp(attemptNo > 1 ? `retries spent after ${attemptNo} attempts` : undefined)
-          break
-        }
-        let wait = Math.max(0, Math.round(Intervals.start(decision.intervals) - attemptEnd))
-        let skip: string | undefined
-        const retryAfter = error.retryAfterMillis
-        if (retryAfter !== undefined) {
-          if (retryAfter > maxRetryAfterMillis) {
-            skip = `server asked to wait ${formatMillis(retryAfter)}, over the ${formatMillis(maxRetryAfterMillis)} cap`
-          } else {
-            // The server's wait wins over a shorter backoff; jitter never shortens it.
-            wait = Math.max(wait, retryAfter)
-          }
-        }
-        if (skip === undefined && attemptEnd + wait >= deadlineAt) {
-          const note = `waiting ${formatMillis(wait)} would pass the deadline`
-          if (!canFallBack) {
-            // Nothing else to try within the deadline: the deadline ends the call (now, rather than after a sleep
-            // that could not lead to an attempt), and this attempt's error is in the trail.
-            yield* record({ ...attemptRecord, outcome: "failed", note })
-            return yield* Effect.fail(deadlineExceeded())
-          }
-          skip = note
-        }
-        if (skip !== undefined) {
-          yield* giveUp(skip)
-          break
-        }
-        yield* record({ ...attemptRecord, outcome: "retry", waitMillis: wait })
-        yield* Effect.logWarning(
+      }
+      skip = note
+    }
+    if (skip !== undefined) return giveUp(skip)
+    return record(ctx, { ...attemptRecord, outcome: "retry", waitMillis: wait }).pipe(
+      Effect.zipRight(
+        Effect.logWarning(
           `Retrying ${model.provider}/${model.name} in ${formatMillis(wait)} after ${error._tag} (attempt ${attemptNo})`
         ).pipe(Effect.annotateLogs({
           model: model.name,
@@ -276,14 +331,9 @@ export const run = <A>(
           error: error._tag,
           waitMillis: wait
         }))
-        yield* Effect.sleep(Duration.millis(wait))
-      }
-    }
-    // Every model gave up with a fallback-eligible error but the list ran out: only reachable with an empty list,
-    // which the layer rejects; kept total for safety.
-    return yield* Effect.fail(
-      lastError === undefined
-        ? new RouterError.NoModelAvailable({ reason: "no model was tried", trail: [...trail] })
-        : RouterError.withTrail(lastError, [...trail])
+      ),
+      Effect.zipRight(Effect.sleep(Duration.millis(wait))),
+      Effect.zipRight(Effect.suspend(() => tryAttempt(ctx, m, attemptNo + 1, nextState)))
     )
   })
+}
