@@ -259,19 +259,19 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       stallTimeoutMillis,
       maxEventBytes
     })
-    const tracedStream = streamConfig(true)
-    const quietStream = streamConfig(false)
+    const openTraced = streaming.opener(streamConfig(true))
+    const openQuiet = streaming.opener(streamConfig(false))
     const stream = (request: ChatRequest.ChatRequest): Stream.Stream<ChatChunk, RouterError.RouterStreamError> =>
       // Validation, the tracer check and routing run when the stream is pulled, in the stream's own scope.
       streaming.fromOpen(Effect.flatMap(Effect.tracer, (tracer) => {
         const validated = ChatRequest.validate(request)
         if (validated._tag === "Left") return Effect.fail(validated.left)
-        if (tracer === builtInTracer) return streaming.open(quietStream, validated.right)
+        if (tracer === builtInTracer) return openQuiet(validated.right)
         // The span lives in the stream's scope: it covers the routing and every read, and ends with the stream.
         return Effect.flatMap(Effect.makeSpanScoped("effect-llm-router.stream"), (span) =>
           Effect.zipRight(
             Effect.locallyScopedWith(redactedNames, withWsSecret),
-            Effect.withParentSpan(streaming.open(tracedStream, validated.right), span)
+            Effect.withParentSpan(openTraced(validated.right), span)
           ))
       }))
 

@@ -111,77 +111,81 @@ export const fromOpen = <E, R>(
   }))
 
 /**
- * Routes to the first content and returns the pull of the rest. The first pull delivers `Started` and what the
- * opening attempt read; one pull per network read after that. A single pull serves the whole stream so that a stream
- * costs one layer of stream machinery, not a concatenation of several.
+ * Makes the function that routes a stream to its first content and returns the pull of the rest. The first pull
+ * delivers `Started` and what the opening attempt read; one pull per network read after that.
  *
  * @internal
  */
-export const open = (
-  config: StreamConfig,
-  request: ChatRequest
-): Effect.Effect<Pull, RouterError.RouterError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const timeoutMillis = config.firstTokenTimeoutMillis ?? config.plan.attemptTimeoutMillis
-    const opened = yield* plan.run(
-      { ...config.plan, attemptTimeoutMillis: timeoutMillis },
-      request,
-      true,
-      openUntilContent(config),
-      config.firstTokenTimeoutMillis === undefined ? "attempt" : "first-token"
-    )
-    // The winning attempt's scope holds the open response; it lives as long as the consumer's stream.
-    yield* Effect.addFinalizer((exit) => Scope.close(opened.scope, Exit.isSuccess(exit) ? Exit.void : exit))
-    const { first, reader } = opened.value
-    const served = reader.decoder.served()
-    const started: ChatChunk = {
-      _tag: "Started",
-      ...(served?.id === undefined ? {} : { id: served.id }),
-      model: served?.model ?? opened.model.name,
-      provider: served?.provider ?? opened.model.provider,
-      trail: opened.trail
-    }
-    const acc = new Accumulator()
-    acc.add(started)
-    for (let i = 0; i < first.length; i++) acc.add(first[i]!)
-    const call = {
-      provider: acc.provider,
-      model: acc.model,
-      attempt: opened.trail[opened.trail.length - 1]?.attempt ?? 1
-    }
+export const opener = (
+  config: StreamConfig
+): (request: ChatRequest) => Effect.Effect<Pull, RouterError.RouterError, Scope.Scope> => {
+  const planConfig: plan.PlanConfig = {
+    ...config.plan,
+    attemptTimeoutMillis: config.firstTokenTimeoutMillis ?? config.plan.attemptTimeoutMillis
+  }
+  const attempt = openUntilContent(config)
+  const phase = config.firstTokenTimeoutMillis === undefined ? "attempt" : "first-token"
+  return (request) =>
+    Effect.flatMap(plan.run(planConfig, request, true, attempt, phase), (opened) =>
+      Effect.as(
+        // The winning attempt's scope holds the open response; it lives as long as the consumer's stream.
+        Effect.addFinalizer((exit) => Scope.close(opened.scope, Exit.isSuccess(exit) ? Exit.void : exit)),
+        makePull(config.stallTimeoutMillis, opened)
+      ))
+}
 
-    const stall = config.stallTimeoutMillis
-    const next: Effect.Effect<ReadonlyArray<ChatChunk> | undefined, transport.BodyFailure | "stall"> =
-      stall === undefined
-        ? reader.next
-        : Effect.timeoutFail(reader.next, { duration: Duration.millis(stall), onTimeout: () => "stall" as const })
+const makePull = (
+  stall: number | undefined,
+  opened: plan.Success<Opened>
+): Pull => {
+  const { first, reader } = opened.value
+  const served = reader.decoder.served()
+  const started: ChatChunk = {
+    _tag: "Started",
+    ...(served?.id === undefined ? {} : { id: served.id }),
+    model: served?.model ?? opened.model.name,
+    provider: served?.provider ?? opened.model.provider,
+    trail: opened.trail
+  }
+  const acc = new Accumulator()
+  acc.add(started)
+  for (let i = 0; i < first.length; i++) acc.add(first[i]!)
+  const call = {
+    provider: acc.provider,
+    model: acc.model,
+    attempt: opened.trail[opened.trail.length - 1]?.attempt ?? 1
+  }
 
-    const pull: Pull = Effect.matchEffect(next, {
-      onFailure: (failure) => {
-        if (failure === "stall") {
-          const cause = new RouterError.Timeout({
-            ...call,
-            phase: "stall",
-            afterMillis: stall ?? 0
-          }, { disableValidation: true })
-          return Effect.fail(interrupted(acc, "stall", cause, opened.trail))
-        }
-        return Effect.fail(interrupted(acc, failure.reason, failure.error, opened.trail))
-      },
-      onSuccess: (batch) => {
-        if (batch === undefined) return Effect.succeed(undefined)
-        for (let i = 0; i < batch.length; i++) acc.add(batch[i]!)
-        return Effect.succeed(Chunk.unsafeFromArray(batch as Array<ChatChunk>))
+  const next: Effect.Effect<ReadonlyArray<ChatChunk> | undefined, transport.BodyFailure | "stall"> = stall === undefined
+    ? reader.next
+    : Effect.timeoutFail(reader.next, { duration: Duration.millis(stall), onTimeout: () => "stall" as const })
+
+  const pull: Pull = Effect.matchEffect(next, {
+    onFailure: (failure) => {
+      if (failure === "stall") {
+        const cause = new RouterError.Timeout({
+          ...call,
+          phase: "stall",
+          afterMillis: stall ?? 0
+        }, { disableValidation: true })
+        return Effect.fail(interrupted(acc, "stall", cause, opened.trail))
       }
-    })
-    let head: Chunk.Chunk<ChatChunk> | undefined = Chunk.unsafeFromArray([started, ...first])
-    return Effect.suspend(() => {
-      if (head === undefined) return pull
-      const chunk = head
-      head = undefined
-      return Effect.succeed(chunk)
-    })
+      return Effect.fail(interrupted(acc, failure.reason, failure.error, opened.trail))
+    },
+    onSuccess: (batch) => {
+      if (batch === undefined) return Effect.succeed(undefined)
+      for (let i = 0; i < batch.length; i++) acc.add(batch[i]!)
+      return Effect.succeed(Chunk.unsafeFromArray(batch as Array<ChatChunk>))
+    }
   })
+  let head: Chunk.Chunk<ChatChunk> | undefined = Chunk.unsafeFromArray([started, ...first])
+  return Effect.suspend(() => {
+    if (head === undefined) return pull
+    const chunk = head
+    head = undefined
+    return Effect.succeed(chunk)
+  })
+}
 
 /**
  * A stream folded into the response `generate` returns.
