@@ -9,7 +9,8 @@
 //   --rounds N            rounds (default 5; tiny: 1). Within a round, for each workload every client runs once,
 //                         in an order rotated by one each round.
 //   --clients a,b         subset of: raw-fetch, raw-undici, openai-node, ai, langchain, effect-ai, ours-fetch, ours-undici
-//   --workloads a,b       subset of: latency, throughput, stream-big, stream-concurrent, stream-seq, memory, failover
+//   --workloads a,b       subset of: latency, throughput, stream-big, stream-concurrent, stream-seq, stream-seq-warm,
+//                         memory, failover
 //   --sizes default|tiny  tiny: 1 round, a handful of calls, small streams (the smoke test's size)
 //   --memory-rounds N     run the (slow, 100,000-call) memory workload in the first N rounds only (default 1)
 //   --memory-parallel N   memory-workload client processes run N at a time (default 2): it reports RSS only, no
@@ -65,7 +66,16 @@ const CLIENTS = {
 }
 
 // memory last: it is the slow one, and it runs in the first --memory-rounds rounds only, --memory-parallel at a time.
-const WORKLOADS = ["latency", "throughput", "stream-big", "stream-concurrent", "stream-seq", "failover", "memory"]
+const WORKLOADS = [
+  "latency",
+  "throughput",
+  "stream-big",
+  "stream-concurrent",
+  "stream-seq",
+  "stream-seq-warm",
+  "failover",
+  "memory"
+]
 
 // Call counts per workload. Tuned so that the default matrix (8 clients, 5 rounds, memory in 1 round) stays well
 // under 15 minutes on a 2-core machine; see bench/README.md for the measured durations.
@@ -78,6 +88,7 @@ const SIZES = {
     "stream-big": { warmup: 3, smallChunks: 200, bigWarmupChunks: 1_000, bigChunks: 20_000, reps: 1 },
     "stream-concurrent": { warmupStreams: 5, streams: 100, chunks: 200, reps: 1 },
     "stream-seq": { warmup: 10, warmupMaxMs: 300, count: 100, minCalls: 20, maxMs: 1_200, chunks: 100 },
+    "stream-seq-warm": { warmup: 600, warmupMaxMs: 2_000, count: 200, minCalls: 20, maxMs: 1_200, chunks: 100 },
     failover: { warmup: 10, warmupMaxMs: 300, iterations: 100, minCalls: 30, maxMs: 1_000 },
     // 100,000 calls, but the 99,000 after the first 1,000 stop after 100 s: the slowest peers need ~180 s alone.
     memory: { first: 1_000, total: 100_000, maxMs: 100_000, concurrency: 32 }
@@ -88,6 +99,7 @@ const SIZES = {
     "stream-big": { warmup: 1, smallChunks: 20, bigWarmupChunks: 100, bigChunks: 500, reps: 1 },
     "stream-concurrent": { warmupStreams: 2, streams: 5, chunks: 20, reps: 1 },
     "stream-seq": { warmup: 1, count: 5, chunks: 20 },
+    "stream-seq-warm": { warmup: 3, count: 5, chunks: 20 },
     failover: { warmup: 1, iterations: 5 },
     memory: { first: 50, total: 200, concurrency: 8 }
   }
@@ -101,6 +113,7 @@ const LIMITS = {
     "stream-big": 120_000,
     "stream-concurrent": 90_000,
     "stream-seq": 90_000,
+    "stream-seq-warm": 90_000,
     memory: 400_000,
     failover: 90_000
   },
@@ -121,6 +134,7 @@ const FIGURES = {
   ],
   "stream-concurrent": [["conc_stream_ms_per_stream", "ms/stream", "↓"]],
   "stream-seq": [["seq_stream_ms_per_stream", "ms/stream", "↓"]],
+  "stream-seq-warm": [["seq_warm_stream_ms_per_stream", "ms/stream", "↓"]],
   memory: [
     ["rss_after_first_mb", "RSS MB after first", "↓"],
     ["rss_after_total_mb", "RSS MB after total", "↓"],
@@ -143,6 +157,10 @@ const TITLES = {
     `Decode of one ${s.bigChunks}-chunk stream; RSS (sampled every 2 ms, after gc) during a ${s.smallChunks}-chunk stream and during the big one, and what each added`,
   "stream-concurrent": (s) => `${s.streams} concurrent ${s.chunks}-chunk streams: wall time / ${s.streams}`,
   "stream-seq": (s) => `Sequential ${s.chunks}-chunk streams: time per stream (${upTo(s.count, s)} streams)`,
+  "stream-seq-warm": (s) =>
+    `The same, warm: sequential ${s.chunks}-chunk streams after ${s.warmup} warm-up streams (or ${
+      s.warmupMaxMs / 1000
+    } s), the steady state of a long-running process (${upTo(s.count, s)} streams)`,
   memory: (s) =>
     `RSS after ${s.first} vs after ${s.total} non-streaming calls (concurrency ${s.concurrency}, after gc${
       s.maxMs !== undefined ? `; calls after the first ${s.first} stop after ${s.maxMs / 1000} s` : ""

@@ -263,17 +263,22 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     const openQuiet = streaming.opener(streamConfig(false))
     const stream = (request: ChatRequest.ChatRequest): Stream.Stream<ChatChunk, RouterError.RouterStreamError> =>
       // Validation, the tracer check and routing run when the stream is pulled, in the stream's own scope.
-      streaming.fromOpen(Effect.flatMap(Effect.tracer, (tracer) => {
-        const validated = ChatRequest.validate(request)
-        if (validated._tag === "Left") return Effect.fail(validated.left)
-        if (tracer === builtInTracer) return openQuiet(validated.right)
-        // The span lives in the stream's scope: it covers the routing and every read, and ends with the stream.
-        return Effect.flatMap(Effect.makeSpanScoped("effect-llm-router.stream"), (span) =>
-          Effect.zipRight(
-            Effect.locallyScopedWith(redactedNames, withWsSecret),
-            Effect.withParentSpan(openTraced(validated.right), span)
-          ))
-      }))
+      streaming.fromOpen((scope) =>
+        Effect.flatMap(Effect.tracer, (tracer) => {
+          const validated = ChatRequest.validate(request)
+          if (validated._tag === "Left") return Effect.fail(validated.left)
+          if (tracer === builtInTracer) return openQuiet(validated.right, scope)
+          // The span lives in the stream's scope: it covers the routing and every read, and ends with the stream.
+          return Scope.extend(
+            Effect.flatMap(Effect.makeSpanScoped("effect-llm-router.stream"), (span) =>
+              Effect.zipRight(
+                Effect.locallyScopedWith(redactedNames, withWsSecret),
+                Effect.withParentSpan(openTraced(validated.right, scope), span)
+              )),
+            scope
+          )
+        })
+      )
 
     return { models, generate, stream } satisfies Service
   })

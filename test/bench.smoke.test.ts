@@ -10,7 +10,16 @@ import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url))
-const WORKLOADS = ["latency", "throughput", "stream-big", "stream-concurrent", "stream-seq", "memory", "failover"]
+const WORKLOADS = [
+  "latency",
+  "throughput",
+  "stream-big",
+  "stream-concurrent",
+  "stream-seq",
+  "stream-seq-warm",
+  "memory",
+  "failover"
+]
 const FIGURES: Record<string, ReadonlyArray<string>> = {
   latency: ["lat_mean_ms", "lat_p99_ms"],
   throughput: ["tput_calls_per_s", "cpu_us_per_call"],
@@ -22,6 +31,7 @@ const FIGURES: Record<string, ReadonlyArray<string>> = {
   ],
   "stream-concurrent": ["conc_stream_ms_per_stream"],
   "stream-seq": ["seq_stream_ms_per_stream"],
+  "stream-seq-warm": ["seq_warm_stream_ms_per_stream"],
   memory: ["rss_after_first_mb", "rss_after_total_mb", "rss_growth_mb", "peak_rss_mb", "memory_calls"],
   failover: ["failover_server_us", "failover_call_ms"]
 }

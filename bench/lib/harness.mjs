@@ -98,6 +98,13 @@ const pool = async (total, concurrency, fn, budgetMs = Infinity, minCalls = 0) =
   return next
 }
 
+const sequentialStreams = async (a, s) => {
+  const warmed = await pool(s.warmup, 1, () => streamChecked(a, s.chunks), s.warmupMaxMs, 1)
+  const t0 = performance.now()
+  const count = await pool(s.count, 1, () => streamChecked(a, s.chunks), s.maxMs, s.minCalls)
+  return { ms: (performance.now() - t0) / count, count, warmed }
+}
+
 const generateChecked = async (a) => checkText("generate", await a.generate(), NON_STREAM_TEXT)
 const streamChecked = async (a, n) => checkStream(n, await a.stream(n))
 
@@ -200,13 +207,17 @@ const workloads = {
 
   /** Sequential streams of `s.chunks` (100): mean time per stream. */
   async "stream-seq"(a, s) {
-    await pool(s.warmup, 1, () => streamChecked(a, s.chunks), s.warmupMaxMs, 1)
-    const t0 = performance.now()
-    const count = await pool(s.count, 1, () => streamChecked(a, s.chunks), s.maxMs, s.minCalls)
-    return {
-      figures: { seq_stream_ms_per_stream: (performance.now() - t0) / count },
-      meta: { count, chunks: s.chunks }
-    }
+    const { ms, count } = await sequentialStreams(a, s)
+    return { figures: { seq_stream_ms_per_stream: ms }, meta: { count, chunks: s.chunks } }
+  },
+
+  /**
+   * The same after a long warm-up (`s.warmup` streams or `s.warmupMaxMs`): the steady state of a long-running
+   * process, where the JIT has compiled what the first hundred streams still interpret.
+   */
+  async "stream-seq-warm"(a, s) {
+    const { ms, count, warmed } = await sequentialStreams(a, s)
+    return { figures: { seq_warm_stream_ms_per_stream: ms }, meta: { count, warmed, chunks: s.chunks } }
   },
 
   /**

@@ -40,12 +40,16 @@ export interface Success<A> {
 }
 
 /**
- * An attempt: succeeds with a value, or fails with the attempt's error. Runs in a scope that stays open on success
- * (a stream's body is read later) and is closed at once on failure.
+ * An attempt: succeeds with a value, or fails with the attempt's error. What it opens it releases in `scope`, which
+ * stays open on success (a stream's body is read later) and is closed at once on failure.
  *
  * @internal
  */
-export type AttemptFn<A> = (call: Call, model: Model) => Effect.Effect<A, RouterError.AttemptError, Scope.Scope>
+export type AttemptFn<A> = (
+  call: Call,
+  model: Model,
+  scope: Scope.Scope
+) => Effect.Effect<A, RouterError.AttemptError>
 
 const applyOverrides = (request: ChatRequest, model: Model): ChatRequest =>
   Object.keys(model.overrides).length === 0 ? request : { ...request, ...model.overrides }
@@ -209,10 +213,7 @@ const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleStat
     }, { disableValidation: true })
 
   return Effect.flatMap(Scope.make(), (scope) => {
-    let attempt: Effect.Effect<A, RouterError.AttemptError | DeadlineCut> = Scope.extend(
-      ctx.attemptFn(call, model),
-      scope
-    )
+    let attempt: Effect.Effect<A, RouterError.AttemptError | DeadlineCut> = ctx.attemptFn(call, model, scope)
     if (Number.isFinite(limit)) {
       attempt = Effect.timeoutFail(attempt, {
         duration: Duration.millis(limit),

@@ -36,8 +36,8 @@ interface Opened {
   readonly first: ReadonlyArray<ChatChunk>
 }
 
-const openUntilContent = (config: StreamConfig) => (call: Call, model: Model) =>
-  Effect.flatMap(transport.openStream(config.context(model), call, config.maxEventBytes), (reader) => {
+const openUntilContent = (config: StreamConfig) => (call: Call, model: Model, scope: Scope.Scope) =>
+  Effect.flatMap(transport.openStream(config.context(model), call, config.maxEventBytes, scope), (reader) => {
     const first: Array<ChatChunk> = []
     const loop: Effect.Effect<Opened, RouterError.AttemptError> = Effect.flatMap(
       Effect.mapError(reader.next, (failure) => failure.error),
@@ -88,13 +88,13 @@ export type Pull = Effect.Effect<Chunk.Chunk<ChatChunk> | undefined, RouterError
  * @internal
  */
 export const fromOpen = <E, R>(
-  open: Effect.Effect<Pull, E, R | Scope.Scope>
-): Stream.Stream<ChatChunk, E | RouterError.StreamInterrupted, Exclude<R, Scope.Scope>> =>
+  open: (scope: Scope.Scope) => Effect.Effect<Pull, E, R>
+): Stream.Stream<ChatChunk, E | RouterError.StreamInterrupted, R> =>
   Stream.fromChannel(Channel.suspend(() => {
     let scope: Scope.CloseableScope | undefined
     const acquire = Effect.flatMap(Scope.make(), (s) => {
       scope = s
-      return Scope.extend(open, s)
+      return open(s)
     })
     const rest = (pull: Pull) => {
       const loop: Channel.Channel<Chunk.Chunk<ChatChunk>, unknown, RouterError.StreamInterrupted, unknown, void> =
@@ -118,18 +118,18 @@ export const fromOpen = <E, R>(
  */
 export const opener = (
   config: StreamConfig
-): (request: ChatRequest) => Effect.Effect<Pull, RouterError.RouterError, Scope.Scope> => {
+): (request: ChatRequest, scope: Scope.Scope) => Effect.Effect<Pull, RouterError.RouterError> => {
   const planConfig: plan.PlanConfig = {
     ...config.plan,
     attemptTimeoutMillis: config.firstTokenTimeoutMillis ?? config.plan.attemptTimeoutMillis
   }
   const attempt = openUntilContent(config)
   const phase = config.firstTokenTimeoutMillis === undefined ? "attempt" : "first-token"
-  return (request) =>
+  return (request, scope) =>
     Effect.flatMap(plan.run(planConfig, request, true, attempt, phase), (opened) =>
       Effect.as(
         // The winning attempt's scope holds the open response; it lives as long as the consumer's stream.
-        Effect.addFinalizer((exit) => Scope.close(opened.scope, Exit.isSuccess(exit) ? Exit.void : exit)),
+        Scope.addFinalizerExit(scope, (exit) => Scope.close(opened.scope, Exit.isSuccess(exit) ? Exit.void : exit)),
         makePull(config.stallTimeoutMillis, opened)
       ))
 }

@@ -10,7 +10,7 @@ import type * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { ChatChunk } from "../ChatChunk.js"
 import type { Call, Endpoint, ResponseData, StreamDecoder } from "../Provider.js"
@@ -21,8 +21,7 @@ import * as SseReader from "./sseReader.js"
 
 /** @internal */
 export interface Context {
-  /** The HttpClient, with requests tied to the attempt's scope (closing it aborts the request). */
-  readonly client: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
+  readonly client: HttpClient.HttpClient.With<HttpClientError.HttpClientError>
   readonly endpoint: Endpoint
   readonly redact: (text: string) => string
 }
@@ -51,7 +50,7 @@ export const networkError = (call: Call, cause: unknown, redact: (text: string) 
 const send = (
   ctx: Context,
   call: Call
-): Effect.Effect<HttpClientResponse.HttpClientResponse, AttemptError, Scope.Scope> =>
+): Effect.Effect<HttpClientResponse.HttpClientResponse, AttemptError> =>
   ctx.client.execute(ctx.endpoint.httpRequest(call)).pipe(
     Effect.catchAll((error) =>
       error._tag === "RequestError" && error.reason !== "Transport"
@@ -89,7 +88,7 @@ const failFromStatus = (
  *
  * @internal
  */
-export const generate = (ctx: Context, call: Call): Effect.Effect<ResponseData, AttemptError, Scope.Scope> =>
+export const generate = (ctx: Context, call: Call): Effect.Effect<ResponseData, AttemptError> =>
   Effect.flatMap(send(ctx, call), (response) =>
     Effect.flatMap(
       Effect.mapError(response.text, (e) => networkError(call, e.cause ?? e, ctx.redact, "reading the body: ")),
@@ -142,25 +141,30 @@ export interface BodyReader {
 }
 
 /**
- * Opens a streamed attempt: sends the request and checks the status. The body is read by the returned reader, within
- * the same scope.
+ * Opens a streamed attempt: sends the request and checks the status. The body is read by the returned reader and
+ * released when `scope` closes. The scope is passed rather than read from context: `Effect.addFinalizer` records and
+ * later restores the fiber's whole state, several times the cost of everything else here.
  *
  * @internal
  */
 export const openStream = (
   ctx: Context,
   call: Call,
-  maxEventBytes: number
-): Effect.Effect<BodyReader, AttemptError, Scope.Scope> =>
+  maxEventBytes: number,
+  scope: Scope.Scope
+): Effect.Effect<BodyReader, AttemptError> =>
   Effect.flatMap(send(ctx, call), (response) => {
     const source = ByteSource.fromResponse(response)
     if (source !== undefined) {
       return Effect.as(
-        Effect.addFinalizer(() => Effect.sync(source.close)),
+        Scope.addFinalizer(scope, Effect.sync(source.close)),
         makeBodyReader(ctx, call, source.pull, maxEventBytes)
       )
     }
-    return Effect.map(Stream.toPull(response.stream), (pull) => makeBodyReader(ctx, call, pull, maxEventBytes))
+    return Effect.map(
+      Scope.extend(Stream.toPull(response.stream), scope),
+      (pull) => makeBodyReader(ctx, call, pull, maxEventBytes)
+    )
   })
 
 const makeBodyReader = (
