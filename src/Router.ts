@@ -24,6 +24,7 @@ import * as errors from "./internal/errorMapping.js"
 import * as plan from "./internal/plan.js"
 import * as streaming from "./internal/streaming.js"
 import * as transport from "./internal/transport.js"
+import * as UntracedClient from "./internal/untracedClient.js"
 import * as Model from "./Model.js"
 import * as OpenAiCompatible from "./OpenAiCompatible.js"
 import type { Endpoint, ResponseData } from "./Provider.js"
@@ -180,19 +181,21 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     // `response.stream`, which aborts the request when it ends however it ends (early `take`, interruption, or the
     // attempt's scope closing on failure). The client aborts on interruption before the headers by itself. A scope
     // would only add an abort, and its AbortError, to every request.
-    const contexts = (client: transport.Context["client"]) => {
+    const contexts = (execute: transport.Context["execute"]) => {
       const byEndpoint = new Map<Endpoint, transport.Context>()
       return (model: Model.Model): transport.Context => {
         let ctx = byEndpoint.get(model.endpoint)
         if (ctx === undefined) {
-          ctx = { client, endpoint: model.endpoint, redact: errors.makeRedactor(model.endpoint.secrets) }
+          ctx = { execute, endpoint: model.endpoint, redact: errors.makeRedactor(model.endpoint.secrets) }
           byEndpoint.set(model.endpoint, ctx)
         }
         return ctx
       }
     }
-    const tracedContext = contexts(baseClient)
-    const quietContext = contexts(quietBase)
+    const tracedContext = contexts((request) => baseClient.execute(request))
+    const quietContext = contexts(
+      UntracedClient.untracedExecute(baseClient) ?? ((request) => quietBase.execute(request))
+    )
 
     const planConfig = (traced: boolean): plan.PlanConfig => ({
       models,

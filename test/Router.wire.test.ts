@@ -4,7 +4,8 @@
  * Each test starts its own servers on 127.0.0.1:0 and closes them when its scope ends.
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -126,6 +127,25 @@ const endToEnd = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>
         expect(request.headers["authorization"]).toBe(`Bearer ${KEY}`)
         expect(request.headers["ws-secret"]).toBeUndefined()
         expect(request.body).toEqual({ model: "gpt-4o", messages: hi, temperature: 0.5, max_tokens: 20 })
+      })))
+
+    it.live("the caller's own HttpClient combinators are kept, for calls and streams", () =>
+      runIt(Effect.gen(function*() {
+        const upstream = yield* SimulatedUpstream.make({
+          apiKey: KEY,
+          script: { "m": [S.succeed({ text: "one" }), S.succeed({ text: "two" })] }
+        })
+        // A client wrapped by the caller: the router must send through the wrapper, never around it (our undici
+        // layer has a shorter untraced path, which a wrapped client does not offer).
+        const router = yield* Router.make({ models: [Model.make({ name: "m", endpoint: openAi(upstream) })] }).pipe(
+          Effect.provideServiceEffect(
+            HttpClient.HttpClient,
+            Effect.map(HttpClient.HttpClient, HttpClient.mapRequest(HttpClientRequest.setHeader("x-caller", "kept")))
+          )
+        )
+        expect((yield* router.generate({ messages: hi })).text).toBe("one")
+        expect((yield* Router.collect(router.stream({ messages: hi }))).text).toBe("two")
+        expect(upstream.requests.map((r) => r.headers["x-caller"])).toEqual(["kept", "kept"])
       })))
 
     it.live("GPTRouter: retries, then falls back; `data` puts the model tried at order 1 followed by the rest", () =>

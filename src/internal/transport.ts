@@ -3,8 +3,8 @@
  *
  * @internal
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import type * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
@@ -21,7 +21,10 @@ import * as SseReader from "./sseReader.js"
 
 /** @internal */
 export interface Context {
-  readonly client: HttpClient.HttpClient.With<HttpClientError.HttpClientError>
+  /** Sends a request: the client's `execute`, or its untraced send when no tracer is installed. */
+  readonly execute: (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>
   readonly endpoint: Endpoint
   readonly redact: (text: string) => string
 }
@@ -51,7 +54,7 @@ const send = (
   ctx: Context,
   call: Call
 ): Effect.Effect<HttpClientResponse.HttpClientResponse, AttemptError> =>
-  ctx.client.execute(ctx.endpoint.httpRequest(call)).pipe(
+  ctx.execute(ctx.endpoint.httpRequest(call)).pipe(
     Effect.catchAll((error) =>
       error._tag === "RequestError" && error.reason !== "Transport"
         ? Effect.fail(errors.make("BadRequest", call, { body: ctx.redact(`${error.reason}: ${error.message}`) }))

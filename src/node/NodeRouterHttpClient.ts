@@ -26,6 +26,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { Readable } from "node:stream"
 import * as ByteSource from "../internal/byteSource.js"
+import * as UntracedClient from "../internal/untracedClient.js"
 
 // `HttpClient.withScope` registers a per-request AbortController here (the platform's own `make` reads it the same
 // way): a scoped request is aborted when its scope closes, so it needs neither our own abort handle nor a GC hook.
@@ -193,27 +194,37 @@ export const make = (dispatcher: Undici.Dispatcher = Undici.getGlobalDispatcher(
       false
     )
   )
-  return HttpClient.makeWith(
+  const untraced = (
+    request: HttpClientRequest.HttpClientRequest,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError> => {
+    const target = resolveTarget(request)
+    if (target instanceof HttpClientError.RequestError) return Effect.fail(target)
+    const scoped = scopedRequests.get(request)
+    if (scoped !== undefined) {
+      return send(dispatcher, request, target, fiber, scoped.signal, Effect.sync(() => scoped.abort()), false)
+    }
+    const abort = new AbortHandle()
+    return send(dispatcher, request, target, fiber, abort, Effect.sync(() => abort.abort()), true)
+  }
+  const client = HttpClient.makeWith(
     (effect) =>
-      Effect.flatMap(effect, (request) =>
-        Effect.withFiberRuntime((fiber) => {
-          if (
+      Effect.flatMap(
+        effect,
+        (request) =>
+          Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((fiber) =>
             fiber.getFiberRef(FiberRef.currentTracerEnabled) &&
-            !fiber.getFiberRef(HttpClient.currentTracerDisabledWhen)(request)
-          ) {
-            return traced.execute(request)
-          }
-          const target = resolveTarget(request)
-          if (target instanceof HttpClientError.RequestError) return Effect.fail(target)
-          const scoped = scopedRequests.get(request)
-          if (scoped !== undefined) {
-            return send(dispatcher, request, target, fiber, scoped.signal, Effect.sync(() => scoped.abort()), false)
-          }
-          const abort = new AbortHandle()
-          return send(dispatcher, request, target, fiber, abort, Effect.sync(() => abort.abort()), true)
-        })),
+              !fiber.getFiberRef(HttpClient.currentTracerDisabledWhen)(request)
+              ? traced.execute(request)
+              : untraced(request, fiber)
+          )
+      ),
     Effect.succeed as HttpClient.HttpClient.Preprocess<never, never>
   )
+  // The router's untraced requests come here directly (see internal/untracedClient.ts); a client wrapped by the
+  // caller's own combinators is a new object without it, so their wrapping is never bypassed.
+  const direct: UntracedClient.Execute = (request) => Effect.withFiberRuntime((fiber) => untraced(request, fiber))
+  return Object.assign(client, { [UntracedClient.TypeId]: direct })
 }
 
 /**
