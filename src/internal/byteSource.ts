@@ -22,7 +22,25 @@ export interface ByteSource {
   readonly pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<HttpClientError.ResponseError>>
   /** Stops reading; a body not read to its end is aborted (its socket closes). */
   readonly close: () => void
+  /**
+   * Stops reading for a consumer that has all it wants (the stream's end marker arrived), and lets the response finish
+   * in the background so that its connection can serve the next request: what is left is read and dropped, up to
+   * `releaseLimitBytes` within `releaseMaxMillis`, and the request is aborted past either.
+   */
+  readonly release: () => void
 }
+
+/**
+ * What a released body may still read and drop before it is aborted. A server usually ends the response right after
+ * the end marker (`data: [DONE]`), often in a later network read; aborting then would cost a new connection (with TLS,
+ * a round trip or more) for the next request.
+ *
+ * @internal
+ */
+export const releaseLimitBytes = 64 * 1024
+
+/** @internal */
+export const releaseMaxMillis = 1_000
 
 /** @internal */
 export interface HasByteSource {
@@ -76,13 +94,38 @@ export const fromResponse = (response: HttpClientResponse.HttpClientResponse): B
       )
     }
   )
-  const close = () => {
-    if (done) return
-    done = true
+  const abort = () => {
     // Cancelling the body and aborting the request both close the connection; the abort also ends a request whose
     // body the platform still tracks.
     reader.cancel().catch(() => {})
     if (controller instanceof AbortController) controller.abort()
   }
-  return { pull, close }
+  const close = () => {
+    if (done) return
+    done = true
+    abort()
+  }
+  const release = () => {
+    if (done) return
+    done = true
+    let dropped = 0
+    const timer = setTimeout(abort, releaseMaxMillis)
+    timer.unref?.()
+    const drop = (): void => {
+      reader.read().then(
+        (result) => {
+          if (result.done) return clearTimeout(timer)
+          dropped += result.value.byteLength
+          if (dropped > releaseLimitBytes) {
+            clearTimeout(timer)
+            return abort()
+          }
+          drop()
+        },
+        () => clearTimeout(timer)
+      )
+    }
+    drop()
+  }
+  return { pull, close, release }
 }

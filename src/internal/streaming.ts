@@ -73,14 +73,26 @@ const interrupted = (
   }, { disableValidation: true })
 
 /**
- * The rest of a routed stream, one network read per pull; `undefined` at its end.
+ * The reads of a routed stream after the first, one network read per pull; `undefined` at its end.
  *
  * @internal
  */
 export type Pull = Effect.Effect<Chunk.Chunk<ChatChunk> | undefined, RouterError.StreamInterrupted>
 
 /**
- * A stream over a pull that `open` makes in its own scope, closed when the stream ends however it ends (its end,
+ * An opened stream: what the opening attempt read (`Started` first), the pull of the rest, and whether the rest is
+ * already known to be empty (the end arrived in a read already delivered), which spares a pull.
+ *
+ * @internal
+ */
+export interface Body {
+  readonly head: Chunk.Chunk<ChatChunk>
+  readonly pull: Pull
+  readonly done: () => boolean
+}
+
+/**
+ * A stream over a body that `open` opens in a scope of its own, closed when the stream ends however it ends (its end,
  * an error, an early `take`, interruption). Built on a channel directly: `Stream.unwrapScoped` and
  * `Stream.repeatEffectChunkOption` add a stream `flatMap` and an `Option` round trip per pull, and the stream
  * machinery is most of what a short stream costs.
@@ -88,7 +100,7 @@ export type Pull = Effect.Effect<Chunk.Chunk<ChatChunk> | undefined, RouterError
  * @internal
  */
 export const fromOpen = <E, R>(
-  open: (scope: Scope.Scope) => Effect.Effect<Pull, E, R>
+  open: (scope: Scope.Scope) => Effect.Effect<Body, E, R>
 ): Stream.Stream<ChatChunk, E | RouterError.StreamInterrupted, R> =>
   Stream.fromChannel(Channel.suspend(() => {
     let scope: Scope.CloseableScope | undefined
@@ -96,13 +108,14 @@ export const fromOpen = <E, R>(
       scope = s
       return open(s)
     })
-    const rest = (pull: Pull) => {
-      const loop: Channel.Channel<Chunk.Chunk<ChatChunk>, unknown, RouterError.StreamInterrupted, unknown, void> =
-        Channel.flatMap(
-          Channel.fromEffect(pull),
-          (chunk) => chunk === undefined ? Channel.void : Channel.flatMap(Channel.write(chunk), () => loop)
-        )
-      return loop
+    const rest = (body: Body) => {
+      const next = (): Channel.Channel<Chunk.Chunk<ChatChunk>, unknown, RouterError.StreamInterrupted, unknown, void> =>
+        body.done() ? Channel.void : loop
+      const loop = Channel.flatMap(
+        Channel.fromEffect(body.pull),
+        (chunk) => chunk === undefined ? Channel.void : Channel.flatMap(Channel.write(chunk), next)
+      )
+      return Channel.flatMap(Channel.write(body.head), next)
     }
     return Channel.ensuringWith(
       Channel.flatMap(Channel.fromEffect(acquire), rest),
@@ -118,7 +131,7 @@ export const fromOpen = <E, R>(
  */
 export const opener = (
   config: StreamConfig
-): (request: ChatRequest, scope: Scope.Scope) => Effect.Effect<Pull, RouterError.RouterError> => {
+): (request: ChatRequest, scope: Scope.Scope) => Effect.Effect<Body, RouterError.RouterError> => {
   const planConfig: plan.PlanConfig = {
     ...config.plan,
     attemptTimeoutMillis: config.firstTokenTimeoutMillis ?? config.plan.attemptTimeoutMillis
@@ -130,14 +143,14 @@ export const opener = (
       Effect.as(
         // The winning attempt's scope holds the open response; it lives as long as the consumer's stream.
         Scope.addFinalizerExit(scope, (exit) => Scope.close(opened.scope, Exit.isSuccess(exit) ? Exit.void : exit)),
-        makePull(config.stallTimeoutMillis, opened)
+        makeBody(config.stallTimeoutMillis, opened)
       ))
 }
 
-const makePull = (
+const makeBody = (
   stall: number | undefined,
   opened: plan.Success<Opened>
-): Pull => {
+): Body => {
   const { first, reader } = opened.value
   const served = reader.decoder.served()
   const started: ChatChunk = {
@@ -178,13 +191,7 @@ const makePull = (
       return Effect.succeed(Chunk.unsafeFromArray(batch as Array<ChatChunk>))
     }
   })
-  let head: Chunk.Chunk<ChatChunk> | undefined = Chunk.unsafeFromArray([started, ...first])
-  return Effect.suspend(() => {
-    if (head === undefined) return pull
-    const chunk = head
-    head = undefined
-    return Effect.succeed(chunk)
-  })
+  return { head: Chunk.unsafeFromArray([started, ...first]), pull, done: reader.done }
 }
 
 /**

@@ -140,6 +140,8 @@ export interface BodyReader {
    * only keep-alives are consumed without returning, so a timeout around `next` measures time between chunks.
    */
   readonly next: Effect.Effect<ReadonlyArray<ChatChunk> | undefined, BodyFailure>
+  /** Whether the stream has been read to its end (`[DONE]` or the finish), so that `next` has nothing more to give. */
+  readonly done: () => boolean
   readonly decoder: StreamDecoder
 }
 
@@ -159,9 +161,11 @@ export const openStream = (
   Effect.flatMap(send(ctx, call), (response) => {
     const source = ByteSource.fromResponse(response)
     if (source !== undefined) {
+      const reader = makeBodyReader(ctx, call, source.pull, maxEventBytes)
+      // A stream read to its end marker leaves the rest of the response to finish, so its connection is reused.
       return Effect.as(
-        Scope.addFinalizer(scope, Effect.sync(source.close)),
-        makeBodyReader(ctx, call, source.pull, maxEventBytes)
+        Scope.addFinalizer(scope, Effect.sync(() => reader.done() ? source.release() : source.close())),
+        reader
       )
     }
     return Effect.map(
@@ -255,5 +259,5 @@ const makeBodyReader = (
     })
   })
 
-  return { next: loop, decoder }
+  return { next: loop, done: () => complete && pending === undefined, decoder }
 }

@@ -522,17 +522,45 @@ const makeByteSource = (
       return Effect.zipRight(wait, pull)
     }
   )
-  const close = () => {
-    if (closed) return
+  const stop = () => {
     closed = true
+    queue = []
     body.off("data", onData)
     body.off("end", onEnd)
     body.off("error", onFailure)
+  }
+  const close = () => {
+    if (closed) return
+    stop()
     if (!ended) abortBody(body)
   }
-  return { pull, close }
+  const release = () => {
+    if (closed) return
+    stop()
+    if (ended || failed) return
+    let dropped = 0
+    const finish = (abort: boolean) => {
+      clearTimeout(timer)
+      body.off("data", onDropped)
+      body.off("end", onDone)
+      body.off("error", onDone)
+      if (abort) abortBody(body)
+    }
+    const onDropped = (chunk: Uint8Array) => {
+      dropped += chunk.length
+      if (dropped > ByteSource.releaseLimitBytes) finish(true)
+    }
+    const onDone = () => finish(false)
+    const timer = setTimeout(() => finish(true), ByteSource.releaseMaxMillis)
+    timer.unref()
+    body.on("data", onDropped)
+    body.on("end", onDone)
+    body.on("error", onDone)
+    if (paused) body.resume()
+  }
+  return { pull, close, release }
 }
 
 const failedSource = (
   error: Option.Option<HttpClientError.ResponseError>
-): ByteSource.ByteSource => ({ pull: Effect.fail(error), close: noop })
+): ByteSource.ByteSource => ({ pull: Effect.fail(error), close: noop, release: noop })
