@@ -42,6 +42,11 @@ const DEFAULT_MAX_EVENT_BYTES = 1_048_576
 // than pinned for the rest of the stream.
 const CARRY_KEEP_BYTES = 64 * 1024
 
+// One decoder for every reader: each call decodes a whole region (no `stream: true`), so it keeps no state between
+// calls. The stream-start BOM is handled by hand below; as every call is a fresh decode, letting the decoder strip
+// BOMs would strip them mid-stream.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true })
+
 const LF = 10
 const CR = 13
 const COLON = 58
@@ -73,9 +78,6 @@ const utf8Length = (s: string, from: number, to: number): number => {
  */
 export const make = (options?: { readonly maxEventBytes?: number }): SseReader => {
   const maxEventBytes = options?.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES
-  // The stream-start BOM is handled by hand below; every decode call here is a
-  // fresh decoder stream, so letting it strip BOMs would strip them mid-stream.
-  const decoder = new TextDecoder("utf-8", { ignoreBOM: true })
 
   let dead = false
   // BOM bytes matched so far at stream start; -1 once past that point.
