@@ -233,30 +233,32 @@ const makeBodyReader = (
     return Effect.succeed(out)
   }
 
+  // Built once: a read allocates no effect of its own beyond what the body's pull returns.
+  const read: Effect.Effect<ReadonlyArray<ChatChunk> | undefined, BodyFailure> = Effect.matchEffect(pull, {
+    onFailure: (cause) => {
+      if (cause._tag === "None") return onEnd([])
+      return Effect.fail(
+        new BodyFailure("cut", networkError(call, cause.value.cause ?? cause.value, ctx.redact, "stream cut: "))
+      )
+    },
+    onSuccess: (reads) => {
+      for (const bytes of reads) {
+        if (!reader.push(bytes, events)) {
+          const out: Array<ChatChunk> = []
+          return deliver(out, drain(out) ?? tooLarge())
+        }
+      }
+      const out: Array<ChatChunk> = []
+      const failure = drain(out)
+      if (failure !== undefined) return deliver(out, failure)
+      if (out.length > 0) return Effect.succeed(out)
+      return loop
+    }
+  })
   const loop: Effect.Effect<ReadonlyArray<ChatChunk> | undefined, BodyFailure> = Effect.suspend(() => {
     if (pending !== undefined) return Effect.fail(pending)
     if (complete) return Effect.succeed(undefined)
-    return Effect.matchEffect(pull, {
-      onFailure: (cause) => {
-        if (cause._tag === "None") return onEnd([])
-        return Effect.fail(
-          new BodyFailure("cut", networkError(call, cause.value.cause ?? cause.value, ctx.redact, "stream cut: "))
-        )
-      },
-      onSuccess: (reads) => {
-        for (const bytes of reads) {
-          if (!reader.push(bytes, events)) {
-            const out: Array<ChatChunk> = []
-            return deliver(out, drain(out) ?? tooLarge())
-          }
-        }
-        const out: Array<ChatChunk> = []
-        const failure = drain(out)
-        if (failure !== undefined) return deliver(out, failure)
-        if (out.length > 0) return Effect.succeed(out)
-        return loop
-      }
-    })
+    return read
   })
 
   return { next: loop, done: () => complete && pending === undefined, decoder }

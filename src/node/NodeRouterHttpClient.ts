@@ -519,9 +519,10 @@ const makeByteSource = (
       }
       if (failed) return Effect.fail(Option.some(onError(failure)))
       if (ended) return Effect.fail(Option.none())
-      return Effect.zipRight(wait, pull)
+      return waitThenPull
     }
   )
+  const waitThenPull = Effect.zipRight(wait, pull)
   const stop = () => {
     closed = true
     queue = []
