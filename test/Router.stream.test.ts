@@ -138,6 +138,43 @@ const openAiEvent = (delta: object, finish: string | null = null) =>
     })
   }`
 
+/**
+ * A router on a server that answers every stream with "a", its finish and `[DONE]`, then hands the response to
+ * `after` (end it, keep writing, or leave it open); counts the server's connections and their closes.
+ */
+const afterEndMarker = (after: (res: Http.ServerResponse) => void) =>
+  Effect.gen(function*() {
+    const server = yield* rawSse((res) => {
+      res.write(`${openAiEvent({ content: "a" })}\n\n${openAiEvent({}, "stop")}\n\ndata: [DONE]\n\n`)
+      after(res)
+    })
+    let connections = 0
+    let closed = 0
+    server.server.on("connection", (socket: Net.Socket) => {
+      connections++
+      socket.on("close", () => closed++)
+    })
+    const router = yield* Router.make({
+      models: [Model.make({ name: "m", endpoint: OpenAiCompatible.endpoint({ baseUrl: server.url }) })],
+      retry: fast
+    })
+    /** Waits until a socket has closed; fails after `withinMs`. */
+    const socketClosed = (withinMs: number) =>
+      promise(() =>
+        new Promise<void>((resolve, reject) => {
+          const deadline = Date.now() + withinMs
+          const check = () =>
+            closed > 0
+              ? resolve()
+              : Date.now() > deadline
+              ? reject(new Error("socket not closed"))
+              : setTimeout(check, 10)
+          check()
+        })
+      )
+    return { router, connections: () => connections, closed: () => closed, socketClosed }
+  })
+
 const multiByte = ["Caf", "é ", "😀", " 日本", "語!"]
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -219,82 +256,37 @@ const core = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>) =>
     it.live("a stream read to its end marker leaves its connection to the next request, even when the response ends later", () =>
       runIt(Effect.gen(function*() {
         // The server sends `[DONE]` and ends the response 30 ms later, in a read of its own.
-        const server = yield* rawSse((res) => {
-          res.write(`${openAiEvent({ content: "a" })}\n\n${openAiEvent({}, "stop")}\n\ndata: [DONE]\n\n`)
-          setTimeout(() => res.end(), 30)
-        })
-        let connections = 0
-        server.server.on("connection", () => connections++)
-        const router = yield* Router.make({
-          models: [Model.make({ name: "m", endpoint: OpenAiCompatible.endpoint({ baseUrl: server.url }) })],
-          retry: fast
-        })
+        const { connections, router } = yield* afterEndMarker((res) => setTimeout(() => res.end(), 30))
         for (let i = 0; i < 3; i++) {
           expect((yield* Router.collect(router.stream({ messages: hi }))).text).toBe("a")
           // Past the server's end of the response: the released connection is back in the pool.
           yield* Effect.sleep("60 millis")
         }
-        expect(connections).toBe(1)
+        expect(connections()).toBe(1)
       })))
 
     it.live("a response that never ends after its end marker does not hold the consumer, and is aborted later", () =>
       runIt(Effect.gen(function*() {
-        const server = yield* rawSse((res) => {
-          res.write(`${openAiEvent({ content: "a" })}\n\n${openAiEvent({}, "stop")}\n\ndata: [DONE]\n\n`)
-        })
-        let closed = 0
-        server.server.on("connection", (socket: Net.Socket) => socket.on("close", () => closed++))
-        const router = yield* Router.make({
-          models: [Model.make({ name: "m", endpoint: OpenAiCompatible.endpoint({ baseUrl: server.url }) })],
-          retry: fast
-        })
+        const { closed, router, socketClosed } = yield* afterEndMarker(() => {})
         const started = Date.now()
         expect((yield* Router.collect(router.stream({ messages: hi }))).text).toBe("a")
         expect(Date.now() - started).toBeLessThan(500)
-        expect(closed).toBe(0)
+        expect(closed()).toBe(0)
         // The release window (1 s) passes and the request is aborted, which closes its socket.
-        yield* promise(() =>
-          new Promise<void>((resolve, reject) => {
-            const deadline = Date.now() + 3_000
-            const check = () =>
-              closed > 0
-                ? resolve()
-                : Date.now() > deadline
-                ? reject(new Error("socket not closed"))
-                : setTimeout(check, 20)
-            check()
-          })
-        )
+        yield* socketClosed(3_000)
         expect(Date.now() - started).toBeGreaterThanOrEqual(900)
       })))
 
     it.live("a released response that keeps sending past the drop limit is aborted at once", () =>
       runIt(Effect.gen(function*() {
-        const server = yield* rawSse((res) => {
-          res.write(`${openAiEvent({ content: "a" })}\n\n${openAiEvent({}, "stop")}\n\ndata: [DONE]\n\n`)
-          // 256 KiB of comments after the end marker, and no end.
-          const filler = `: ${"x".repeat(1022)}\n`
+        // 256 KiB of comments after the end marker, and no end.
+        const filler = `: ${"x".repeat(1022)}\n`
+        const { router, socketClosed } = yield* afterEndMarker((res) => {
           for (let i = 0; i < 256; i++) res.write(filler)
-        })
-        let closed = 0
-        server.server.on("connection", (socket: Net.Socket) => socket.on("close", () => closed++))
-        const router = yield* Router.make({
-          models: [Model.make({ name: "m", endpoint: OpenAiCompatible.endpoint({ baseUrl: server.url }) })],
-          retry: fast
         })
         const started = Date.now()
         expect((yield* Router.collect(router.stream({ messages: hi }))).text).toBe("a")
-        yield* promise(() =>
-          new Promise<void>((resolve, reject) => {
-            const check = () =>
-              closed > 0
-                ? resolve()
-                : Date.now() - started > 3_000
-                ? reject(new Error("socket not closed"))
-                : setTimeout(check, 10)
-            check()
-          })
-        )
+        yield* socketClosed(3_000)
         // Well before the release window: the limit, not the timer, ended it.
         expect(Date.now() - started).toBeLessThan(800)
       })))
