@@ -1,7 +1,7 @@
 import { describe, expect, it as effectIt } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { afterEach, it } from "vitest"
-import * as UpstreamWire from "../src/internal/upstreamWire.js"
+import * as Render from "../src/testing/internal/render.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as S from "../src/testing/UpstreamScript.js"
 
@@ -104,9 +104,15 @@ describe("UpstreamScript", () => {
   })
 })
 
-describe("upstreamWire", () => {
+// Every byte a plan writes, in order.
+const writtenBytes = (plan: Render.WirePlan): Uint8Array => {
+  if (plan._tag !== "Respond") throw new Error("expected a response")
+  return Buffer.concat(plan.actions.flatMap((a) => a._tag === "Write" ? [a.bytes] : []))
+}
+
+describe("testing/internal/render", () => {
   it("splitEvery cuts writes at byte boundaries, even inside a multi-byte character", () => {
-    const ctx: UpstreamWire.RenderContext = {
+    const ctx: Render.RenderContext = {
       protocol: "openai",
       model: "m",
       provider: "openai",
@@ -117,9 +123,11 @@ describe("upstreamWire", () => {
       wire: {}
     }
     const step = S.succeed({ text: "héllo 🌍" })
-    const whole = UpstreamWire.render(step, ctx)
-    const split = UpstreamWire.render(step, { ...ctx, wire: { splitEvery: 1 } })
-    expect(UpstreamWire.bodyText(split)).toBe(UpstreamWire.bodyText(whole))
+    const whole = Render.render(step, ctx)
+    const split = Render.render(step, { ...ctx, wire: { splitEvery: 1 } })
+    // The same bytes, the 4-byte emoji among them, only written one at a time.
+    expect(writtenBytes(split)).toEqual(writtenBytes(whole))
+    expect(new TextDecoder().decode(writtenBytes(whole))).toContain("🌍")
     if (split._tag !== "Respond") throw new Error("expected a response")
     const writes = split.actions.filter((a) => a._tag === "Write")
     expect(writes.every((a) => a._tag === "Write" && a.bytes.length === 1)).toBe(true)

@@ -47,7 +47,8 @@ import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import * as UpstreamWire from "../internal/upstreamWire.js"
+import * as Dispatch from "./internal/dispatch.js"
+import type * as Render from "./internal/render.js"
 import type * as UpstreamScript from "./UpstreamScript.js"
 
 /**
@@ -190,8 +191,8 @@ class FakeResponse extends Inspectable.Class implements HttpClientResponse.HttpC
     readonly request: HttpClientRequest.HttpClientRequest,
     readonly status: number,
     headers: Readonly<Record<string, string>>,
-    private readonly actions: ReadonlyArray<UpstreamWire.WireAction>,
-    private readonly keepAlive: UpstreamWire.KeepAlive | null,
+    private readonly actions: ReadonlyArray<Render.WireAction>,
+    private readonly keepAlive: Render.KeepAlive | null,
     private readonly signal: AbortSignal
   ) {
     super()
@@ -328,7 +329,7 @@ const concatBytes = (chunks: Chunk.Chunk<Uint8Array>): Uint8Array => {
 export const make = (options: Options): Service => {
   let clockNow = 0
   // The dispatcher is synchronous: the Clock is read just before each dispatch and handed to it here.
-  const dispatcher = UpstreamWire.makeDispatcher({
+  const dispatcher = Dispatch.makeDispatcher({
     script: options.script,
     apiKey: options.apiKey,
     wire: options.wire,

@@ -14,7 +14,8 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import * as UpstreamWire from "../internal/upstreamWire.js"
+import * as Dispatch from "./internal/dispatch.js"
+import type * as Render from "./internal/render.js"
 import type * as UpstreamScript from "./UpstreamScript.js"
 
 /**
@@ -133,7 +134,7 @@ const writeBytes = (res: Http.ServerResponse, bytes: Uint8Array, signal: AbortSi
 const hangUntilAborted = (
   res: Http.ServerResponse,
   signal: AbortSignal,
-  keepAlive: UpstreamWire.KeepAlive | null
+  keepAlive: Render.KeepAlive | null
 ): Promise<void> =>
   new Promise((resolve) => {
     let interval: ReturnType<typeof setInterval> | undefined = undefined
@@ -153,7 +154,7 @@ const hangUntilAborted = (
   })
 
 const execute = async (
-  plan: UpstreamWire.WirePlan,
+  plan: Render.WirePlan,
   res: Http.ServerResponse,
   signal: AbortSignal,
   markCut: () => void
@@ -231,7 +232,7 @@ interface Waiter {
  * @category constructors
  */
 export const start = (options: SimulatedUpstreamOptions): Promise<SimulatedUpstream> => {
-  const dispatcher = UpstreamWire.makeDispatcher({
+  const dispatcher = Dispatch.makeDispatcher({
     script: options.script,
     apiKey: options.apiKey,
     wire: options.wire

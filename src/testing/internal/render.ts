@@ -1,12 +1,13 @@
 /**
  * Pure rendering of scripted upstream steps into wire actions, shared by the
- * Node `SimulatedUpstream` server and any in-memory transport so that both
- * produce byte-identical responses. Runtime-agnostic: no `node:` imports.
+ * Node `SimulatedUpstream` server and the in-memory `FakeHttpClient` so that
+ * both produce byte-identical responses. Runtime-agnostic: no `node:` imports.
+ * Part of the test kit: only `src/testing` modules import it.
  *
  * @since 0.1.0
  * @internal
  */
-import * as UpstreamScript from "../testing/UpstreamScript.js"
+import type * as UpstreamScript from "../UpstreamScript.js"
 
 /**
  * One thing to do on the response body, in order.
@@ -100,15 +101,9 @@ interface Content {
   readonly finishReason: string
 }
 
-/**
- * Cuts text into pieces of `size` code points, so that no piece splits a
- * surrogate pair.
- *
- * @since 0.1.0
- * @category utils
- * @internal
- */
-export const splitText = (text: string, size: number): ReadonlyArray<string> => {
+// Cuts text into pieces of `size` code points, so that no piece splits a
+// surrogate pair.
+const splitText = (text: string, size: number): ReadonlyArray<string> => {
   const codePoints = Array.from(text)
   const out: Array<string> = []
   for (let i = 0; i < codePoints.length; i += size) {
@@ -162,13 +157,27 @@ const usageJson = (usage: UpstreamScript.Usage) => ({
 // error bodies
 // ---------------------------------------------------------------------------
 
-interface ErrorInfo {
+/**
+ * What an error body says.
+ *
+ * @since 0.1.0
+ * @category models
+ * @internal
+ */
+export interface ErrorInfo {
   readonly message: string
   readonly type: string
   readonly code: string | null
 }
 
-const defaultError = (status: number, model: string): ErrorInfo => {
+/**
+ * The error a real server sends for `status` when the script names none.
+ *
+ * @since 0.1.0
+ * @category rendering
+ * @internal
+ */
+export const defaultError = (status: number, model: string): ErrorInfo => {
   switch (status) {
     case 400:
       return { message: "Invalid request.", type: "invalid_request_error", code: null }
@@ -221,7 +230,14 @@ const defaultError = (status: number, model: string): ErrorInfo => {
   }
 }
 
-const errorBody = (protocol: UpstreamScript.Protocol, info: ErrorInfo): string =>
+/**
+ * An error body in the protocol's own shape.
+ *
+ * @since 0.1.0
+ * @category rendering
+ * @internal
+ */
+export const errorBody = (protocol: UpstreamScript.Protocol, info: ErrorInfo): string =>
   protocol === "openai"
     ? JSON.stringify({ error: { message: info.message, type: info.type, code: info.code } })
     : JSON.stringify({ message: info.message })
@@ -651,76 +667,14 @@ export const render = (step: UpstreamScript.Step, ctx: RenderContext): WirePlan 
 }
 
 /**
- * Concatenates every `Write` of a plan, for tests and debugging.
+ * A complete JSON response with no delays, for answers that no script step
+ * decides (unknown path, wrong method, bad key, bad body).
  *
  * @since 0.1.0
- * @category utils
+ * @category rendering
  * @internal
  */
-export const bodyText = (plan: WirePlan): string => {
-  if (plan._tag === "HangBeforeHeaders") {
-    return ""
-  }
-  const decoder = new TextDecoder()
-  let out = ""
-  for (const action of plan.actions) {
-    if (action._tag === "Write") {
-      out += decoder.decode(action.bytes, { stream: true })
-    }
-  }
-  return out + decoder.decode()
-}
-
-// ---------------------------------------------------------------------------
-// dispatch
-// ---------------------------------------------------------------------------
-
-/**
- * The transport-independent view of an incoming request.
- *
- * @since 0.1.0
- * @category models
- * @internal
- */
-export interface IncomingRequest {
-  readonly method: string
-  /** May include a query string; it is ignored. */
-  readonly path: string
-  /** Lower-cased names. */
-  readonly headers: Readonly<Record<string, string>>
-  readonly body: string
-}
-
-/**
- * Configuration of {@link makeDispatcher}.
- *
- * @since 0.1.0
- * @category models
- * @internal
- */
-export interface DispatcherOptions {
-  readonly script: UpstreamScript.Script
-  readonly apiKey?: string | undefined
-  readonly wire?: UpstreamScript.WireOptions | undefined
-  readonly now?: (() => number) | undefined
-}
-
-/**
- * Routes requests to scripted steps, counting attempts per model and
- * recording every request that reached a protocol endpoint.
- *
- * @since 0.1.0
- * @category models
- * @internal
- */
-export interface Dispatcher {
-  readonly dispatch: (request: IncomingRequest) => WirePlan
-  readonly requests: () => ReadonlyArray<UpstreamScript.RecordedRequest>
-  readonly attempts: (model: string) => number
-  readonly reset: (script?: UpstreamScript.Script) => void
-}
-
-const simpleResponse = (status: number, body: string, id: string): WirePlan =>
+export const jsonResponse = (status: number, body: string, id: string): WirePlan =>
   respond(
     0,
     status,
@@ -733,190 +687,3 @@ const simpleResponse = (status: number, body: string, id: string): WirePlan =>
     {},
     null
   )
-
-const protocolError = (
-  protocol: UpstreamScript.Protocol,
-  status: number,
-  info: ErrorInfo,
-  id: string
-): WirePlan => simpleResponse(status, errorBody(protocol, info), id)
-
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
-
-interface Parsed {
-  readonly models: ReadonlyArray<string>
-  readonly served: { readonly model: string; readonly provider: string } | null
-  readonly stream: boolean
-  readonly requestedUsage: boolean
-}
-
-const parseOpenAi = (body: unknown): Parsed | string => {
-  if (!isRecord(body)) {
-    return "The request body must be a JSON object."
-  }
-  if (typeof body.model !== "string" || body.model.length === 0) {
-    return "You must provide a model parameter."
-  }
-  const options = body.stream_options
-  return {
-    models: [body.model],
-    served: { model: body.model, provider: "openai" },
-    stream: body.stream === true,
-    requestedUsage: isRecord(options) && options.include_usage === true
-  }
-}
-
-const parseGptRouter = (body: unknown): Parsed | string => {
-  if (!isRecord(body) || !Array.isArray(body.data) || body.data.length === 0) {
-    return "`data` must be a non-empty array."
-  }
-  const entries: Array<{ model: string; provider: string; order: number; index: number }> = []
-  for (const [index, entry] of body.data.entries()) {
-    if (!isRecord(entry) || typeof entry.modelName !== "string") {
-      return `data[${index}].modelName must be a string.`
-    }
-    entries.push({
-      model: entry.modelName,
-      provider: typeof entry.providerName === "string" ? entry.providerName : "unknown",
-      order: typeof entry.order === "number" ? entry.order : Number.MAX_SAFE_INTEGER,
-      index
-    })
-  }
-  entries.sort((a, b) => a.order - b.order || a.index - b.index)
-  // Like the real server, only the first entry is served; falling back to the
-  // next one is the client's job.
-  const first = entries[0]!
-  return {
-    models: entries.map((e) => e.model),
-    served: { model: first.model, provider: first.provider },
-    stream: body.stream === true,
-    requestedUsage: false
-  }
-}
-
-/**
- * Creates a dispatcher over a script.
- *
- * @since 0.1.0
- * @category constructors
- * @internal
- */
-export const makeDispatcher = (options: DispatcherOptions): Dispatcher => {
-  const now = options.now ?? Date.now
-  const serverWire = options.wire ?? {}
-  let script = options.script
-  let counters = new Map<string, number>()
-  let records: Array<UpstreamScript.RecordedRequest> = []
-  let requestCounter = 0
-
-  const dispatch = (request: IncomingRequest): WirePlan => {
-    const receivedAt = now()
-    requestCounter += 1
-    const path = request.path.split("?")[0]!.replace(/\/+$/, "")
-    const protocol: UpstreamScript.Protocol | null = path === "/v1/chat/completions"
-      ? "openai"
-      : path === "/api/v1/generate"
-      ? "gptrouter"
-      : null
-    const id = protocol === "gptrouter" ? `gen-${requestCounter}` : `chatcmpl-${requestCounter}`
-    if (protocol === null) {
-      return protocolError("openai", 404, {
-        message: `Invalid URL (${request.method} ${path})`,
-        type: "invalid_request_error",
-        code: null
-      }, id)
-    }
-    if (request.method !== "POST") {
-      return protocolError(protocol, 405, {
-        message: `Method ${request.method} not allowed`,
-        type: "invalid_request_error",
-        code: null
-      }, id)
-    }
-
-    let body: unknown
-    let bodyParsed = true
-    try {
-      body = JSON.parse(request.body)
-    } catch {
-      body = request.body
-      bodyParsed = false
-    }
-    const parsed = bodyParsed
-      ? (protocol === "openai" ? parseOpenAi(body) : parseGptRouter(body))
-      : "We could not parse the JSON body of your request."
-    const record = (fields: {
-      model: string | null
-      attempt: number | null
-      step: UpstreamScript.Step | null
-    }) => {
-      records.push({
-        protocol,
-        method: request.method,
-        path,
-        model: fields.model,
-        models: typeof parsed === "string" ? [] : parsed.models,
-        stream: typeof parsed === "string" ? false : parsed.stream,
-        body,
-        headers: request.headers,
-        receivedAt,
-        attempt: fields.attempt,
-        step: fields.step
-      })
-    }
-
-    if (options.apiKey !== undefined) {
-      const presented = protocol === "openai" ? request.headers["authorization"] : request.headers["ws-secret"]
-      const expected = protocol === "openai" ? `Bearer ${options.apiKey}` : options.apiKey
-      if (presented !== expected) {
-        record({ model: null, attempt: null, step: null })
-        return protocolError(
-          protocol,
-          401,
-          protocol === "openai" ? defaultError(401, "") : { message: "Unauthorized", type: "", code: null },
-          id
-        )
-      }
-    }
-    if (typeof parsed === "string") {
-      record({ model: null, attempt: null, step: null })
-      return protocolError(protocol, 400, { message: parsed, type: "invalid_request_error", code: null }, id)
-    }
-    const served = parsed.served!
-    const steps = UpstreamScript.stepsFor(script, served.model)
-    if (steps === undefined) {
-      record({ model: served.model, attempt: null, step: null })
-      return protocol === "openai"
-        ? protocolError(protocol, 404, defaultError(404, served.model), id)
-        : protocolError(protocol, 406, defaultError(406, served.model), id)
-    }
-    const attempt = counters.get(served.model) ?? 0
-    counters.set(served.model, attempt + 1)
-    const step = UpstreamScript.stepAt(script, served.model, attempt)!
-    record({ model: served.model, attempt, step })
-    return render(step, {
-      protocol,
-      model: served.model,
-      provider: served.provider,
-      stream: parsed.stream,
-      id,
-      created: Math.floor(receivedAt / 1000),
-      requestedUsage: parsed.requestedUsage,
-      wire: serverWire
-    })
-  }
-
-  return {
-    dispatch,
-    requests: () => records.slice(),
-    attempts: (model) => counters.get(model) ?? 0,
-    reset: (next) => {
-      if (next !== undefined) {
-        script = next
-      }
-      counters = new Map()
-      records = []
-      requestCounter = 0
-    }
-  }
-}
