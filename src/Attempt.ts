@@ -4,7 +4,8 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
-import { AttemptError, formatMillis } from "./RouterError.js"
+import { formatMillis } from "./internal/format.js"
+import { AttemptError } from "./RouterError.js"
 
 /**
  * What the router did after an attempt.
@@ -60,7 +61,8 @@ export class Attempt extends Schema.Class<Attempt>("effect-llm-router/Attempt")(
 }
 
 /**
- * A readable timeline of a trail, one line per attempt, times relative to the first attempt.
+ * A readable timeline of a trail, one line per attempt, times relative to the first attempt: the same account of each
+ * attempt as {@link formatAttempt}, in columns, with the failure's tag.
  *
  * @since 0.1.0
  * @category Formatting
@@ -72,22 +74,9 @@ export const formatTimeline = (trail: ReadonlyArray<Attempt>): string => {
   return trail.map((a) => {
     const at = `+${formatMillis(a.startedAt - origin)}`.padStart(9)
     const who = `${a.provider}/${a.model}`.padEnd(width)
-    const what = a.error === undefined ? `ok in ${formatMillis(a.durationMillis)}` : describeError(a.error)
-    const next = a.outcome === "retry"
-      ? `→ retry in ${formatMillis(a.waitMillis ?? 0)}`
-      : a.outcome === "fallback"
-      ? "→ next model"
-      : a.outcome === "failed"
-      ? "→ gave up"
-      : "✓ served"
-    const note = a.note === undefined ? "" : ` (${a.note})`
-    return `${at}  ${who}  #${a.attempt}  ${what}  ${next}${note}`
+    const tag = a.error === undefined ? "" : `${a.error._tag}: `
+    return `${at}  ${who}  #${a.attempt}  ${tag}${describe(a)}`
   }).join("\n")
-}
-
-const describeError = (error: AttemptError): string => {
-  const status = error.status === undefined ? "" : ` ${error.status}`
-  return `${error._tag}${status}`
 }
 
 /**
@@ -97,19 +86,29 @@ const describeError = (error: AttemptError): string => {
  * @since 0.1.0
  * @category Formatting
  */
-export const formatAttempt = (attempt: Attempt): string => {
+export const formatAttempt = (attempt: Attempt): string =>
+  `${attempt.provider}/${attempt.model} #${attempt.attempt}: ${describe(attempt)}`
+
+/** What happened and what the router did next: `429 rate limited → retry in 1s (note)`. */
+const describe = (attempt: Attempt): string => {
   const what = attempt.error === undefined
     ? `ok after ${formatMillis(attempt.durationMillis)}`
-    : explainError(attempt.error)
-  const next = attempt.outcome === "retry"
-    ? `retry in ${formatMillis(attempt.waitMillis ?? 0)}`
-    : attempt.outcome === "fallback"
-    ? "next model"
-    : attempt.outcome === "failed"
-    ? "gave up"
-    : "served"
+    : describeError(attempt.error)
   const note = attempt.note === undefined ? "" : ` (${attempt.note})`
-  return `${attempt.provider}/${attempt.model} #${attempt.attempt}: ${what} → ${next}${note}`
+  return `${what} → ${describeOutcome(attempt)}${note}`
+}
+
+const describeOutcome = (attempt: Attempt): string => {
+  switch (attempt.outcome) {
+    case "success":
+      return "served"
+    case "retry":
+      return `retry in ${formatMillis(attempt.waitMillis ?? 0)}`
+    case "fallback":
+      return "next model"
+    case "failed":
+      return "gave up"
+  }
 }
 
 // Reasons come from transports and servers: keep them to one short line.
@@ -118,7 +117,7 @@ const oneLine = (text: string): string => {
   return flat.length > 120 ? `${flat.slice(0, 119)}…` : flat
 }
 
-const explainError = (error: AttemptError): string => {
+const describeError = (error: AttemptError): string => {
   let what: string
   switch (error._tag) {
     case "Timeout": {

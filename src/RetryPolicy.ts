@@ -7,7 +7,7 @@
 import * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
-import type { AttemptError, AttemptErrorTag } from "./RouterError.js"
+import { type AttemptError, type AttemptErrorTag, attemptErrorTagList, failureModes } from "./RouterError.js"
 
 /**
  * @since 0.1.0
@@ -42,18 +42,15 @@ export interface RetryPolicy {
 }
 
 /**
- * The failure modes retried by default: the transient ones.
+ * The failure modes retried by default: the transient ones (`RateLimited`, `ServerError`, `ServiceUnavailable`,
+ * `Timeout`, `NetworkError`), read from each mode's `FailureMode`.
  *
  * @since 0.1.0
  * @category Constants
  */
-export const defaultRetryOn: ReadonlySet<AttemptErrorTag> = new Set<AttemptErrorTag>([
-  "RateLimited",
-  "ServerError",
-  "ServiceUnavailable",
-  "Timeout",
-  "NetworkError"
-])
+export const defaultRetryOn: ReadonlySet<AttemptErrorTag> = new Set(
+  attemptErrorTagList.filter((tag) => failureModes[tag].retryable)
+)
 
 /**
  * Options of {@link exponential}. The defaults are the seed's tenacity policy: 4 attempts, waits of

@@ -10,6 +10,7 @@
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import { Attempt } from "./Attempt.js"
+import { formatMillis } from "./internal/format.js"
 
 /**
  * @since 0.1.0
@@ -49,8 +50,28 @@ export const AttemptFields = {
   trail: Trail
 }
 
-interface AttemptErrorLike {
-  readonly _tag: string
+/**
+ * What a failure mode of one attempt means to the router, declared once on its class ({@link RateLimited.mode} …) and
+ * read by everything that needs it: the default retry and fallback sets, the status mapping, the formatters.
+ *
+ * @since 0.2.0
+ * @category Models
+ */
+export interface FailureMode {
+  /** The error's tag. */
+  readonly tag: string
+  /** Retried on the same model by default ({@link RetryPolicy.defaultRetryOn}). */
+  readonly retryable: boolean
+  /** Moves on to the next model by default ({@link Router.defaultFallbackOn}). */
+  readonly fallsBack: boolean
+  /**
+   * The HTTP statuses that mean this mode when the body names nothing more precise. `"4xx"` and `"5xx"` stand for the
+   * statuses of their class that no mode claims exactly.
+   */
+  readonly statuses: ReadonlyArray<number | "4xx" | "5xx">
+}
+
+interface AttemptFieldValues {
   readonly provider: string
   readonly model: string
   readonly attempt: number
@@ -59,17 +80,48 @@ interface AttemptErrorLike {
   readonly retryAfterMillis?: number | undefined
 }
 
-const describe = (self: AttemptErrorLike, summary: string): string => {
-  let text = `${self.provider}/${self.model} (attempt ${self.attempt}): ${summary}`
-  if (self.status !== undefined) text += ` (HTTP ${self.status})`
-  if (self.retryAfterMillis !== undefined) text += `; server asked to wait ${formatMillis(self.retryAfterMillis)}`
-  if (self.body !== undefined && self.body.length > 0) text += `: ${self.body}`
-  return text
+/**
+ * Declares one failure mode of an attempt: a `Schema.TaggedError` with the {@link AttemptFields} (plus `extra`), a
+ * message naming provider, model, attempt, status, the server's wait and the body excerpt, and its {@link FailureMode}.
+ */
+const AttemptFailure = <Self>() =>
+<const Tag extends string, Extra extends Schema.Struct.Fields = {}>(
+  tag: Tag,
+  mode: Omit<FailureMode, "tag"> & {
+    /** What went wrong, in a few words (the middle of the message). */
+    readonly summary: (self: Schema.Struct.Type<Extra>) => string
+  },
+  extra?: Extra
+):
+  & Schema.TaggedErrorClass<Self, Tag, { readonly _tag: Schema.tag<Tag> } & typeof AttemptFields & Extra>
+  & { readonly mode: FailureMode } =>
+{
+  // Built on a statically known base (TypeScript cannot extend a class whose fields are still generic); the signature
+  // above states what the class is.
+  const Base = Schema.TaggedError<any>(`effect-llm-router/${tag}`)(tag, {
+    ...AttemptFields,
+    ...extra
+  }) as unknown as new(props: object, options?: Schema.MakeOptions) => AttemptFieldValues & Error
+  class AttemptFailure extends Base {
+    static readonly mode: FailureMode = {
+      tag,
+      retryable: mode.retryable,
+      fallsBack: mode.fallsBack,
+      statuses: mode.statuses
+    }
+    readonly [TypeId]: TypeId = TypeId
+    override get message(): string {
+      let text = `${this.provider}/${this.model} (attempt ${this.attempt}): ${
+        mode.summary(this as unknown as Schema.Struct.Type<Extra>)
+      }`
+      if (this.status !== undefined) text += ` (HTTP ${this.status})`
+      if (this.retryAfterMillis !== undefined) text += `; server asked to wait ${formatMillis(this.retryAfterMillis)}`
+      if (this.body !== undefined && this.body.length > 0) text += `: ${this.body}`
+      return text
+    }
+  }
+  return AttemptFailure as any
 }
-
-/** @internal */
-export const formatMillis = (millis: number): string =>
-  millis >= 1000 ? `${Number((millis / 1000).toFixed(3))}s` : `${Math.round(millis)}ms`
 
 /**
  * Too many requests (HTTP 429 without a quota code). Retried; falls back when retries are spent.
@@ -77,17 +129,12 @@ export const formatMillis = (millis: number): string =>
  * @since 0.1.0
  * @category Errors
  */
-export class RateLimited extends Schema.TaggedError<RateLimited>("effect-llm-router/RateLimited")(
-  "RateLimited",
-  AttemptFields
-) {
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, "rate limited")
-  }
-}
+export class RateLimited extends AttemptFailure<RateLimited>()("RateLimited", {
+  summary: () => "rate limited",
+  retryable: true,
+  fallsBack: true,
+  statuses: [429]
+}) {}
 
 /**
  * The account is out of credit (HTTP 402, or OpenAI's `insufficient_quota`). Waiting does not help: not retried, falls
@@ -96,17 +143,12 @@ export class RateLimited extends Schema.TaggedError<RateLimited>("effect-llm-rou
  * @since 0.1.0
  * @category Errors
  */
-export class QuotaExhausted extends Schema.TaggedError<QuotaExhausted>("effect-llm-router/QuotaExhausted")(
-  "QuotaExhausted",
-  AttemptFields
-) {
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, "quota exhausted")
-  }
-}
+export class QuotaExhausted extends AttemptFailure<QuotaExhausted>()("QuotaExhausted", {
+  summary: () => "quota exhausted",
+  retryable: false,
+  fallsBack: true,
+  statuses: [402]
+}) {}
 
 /**
  * The provider rejected the key (HTTP 401). Not retried; falls back (another provider has its own key).
@@ -114,19 +156,12 @@ export class QuotaExhausted extends Schema.TaggedError<QuotaExhausted>("effect-l
  * @since 0.1.0
  * @category Errors
  */
-export class AuthenticationFailed
-  extends Schema.TaggedError<AuthenticationFailed>("effect-llm-router/AuthenticationFailed")(
-    "AuthenticationFailed",
-    AttemptFields
-  )
-{
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, "authentication failed")
-  }
-}
+export class AuthenticationFailed extends AttemptFailure<AuthenticationFailed>()("AuthenticationFailed", {
+  summary: () => "authentication failed",
+  retryable: false,
+  fallsBack: true,
+  statuses: [401]
+}) {}
 
 /**
  * The key may not use this model or resource (HTTP 403). Not retried; falls back.
@@ -134,56 +169,40 @@ export class AuthenticationFailed
  * @since 0.1.0
  * @category Errors
  */
-export class PermissionDenied extends Schema.TaggedError<PermissionDenied>("effect-llm-router/PermissionDenied")(
-  "PermissionDenied",
-  AttemptFields
-) {
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, "permission denied")
-  }
-}
+export class PermissionDenied extends AttemptFailure<PermissionDenied>()("PermissionDenied", {
+  summary: () => "permission denied",
+  retryable: false,
+  fallsBack: true,
+  statuses: [403]
+}) {}
 
 /**
- * The provider rejected the request itself (HTTP 400, 409, 422 and other 4xx). Every model would reject it the same
- * way, so it is neither retried nor sent to the next model by default.
+ * The provider rejected the request itself (HTTP 400, 422 and the other 4xx no other mode claims). Every model would
+ * reject it the same way, so it is neither retried nor sent to the next model by default.
  *
  * @since 0.1.0
  * @category Errors
  */
-export class BadRequest extends Schema.TaggedError<BadRequest>("effect-llm-router/BadRequest")(
-  "BadRequest",
-  AttemptFields
-) {
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, "bad request")
-  }
-}
+export class BadRequest extends AttemptFailure<BadRequest>()("BadRequest", {
+  summary: () => "bad request",
+  retryable: false,
+  fallsBack: false,
+  statuses: [400, 422, "4xx"]
+}) {}
 
 /**
- * The prompt does not fit this model's context window. Not retried; falls back (a larger model may take it).
+ * The prompt does not fit this model's context window (HTTP 413, or a 400 with a context-length code or message). Not
+ * retried; falls back (a larger model may take it).
  *
  * @since 0.1.0
  * @category Errors
  */
-export class ContextLengthExceeded
-  extends Schema.TaggedError<ContextLengthExceeded>("effect-llm-router/ContextLengthExceeded")(
-    "ContextLengthExceeded",
-    AttemptFields
-  )
-{
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, "context length exceeded")
-  }
-}
+export class ContextLengthExceeded extends AttemptFailure<ContextLengthExceeded>()("ContextLengthExceeded", {
+  summary: () => "context length exceeded",
+  retryable: false,
+  fallsBack: true,
+  statuses: [413]
+}) {}
 
 /**
  * The provider's content policy refused the request. Not retried; falls back.
@@ -191,17 +210,12 @@ export class ContextLengthExceeded
  * @since 0.1.0
  * @category Errors
  */
-export class ContentFiltered extends Schema.TaggedError<ContentFiltered>("effect-llm-router/ContentFiltered")(
-  "ContentFiltered",
-  AttemptFields
-) {
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, "content filtered")
-  }
-}
+export class ContentFiltered extends AttemptFailure<ContentFiltered>()("ContentFiltered", {
+  summary: () => "content filtered",
+  retryable: false,
+  fallsBack: true,
+  statuses: []
+}) {}
 
 /**
  * The provider does not know this model (HTTP 404). Not retried; falls back.
@@ -209,75 +223,59 @@ export class ContentFiltered extends Schema.TaggedError<ContentFiltered>("effect
  * @since 0.1.0
  * @category Errors
  */
-export class ModelNotFound extends Schema.TaggedError<ModelNotFound>("effect-llm-router/ModelNotFound")(
-  "ModelNotFound",
-  AttemptFields
-) {
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, "model not found")
-  }
-}
+export class ModelNotFound extends AttemptFailure<ModelNotFound>()("ModelNotFound", {
+  summary: () => "model not found",
+  retryable: false,
+  fallsBack: true,
+  statuses: [404]
+}) {}
 
 /**
- * The provider failed (HTTP 500, 502, 504 and other 5xx, or an in-band server error). Retried; falls back.
+ * The provider failed (HTTP 500, 502, 504 and the other 5xx, or an in-band server error). Retried; falls back.
  *
  * @since 0.1.0
  * @category Errors
  */
-export class ServerError extends Schema.TaggedError<ServerError>("effect-llm-router/ServerError")(
-  "ServerError",
-  AttemptFields
-) {
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, "server error")
-  }
-}
+export class ServerError extends AttemptFailure<ServerError>()("ServerError", {
+  summary: () => "server error",
+  retryable: true,
+  fallsBack: true,
+  statuses: [500, 502, 504, "5xx"]
+}) {}
 
 /**
- * The provider is overloaded or down (HTTP 503, 529, GPTRouter's 406). Retried; falls back.
+ * The provider cannot serve now: overloaded or down (HTTP 503, 529, GPTRouter's 406), or a transient conflict on its
+ * side (HTTP 409, which openai-node and the Vercel AI SDK retry too). Retried; falls back.
  *
  * @since 0.1.0
  * @category Errors
  */
-export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>("effect-llm-router/ServiceUnavailable")(
-  "ServiceUnavailable",
-  AttemptFields
-) {
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, "service unavailable")
-  }
-}
+export class ServiceUnavailable extends AttemptFailure<ServiceUnavailable>()("ServiceUnavailable", {
+  summary: () => "service unavailable",
+  retryable: true,
+  fallsBack: true,
+  statuses: [409, 503, 529]
+}) {}
 
 /**
- * An attempt ran out of time: the whole attempt (`phase: "attempt"`), the wait for the first content of a stream
- * (`"first-token"`), or the server's own timeout (HTTP 408, `"server"`). Retried; falls back.
+ * An attempt ran out of time: the whole attempt, or for a stream the wait for the response headers (`phase:
+ * "attempt"`), the wait for the first content of a stream (`"first-token"`), the gap between chunks once content
+ * started (`"stall"`), or the server's own timeout (HTTP 408, `"server"`). Retried; falls back.
  *
  * @since 0.1.0
  * @category Errors
  */
-export class Timeout extends Schema.TaggedError<Timeout>("effect-llm-router/Timeout")("Timeout", {
-  ...AttemptFields,
+export class Timeout extends AttemptFailure<Timeout>()("Timeout", {
+  summary: (self) =>
+    `timed out (${self.phase})${self.afterMillis === undefined ? "" : ` after ${formatMillis(self.afterMillis)}`}`,
+  retryable: true,
+  fallsBack: true,
+  statuses: [408]
+}, {
   phase: Schema.Literal("attempt", "first-token", "stall", "server"),
   /** The limit that was exceeded, in milliseconds (absent for `server`). */
   afterMillis: Schema.optional(Schema.NonNegative)
-}) {
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    const limit = this.afterMillis === undefined ? "" : ` after ${formatMillis(this.afterMillis)}`
-    return describe(this, `timed out (${this.phase})${limit}`)
-  }
-}
+}) {}
 
 /**
  * The connection failed: refused, reset, DNS, or cut before any content. Retried; falls back.
@@ -285,21 +283,15 @@ export class Timeout extends Schema.TaggedError<Timeout>("effect-llm-router/Time
  * @since 0.1.0
  * @category Errors
  */
-export class NetworkError extends Schema.TaggedError<NetworkError>("effect-llm-router/NetworkError")(
-  "NetworkError",
-  {
-    ...AttemptFields,
-    /** What the transport reported, with secrets redacted. */
-    reason: Schema.String
-  }
-) {
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, `network failure: ${this.reason}`)
-  }
-}
+export class NetworkError extends AttemptFailure<NetworkError>()("NetworkError", {
+  summary: (self) => `network failure: ${self.reason}`,
+  retryable: true,
+  fallsBack: true,
+  statuses: []
+}, {
+  /** What the transport reported, with secrets redacted. */
+  reason: Schema.String
+}) {}
 
 /**
  * The server answered 2xx with something that is not a valid response: not JSON, not the expected shape, an SSE event
@@ -308,21 +300,15 @@ export class NetworkError extends Schema.TaggedError<NetworkError>("effect-llm-r
  * @since 0.1.0
  * @category Errors
  */
-export class MalformedResponse extends Schema.TaggedError<MalformedResponse>("effect-llm-router/MalformedResponse")(
-  "MalformedResponse",
-  {
-    ...AttemptFields,
-    /** What was wrong with it. */
-    reason: Schema.String
-  }
-) {
-  /** @since 0.1.0 */
-  readonly [TypeId]: TypeId = TypeId
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, `malformed response: ${this.reason}`)
-  }
-}
+export class MalformedResponse extends AttemptFailure<MalformedResponse>()("MalformedResponse", {
+  summary: (self) => `malformed response: ${self.reason}`,
+  retryable: false,
+  fallsBack: true,
+  statuses: []
+}, {
+  /** What was wrong with it. */
+  reason: Schema.String
+}) {}
 
 /**
  * The request was rejected before anything was sent: no model could accept it.
@@ -471,47 +457,13 @@ export class RouterConfigError extends Schema.TaggedError<RouterConfigError>("ef
 }
 
 /**
- * Every error one attempt on one model can end with.
- *
- * @since 0.1.0
- * @category Models
- */
-export type AttemptError =
-  | RateLimited
-  | QuotaExhausted
-  | AuthenticationFailed
-  | PermissionDenied
-  | BadRequest
-  | ContextLengthExceeded
-  | ContentFiltered
-  | ModelNotFound
-  | ServerError
-  | ServiceUnavailable
-  | Timeout
-  | NetworkError
-  | MalformedResponse
-
-/**
- * The schema of {@link AttemptError}.
+ * The schema of {@link AttemptError}: every failure mode of one attempt, in the order of the failure-mode table. This
+ * list is the one place a new mode is registered; tags, guards and defaults are derived from it.
  *
  * @since 0.1.0
  * @category Schemas
  */
-export const AttemptError: Schema.Union<[
-  typeof RateLimited,
-  typeof QuotaExhausted,
-  typeof AuthenticationFailed,
-  typeof PermissionDenied,
-  typeof BadRequest,
-  typeof ContextLengthExceeded,
-  typeof ContentFiltered,
-  typeof ModelNotFound,
-  typeof ServerError,
-  typeof ServiceUnavailable,
-  typeof Timeout,
-  typeof NetworkError,
-  typeof MalformedResponse
-]> = Schema.Union(
+export const AttemptError = Schema.Union(
   RateLimited,
   QuotaExhausted,
   AuthenticationFailed,
@@ -528,12 +480,48 @@ export const AttemptError: Schema.Union<[
 )
 
 /**
+ * Every error one attempt on one model can end with.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type AttemptError = typeof AttemptError.Type
+
+/**
  * The tag of an {@link AttemptError}.
  *
  * @since 0.1.0
  * @category Models
  */
 export type AttemptErrorTag = AttemptError["_tag"]
+
+/**
+ * The class of each failure mode, by tag.
+ *
+ * @since 0.2.0
+ * @category Models
+ */
+export const classes: {
+  readonly [Tag in AttemptErrorTag]: (typeof AttemptError.members)[number] & { readonly _tag: Tag }
+} = Object.fromEntries(AttemptError.members.map((member) => [member._tag, member])) as any
+
+/**
+ * What each failure mode means to the router, by tag, in the order of the failure-mode table.
+ *
+ * @since 0.2.0
+ * @category Models
+ */
+export const failureModes: { readonly [Tag in AttemptErrorTag]: FailureMode } = Object.fromEntries(
+  AttemptError.members.map((member) => [member._tag, member.mode])
+) as { readonly [Tag in AttemptErrorTag]: FailureMode }
+
+/**
+ * Every tag of {@link AttemptError}, in the order of the failure-mode table.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const attemptErrorTagList: ReadonlyArray<AttemptErrorTag> = AttemptError.members.map((member) => member._tag)
 
 /**
  * The error channel of a routed call: what one attempt can end with, plus the routing-level failures.
@@ -552,41 +540,25 @@ export type RouterError = AttemptError | InvalidRequest | NoModelAvailable | Dea
 export type RouterStreamError = RouterError | StreamInterrupted
 
 /**
+ * Any error of this library: a routed call's or stream's, or bad configuration.
+ *
+ * @since 0.2.0
+ * @category Models
+ */
+export type AnyError = RouterStreamError | RouterConfigError
+
+/**
  * @since 0.1.0
  * @category Guards
  */
-export const isRouterError = (u: unknown): u is RouterError | RouterConfigError => Predicate.hasProperty(u, TypeId)
-
-const attemptErrorTags: ReadonlySet<string> = new Set<AttemptErrorTag>([
-  "RateLimited",
-  "QuotaExhausted",
-  "AuthenticationFailed",
-  "PermissionDenied",
-  "BadRequest",
-  "ContextLengthExceeded",
-  "ContentFiltered",
-  "ModelNotFound",
-  "ServerError",
-  "ServiceUnavailable",
-  "Timeout",
-  "NetworkError",
-  "MalformedResponse"
-])
+export const isRouterError = (u: unknown): u is AnyError => Predicate.hasProperty(u, TypeId)
 
 /**
  * @since 0.1.0
  * @category Guards
  */
 export const isAttemptError = (u: unknown): u is AttemptError =>
-  isRouterError(u) && attemptErrorTags.has((u as { readonly _tag: string })._tag)
-
-/**
- * Every tag of {@link AttemptError}, in the order of the failure-mode table.
- *
- * @since 0.1.0
- * @category Models
- */
-export const attemptErrorTagList: ReadonlyArray<AttemptErrorTag> = [...attemptErrorTags] as Array<AttemptErrorTag>
+  isRouterError(u) && Object.prototype.hasOwnProperty.call(failureModes, u._tag)
 
 /**
  * A copy of an error with the trail of the routed call attached.

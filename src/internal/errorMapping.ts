@@ -108,34 +108,22 @@ const tagFromDetails = (details: ErrorDetails): AttemptTag | undefined => {
   return undefined
 }
 
-const tagFromStatus = (status: number, overrides: Readonly<Record<number, AttemptTag>>): AttemptTag => {
-  const override = overrides[status]
-  if (override !== undefined) return override
-  switch (status) {
-    case 401:
-      return "AuthenticationFailed"
-    case 402:
-      return "QuotaExhausted"
-    case 403:
-      return "PermissionDenied"
-    case 404:
-      return "ModelNotFound"
-    case 408:
-      return "Timeout"
-    case 413:
-      return "ContextLengthExceeded"
-    case 429:
-      return "RateLimited"
-    case 503:
-    case 529:
-      return "ServiceUnavailable"
-  }
-  if (status >= 500) return "ServerError"
-  if (status >= 400) return "BadRequest"
-  return "MalformedResponse"
+// Status → mode, from the statuses each failure mode declares: exact statuses first, then its class (4xx, 5xx).
+const byStatus = new Map<number | "4xx" | "5xx", AttemptTag>()
+for (const tag of RouterError.attemptErrorTagList) {
+  for (const status of RouterError.failureModes[tag].statuses) byStatus.set(status, tag)
 }
 
-/** @internal */
+const tagFromStatus = (status: number, overrides: Readonly<Record<number, AttemptTag>>): AttemptTag =>
+  overrides[status] ?? byStatus.get(status) ??
+    (status >= 500 ? byStatus.get("5xx") : status >= 400 ? byStatus.get("4xx") : undefined) ?? "MalformedResponse"
+
+/**
+ * An attempt error of the given mode. The modes with fields of their own get a neutral value for them: `Timeout` is
+ * the server's (HTTP 408), `NetworkError` and `MalformedResponse` take `reason`.
+ *
+ * @internal
+ */
 export const make = (
   tag: AttemptTag,
   call: CallInfo,
@@ -146,43 +134,18 @@ export const make = (
     readonly reason?: string | undefined
   }
 ): RouterError.AttemptError => {
-  const fields = {
-    provider: call.provider,
-    model: call.model,
-    attempt: call.attempt,
-    ...(extra.status === undefined ? {} : { status: extra.status }),
-    ...(extra.body === undefined ? {} : { body: extra.body }),
-    ...(extra.retryAfterMillis === undefined ? {} : { retryAfterMillis: extra.retryAfterMillis })
-  }
-  const options = { disableValidation: true }
-  switch (tag) {
-    case "RateLimited":
-      return new RouterError.RateLimited(fields, options)
-    case "QuotaExhausted":
-      return new RouterError.QuotaExhausted(fields, options)
-    case "AuthenticationFailed":
-      return new RouterError.AuthenticationFailed(fields, options)
-    case "PermissionDenied":
-      return new RouterError.PermissionDenied(fields, options)
-    case "BadRequest":
-      return new RouterError.BadRequest(fields, options)
-    case "ContextLengthExceeded":
-      return new RouterError.ContextLengthExceeded(fields, options)
-    case "ContentFiltered":
-      return new RouterError.ContentFiltered(fields, options)
-    case "ModelNotFound":
-      return new RouterError.ModelNotFound(fields, options)
-    case "ServerError":
-      return new RouterError.ServerError(fields, options)
-    case "ServiceUnavailable":
-      return new RouterError.ServiceUnavailable(fields, options)
-    case "Timeout":
-      return new RouterError.Timeout({ ...fields, phase: "server" }, options)
-    case "NetworkError":
-      return new RouterError.NetworkError({ ...fields, reason: extra.reason ?? "connection failed" }, options)
-    case "MalformedResponse":
-      return new RouterError.MalformedResponse({ ...fields, reason: extra.reason ?? "unexpected response" }, options)
-  }
+  const fields: Record<string, unknown> = { provider: call.provider, model: call.model, attempt: call.attempt }
+  if (extra.status !== undefined) fields.status = extra.status
+  if (extra.body !== undefined) fields.body = extra.body
+  if (extra.retryAfterMillis !== undefined) fields.retryAfterMillis = extra.retryAfterMillis
+  if (tag === "Timeout") fields.phase = "server"
+  else if (tag === "NetworkError") fields.reason = extra.reason ?? "connection failed"
+  else if (tag === "MalformedResponse") fields.reason = extra.reason ?? "unexpected response"
+  const Class = RouterError.classes[tag] as unknown as new(
+    fields: object,
+    options: { readonly disableValidation: boolean }
+  ) => RouterError.AttemptError
+  return new Class(fields, { disableValidation: true })
 }
 
 /**

@@ -18,7 +18,7 @@ import type { Model } from "../Model.js"
 import type { Call } from "../Provider.js"
 import type { RetryPolicy } from "../RetryPolicy.js"
 import * as RouterError from "../RouterError.js"
-import { formatMillis } from "../RouterError.js"
+import { formatMillis } from "./format.js"
 
 /** @internal */
 export interface PlanConfig {
