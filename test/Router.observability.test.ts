@@ -1,10 +1,11 @@
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Logger, Option, Redacted, Tracer } from "effect"
+import { Effect, Option, Redacted, Tracer } from "effect"
 import type { Exit } from "effect"
 import { GptRouter, Model, OpenAiCompatible, Router } from "../src/index.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as Script from "../src/testing/UpstreamScript.js"
+import { captureLogs, quietLogs } from "./support/logs.js"
 
 const SECRET = "sk-observability-secret-0123456789"
 
@@ -93,7 +94,7 @@ describe("observability", () => {
       expect(attempts[1]!.attributes.get("llm.usage.completion_tokens")).toBe(3)
       // The HTTP client's own spans are kept when a tracer is installed.
       expect(spans.filter((s) => s.parent === "effect-llm-router.attempt").length).toBeGreaterThanOrEqual(2)
-    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
+    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer), quietLogs))
 
   it.live("no span attribute carries a key, for a bearer key or GPTRouter's ws-secret", () =>
     Effect.gen(function*() {
@@ -114,7 +115,7 @@ describe("observability", () => {
       for (const s of spans) {
         for (const [key, value] of s.attributes) expect(`${key}=${String(value)}`).not.toContain(SECRET)
       }
-    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
+    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer), quietLogs))
 
   it.live("a traced stream runs in a span, and its requests' ws-secret is redacted", () =>
     Effect.gen(function*() {
@@ -139,7 +140,7 @@ describe("observability", () => {
       for (const s of spans) {
         for (const [key, value] of s.attributes) expect(`${key}=${String(value)}`).not.toContain(SECRET)
       }
-    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
+    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer), quietLogs))
 
   it.live("each retry logs a warning naming the model, failure tag and wait, and no key", () =>
     Effect.gen(function*() {
@@ -148,17 +149,8 @@ describe("observability", () => {
       })
       const endpoint = OpenAiCompatible.endpoint({ baseUrl: upstream.openAiBaseUrl, apiKey: Redacted.make(SECRET) })
       const router = yield* Router.make({ models: [Model.make({ name: "m", endpoint })], retry: fastRetry })
-      const lines: Array<{ level: string; message: string; annotations: Record<string, unknown> }> = []
-      const logger = Logger.make(({ annotations, logLevel, message }) => {
-        lines.push({
-          level: logLevel.label,
-          message: String(Array.isArray(message) ? message.join(" ") : message),
-          annotations: Object.fromEntries(annotations)
-        })
-      })
-      yield* router.generate({ messages: [{ role: "user", content: "hi" }] }).pipe(
-        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
-      )
+      const { layer, lines } = captureLogs()
+      yield* router.generate({ messages: [{ role: "user", content: "hi" }] }).pipe(Effect.provide(layer))
       const warnings = lines.filter((l) => l.level === "WARN")
       expect(warnings).toHaveLength(1)
       expect(warnings[0]!.message).toBe("Retrying openai/m in 20ms after RateLimited (attempt 1)")
@@ -169,5 +161,5 @@ describe("observability", () => {
         waitMillis: 20
       })
       expect(JSON.stringify(lines)).not.toContain(SECRET)
-    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
+    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer), quietLogs))
 })

@@ -5,12 +5,11 @@ import { FetchHttpClient } from "@effect/platform"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import type * as Scope from "effect/Scope"
+import { quietLogs } from "./logs.js"
 
 /** The router logs a warning before each retry sleep; the tests assert on the trail instead. */
-export const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.Error)
+export const quiet = quietLogs
 
 /** Runs a scoped test effect on the given HTTP client layer, with retry warnings silenced. */
 export const runWith =
