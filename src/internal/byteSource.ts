@@ -1,17 +1,20 @@
 /**
  * A faster way to read a streamed body than `response.stream`. Pulling a body through `Stream.toPull` runs a second
  * channel executor per stream, which costs more than everything else the router does per stream. An HTTP client
- * layer of ours (the undici one) offers its body as a plain pull instead; other clients fall back to
- * `response.stream`.
+ * layer of ours (the undici one) offers its body as a plain pull instead; other clients (the platform's fetch client
+ * among them) are read through `response.stream`, with public APIs only.
  *
  * @internal
  */
-import * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as Chunk from "effect/Chunk"
+import type * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import type * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
+import * as Scope from "effect/Scope"
 
 /** @internal */
 export const TypeId: unique symbol = Symbol.for("effect-llm-router/ByteSource")
@@ -52,80 +55,46 @@ export const hasByteSource = (u: unknown): u is HasByteSource =>
   Predicate.hasProperty(u, TypeId) && typeof (u as Record<symbol, unknown>)[TypeId] === "function"
 
 /**
- * The web `Response` behind a response of `@effect/platform`'s fetch client (version 0.97, pinned): the platform wraps
- * it as `original.source` (interruptible wrapper) or `source`. Anything else, or a body already used, gives
- * `undefined` and the caller goes through `response.stream`.
- */
-const webResponseOf = (response: HttpClientResponse.HttpClientResponse): globalThis.Response | undefined => {
-  const inner = (response as { readonly original?: unknown }).original ?? response
-  const source = (inner as { readonly source?: unknown }).source
-  return typeof Response !== "undefined" && source instanceof Response && source.body !== null && !source.bodyUsed
-    ? source
-    : undefined
-}
-
-/**
- * The response's body as a `ByteSource`: the client's own when it offers one (our undici layer), a reader over the
- * web body for the platform's fetch client, otherwise `undefined`.
+ * The response's body as a `ByteSource` when the client offers one (our undici layer), otherwise `undefined`: the
+ * caller then reads `response.stream` (see `drainThenClose` for its release).
  *
  * @internal
  */
-export const fromResponse = (response: HttpClientResponse.HttpClientResponse): ByteSource | undefined => {
-  if (hasByteSource(response)) return response[TypeId]()
-  const web = webResponseOf(response)
-  if (web === undefined) return undefined
-  const controller = (response as { readonly controller?: unknown }).controller
-  const reader = web.body!.getReader()
-  let done = false
-  const decodeError = (cause: unknown) =>
-    new HttpClientError.ResponseError({ request: response.request, response, reason: "Decode", cause })
-  const pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<HttpClientError.ResponseError>> = Effect.async(
-    (resume) => {
-      reader.read().then(
-        (result) => {
-          if (result.done) {
-            done = true
-            resume(Effect.fail(Option.none()))
-          } else {
-            resume(Effect.succeed(Chunk.of(result.value)))
-          }
-        },
-        (cause) => resume(Effect.fail(Option.some(decodeError(cause))))
-      )
+export const fromResponse = (response: HttpClientResponse.HttpClientResponse): ByteSource | undefined =>
+  hasByteSource(response) ? response[TypeId]() : undefined
+
+/**
+ * The release of a body read through `Stream.toPull(response.stream)`, in the background: pulls and drops what is
+ * left until the body ends (then `bodyScope` closes on a finished stream, and the connection is reused), or past
+ * `releaseLimitBytes`, or after `releaseMaxMillis` (then closing `bodyScope` cancels the body, which aborts the
+ * request). Returns at once.
+ *
+ * @internal
+ */
+export const drainThenClose = (
+  pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<HttpClientError.ResponseError>>,
+  bodyScope: Scope.CloseableScope
+): Effect.Effect<void> => {
+  let dropped = 0
+  let timer: ReturnType<typeof setTimeout> | undefined = undefined
+  const loop: Effect.Effect<void> = Effect.matchEffect(pull, {
+    onFailure: () => Effect.void,
+    onSuccess: (reads) => {
+      for (const bytes of reads) dropped += bytes.byteLength
+      return dropped > releaseLimitBytes ? Effect.void : loop
     }
+  })
+  const drain = Effect.ensuring(
+    loop,
+    Effect.suspend(() => {
+      clearTimeout(timer)
+      return Scope.close(bodyScope, Exit.void)
+    })
   )
-  const abort = () => {
-    // Cancelling the body and aborting the request both close the connection; the abort also ends a request whose
-    // body the platform still tracks.
-    reader.cancel().catch(() => {})
-    if (controller instanceof AbortController) controller.abort()
-  }
-  const close = () => {
-    if (done) return
-    done = true
-    abort()
-  }
-  const release = () => {
-    if (done) return
-    done = true
-    let dropped = 0
-    const timer = setTimeout(abort, releaseMaxMillis)
+  // Interruptible: a fiber forked in a finalizer would otherwise inherit its uninterruptible region.
+  return Effect.map(Effect.forkDaemon(Effect.interruptible(drain)), (fiber) => {
+    // A plain timer rather than `Effect.timeout`: the window is wall-clock time, whatever `Clock` the caller runs.
+    timer = setTimeout(() => fiber.unsafeInterruptAsFork(FiberId.none), releaseMaxMillis)
     timer.unref?.()
-    const drop = (): void => {
-      reader.read().then(
-        (result) => {
-          if (result.done) return clearTimeout(timer)
-          dropped += result.value.byteLength
-          if (dropped > releaseLimitBytes) {
-            clearTimeout(timer)
-            return abort()
-          }
-          drop()
-        },
-        () => clearTimeout(timer)
-      )
-    }
-    drop()
-  }
-  return { pull, close, release }
+  })
 }

@@ -9,6 +9,7 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import type * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -168,10 +169,27 @@ export const openStream = (
         reader
       )
     }
-    return Effect.map(
-      Scope.extend(Stream.toPull(response.stream), scope),
-      (pull) => makeBodyReader(ctx, call, pull, maxEventBytes)
-    )
+    // Any other client: `response.stream`, pulled in a scope of its own so that a stream read to its end marker can
+    // leave the rest of its body to finish in the background (as above) instead of cancelling it.
+    return Effect.flatMap(Scope.make(), (bodyScope) => {
+      let reader: BodyReader | undefined = undefined
+      let pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<HttpClientError.ResponseError>> | undefined =
+        undefined
+      return Effect.zipRight(
+        Scope.addFinalizer(
+          scope,
+          Effect.suspend(() =>
+            reader !== undefined && pull !== undefined && reader.done()
+              ? ByteSource.drainThenClose(pull, bodyScope)
+              : Scope.close(bodyScope, Exit.void)
+          )
+        ),
+        Effect.map(Scope.extend(Stream.toPull(response.stream), bodyScope), (bodyPull) => {
+          pull = bodyPull
+          return reader = makeBodyReader(ctx, call, bodyPull, maxEventBytes)
+        })
+      )
+    })
   })
 
 const makeBodyReader = (
