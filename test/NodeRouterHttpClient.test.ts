@@ -8,18 +8,21 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import * as V8 from "node:v8"
 import * as Vm from "node:vm"
+import * as UntracedClient from "../src/internal/untracedClient.js"
 import * as NodeRouterHttpClient from "../src/node/NodeRouterHttpClient.js"
 
 interface Seen {
@@ -144,9 +147,21 @@ const text = (chunks: Iterable<Uint8Array>) => [...chunks].map((c) => decoder.de
 
 type Client = HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
 
-// The router's calls are untraced (it disables the client's tracer when no tracer is installed) and its streams are
-// scoped; traced calls go through `HttpClient.make`. Every behaviour below holds in all three.
+/** The client's own untraced send (what the router calls when no tracer is installed), as a client. */
+const direct = (client: HttpClient.HttpClient): Client => {
+  const execute = UntracedClient.untracedExecute(client)
+  if (execute === undefined) throw new Error("the client offers no untraced send")
+  return HttpClient.makeWith(
+    (request: Effect.Effect<HttpClientRequest.HttpClientRequest>) => Effect.flatMap(request, execute),
+    Effect.succeed
+  )
+}
+
+// The router sends untraced requests through the client's own untraced send ("direct"), and through `execute` when
+// a tracer is installed or the caller wrapped the client; everything through `execute` goes through `HttpClient.make`.
+// Every behaviour below holds in all four.
 const modes: ReadonlyArray<readonly [string, (client: HttpClient.HttpClient) => Client]> = [
+  ["direct", direct],
   ["untraced", (client) => HttpClient.withTracerDisabledWhen(client, () => true)],
   ["untraced + withScope", (client) => HttpClient.withScope(HttpClient.withTracerDisabledWhen(client, () => true))],
   ["traced", (client) => client]
@@ -376,81 +391,122 @@ for (const [name, mode] of modes) {
   })
 }
 
+/** 1,000 sequential calls (every tenth response dropped unread) leave no socket, connection, request or listener behind. */
+const leakCheck = (mode: (client: HttpClient.HttpClient) => Client) =>
+  Effect.scoped(Effect.gen(function*() {
+    const server = yield* serve((_, res) => res.end("{\"ok\":true}"))
+    const agent = yield* Effect.acquireRelease(
+      Effect.sync(() => new Undici.Agent()),
+      (agent) => Effect.promise(() => agent.destroy())
+    )
+    const client = mode(NodeRouterHttpClient.make(agent))
+    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap").length
+    const stats = () => {
+      const s = agent.stats[server.url] as { connected: number; running: number; pending: number; queued: number }
+      return { connected: s.connected, running: s.running, pending: s.pending, queued: s.queued }
+    }
+    let unread = 0
+    const call = Effect.flatMap(client.get(`${server.url}/ok`), (r) =>
+      // Every tenth response is dropped unread: a small body that has fully arrived must not hold its connection.
+      ++unread % 10 === 0 ? Effect.succeed({ ok: true }) : r.json)
+    // Warm up: undici's pool settles on its connections (it may open a second one for back-to-back requests).
+    yield* Effect.replicateEffect(call, 10)
+    const before = { sockets: sockets(), connections: server.connections(), stats: stats() }
+    expect(before.stats).toEqual({ connected: before.connections, running: 0, pending: 0, queued: 0 })
+    const results = yield* Effect.replicateEffect(call, 1_000)
+    expect(results.every((r) => (r as { ok: boolean }).ok === true)).toBe(true)
+    expect(server.requests.length).toBe(1_010)
+    expect([server.connections(), server.closed(), server.aborted()]).toEqual([before.connections, 0, 0])
+    expect(sockets()).toBe(before.sockets)
+    expect(stats()).toEqual(before.stats)
+  }))
+
 describe("NodeRouterHttpClient: scopes, tracing and leaks", () => {
-  const untraced = modes[0]![1]
-  const scoped = modes[1]![1]
+  const scopedModes: ReadonlyArray<readonly [string, (client: HttpClient.HttpClient) => Client]> = [
+    ["untraced", (client) => HttpClient.withScope(HttpClient.withTracerDisabledWhen(client, () => true))],
+    ["traced", (client) => HttpClient.withScope(client)]
+  ]
 
-  it.live("withScope: closing the scope of an unread response closes its socket at once", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const server = yield* serve(endless)
-      yield* withClient(scoped, (client) =>
-        Effect.gen(function*() {
-          const scope = yield* Scope.make()
-          const response = yield* Scope.extend(client.get(`${server.url}/endless`), scope)
-          expect(response.status).toBe(200)
-          yield* Effect.sleep("30 millis")
-          expect(server.aborted()).toBe(0)
-          yield* Scope.close(scope, Exit.void)
-          yield* waitUntil("the server to see the close", () => server.aborted() === 1)
-        }))
-    })))
+  for (const [name, scoped] of scopedModes) {
+    it.live(`withScope (${name}): closing the scope of an unread response closes its socket at once`, () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve(endless)
+        yield* withClient(scoped, (client) =>
+          Effect.gen(function*() {
+            const scope = yield* Scope.make()
+            const response = yield* Scope.extend(client.get(`${server.url}/endless`), scope)
+            expect(response.status).toBe(200)
+            yield* Effect.sleep("30 millis")
+            expect(server.aborted()).toBe(0)
+            yield* Scope.close(scope, Exit.void)
+            yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+          }))
+      })))
 
-  it.live("an untraced response that is dropped unread is aborted once it is garbage-collected", () =>
-    Effect.scoped(Effect.gen(function*() {
-      V8.setFlagsFromString("--expose-gc")
-      const gc = Vm.runInNewContext("gc") as () => void
-      const server = yield* serve(endless)
-      yield* withClient(untraced, (client) =>
-        Effect.gen(function*() {
-          yield* Effect.asVoid(client.get(`${server.url}/endless`))
-          yield* Effect.sleep("30 millis")
-          expect(server.aborted()).toBe(0)
-          yield* waitUntil("the server to see the close", () => {
-            gc()
-            return server.aborted() === 1
-          }, 10_000)
-        }))
-    })))
+    it.live(`withScope (${name}): closing the scope of a request still waiting for its headers aborts it`, () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve(() => {}) // never answers
+        const exit = yield* withClient(scoped, (client) =>
+          Effect.gen(function*() {
+            const scope = yield* Scope.make()
+            const fiber = yield* Effect.fork(Scope.extend(client.get(`${server.url}/hang`), scope))
+            yield* waitUntil("the request to arrive", () => server.requests.length === 1)
+            yield* Effect.sleep("20 millis")
+            expect(server.aborted()).toBe(0)
+            // The scope closes; the request's fiber is not interrupted: the abort alone ends the request.
+            yield* Scope.close(scope, Exit.void)
+            yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+            return yield* Fiber.await(fiber)
+          }))
+        expect(Exit.isInterrupted(exit)).toBe(false)
+        expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe(Option.map((e) => e._tag))).toEqual(
+          Option.some("RequestError")
+        )
+      })))
+  }
+
+  for (const [name, untraced] of [modes[0]!, modes[1]!]) {
+    it.live(`${name}: a response that is dropped unread is aborted once it is garbage-collected`, () =>
+      Effect.scoped(Effect.gen(function*() {
+        V8.setFlagsFromString("--expose-gc")
+        const gc = Vm.runInNewContext("gc") as () => void
+        const server = yield* serve(endless)
+        yield* withClient(untraced, (client) =>
+          Effect.gen(function*() {
+            yield* Effect.asVoid(client.get(`${server.url}/endless`))
+            yield* Effect.sleep("30 millis")
+            expect(server.aborted()).toBe(0)
+            yield* waitUntil("the server to see the close", () => {
+              gc()
+              return server.aborted() === 1
+            }, 10_000)
+          }))
+      })))
+
+    it.live(`${name}: 1,000 sequential calls leave no socket, connection, request or listener behind`, () =>
+      leakCheck(untraced))
+  }
 
   it.live("traced calls carry a traceparent header; untraced calls do not", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* serve((_, res) => res.end("ok"))
       yield* withClient((client) => client, (client) =>
         Effect.withSpan(Effect.flatMap(client.get(`${server.url}/traced`), (r) => r.text), "parent"))
-      yield* withClient(untraced, (client) =>
-        Effect.flatMap(client.get(`${server.url}/untraced`), (r) => r.text))
+      yield* withClient(modes[1]![1], (client) =>
+        Effect.withSpan(
+          Effect.flatMap(client.get(`${server.url}/untraced`), (r) =>
+            r.text),
+          "parent"
+        ))
+      yield* withClient(direct, (client) =>
+        Effect.withSpan(
+          Effect.flatMap(client.get(`${server.url}/direct`), (r) => r.text),
+          "parent"
+        ))
       expect(server.requests.map((r) => [r.url, typeof r.headers["traceparent"]])).toEqual([
         ["/traced", "string"],
-        ["/untraced", "undefined"]
+        ["/untraced", "undefined"],
+        ["/direct", "undefined"]
       ])
-    })))
-
-  it.live("1,000 sequential calls leave no socket, connection, request or listener behind", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const server = yield* serve((_, res) => res.end("{\"ok\":true}"))
-      const agent = yield* Effect.acquireRelease(
-        Effect.sync(() => new Undici.Agent()),
-        (agent) => Effect.promise(() => agent.destroy())
-      )
-      const client = untraced(NodeRouterHttpClient.make(agent))
-      const sockets = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap").length
-      const stats = () => {
-        const s = agent.stats[server.url] as { connected: number; running: number; pending: number; queued: number }
-        return { connected: s.connected, running: s.running, pending: s.pending, queued: s.queued }
-      }
-      let unread = 0
-      const call = Effect.flatMap(client.get(`${server.url}/ok`), (r) =>
-        // Every tenth response is dropped unread: a small body that has fully arrived must not hold its connection.
-        ++unread % 10 === 0 ? Effect.succeed({ ok: true }) : r.json)
-      // Warm up: undici's pool settles on its connections (it may open a second one for back-to-back requests).
-      yield* Effect.replicateEffect(call, 10)
-      const before = { sockets: sockets(), connections: server.connections(), stats: stats() }
-      expect(before.stats).toEqual({ connected: before.connections, running: 0, pending: 0, queued: 0 })
-      const results = yield* Effect.replicateEffect(call, 1_000)
-      expect(results.every((r) => (r as { ok: boolean }).ok === true)).toBe(true)
-      expect(server.requests.length).toBe(1_010)
-      expect([server.connections(), server.closed(), server.aborted()]).toEqual([before.connections, 0, 0])
-      expect(sockets()).toBe(before.sockets)
-      expect(stats()).toEqual(before.stats)
     })))
 })

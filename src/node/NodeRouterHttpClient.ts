@@ -18,7 +18,6 @@ import * as UrlParams from "@effect/platform/UrlParams"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
 import { globalValue } from "effect/GlobalValue"
 import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
@@ -27,13 +26,6 @@ import * as Stream from "effect/Stream"
 import type { Readable } from "node:stream"
 import * as ByteSource from "../internal/byteSource.js"
 import * as UntracedClient from "../internal/untracedClient.js"
-
-// `HttpClient.withScope` registers a per-request AbortController here (the platform's own `make` reads it the same
-// way): a scoped request is aborted when its scope closes, so it needs neither our own abort handle nor a GC hook.
-const scopedRequests = globalValue(
-  "@effect/platform/HttpClient/scopedRequests",
-  () => new WeakMap<HttpClientRequest.HttpClientRequest, AbortController>()
-)
 
 const noop = () => {}
 
@@ -165,9 +157,10 @@ const send = (
 /**
  * An `HttpClient` on undici's `Dispatcher.request`.
  *
- * Untraced requests (the tracer disabled, or `HttpClient.withTracerDisabledWhen` matching) take a short path: no
- * `AbortController`, no `URL` per call, a response whose `text`/`json` are one read of the body. Traced requests go
- * through `HttpClient.make`, so their spans are the platform's own. Either way:
+ * Every request sent through `execute` goes through `HttpClient.make`, so spans, `HttpClient.withScope` and the
+ * abort of an unread response are the platform's own. The router's untraced requests take a short path of their own
+ * (no `AbortController`, no `URL` per call, a response whose `text`/`json` are one read of the body, its body read
+ * without a stream executor). Either way:
  *
  * - interrupting before the headers arrive aborts the request (its socket is closed);
  * - interrupting a body read (`text`, `json`, `arrayBuffer`, …) aborts it; a finished read aborts nothing;
@@ -183,7 +176,9 @@ const send = (
  * @category Constructors
  */
 export const make = (dispatcher: Undici.Dispatcher = Undici.getGlobalDispatcher()): HttpClient.HttpClient => {
-  const traced = HttpClient.make((request, url, signal, fiber) =>
+  // Everything sent through `execute` goes through `HttpClient.make`: its spans, its abort on interruption, its
+  // clean-up of unread responses, and `HttpClient.withScope` (which hands `make` the request's AbortController).
+  const client = HttpClient.make((request, url, signal, fiber) =>
     send(
       dispatcher,
       request,
@@ -194,36 +189,17 @@ export const make = (dispatcher: Undici.Dispatcher = Undici.getGlobalDispatcher(
       false
     )
   )
-  const untraced = (
-    request: HttpClientRequest.HttpClientRequest,
-    fiber: Fiber.RuntimeFiber<unknown, unknown>
-  ): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError> => {
-    const target = resolveTarget(request)
-    if (target instanceof HttpClientError.RequestError) return Effect.fail(target)
-    const scoped = scopedRequests.get(request)
-    if (scoped !== undefined) {
-      return send(dispatcher, request, target, fiber, scoped.signal, Effect.sync(() => scoped.abort()), false)
-    }
-    const abort = new AbortHandle()
-    return send(dispatcher, request, target, fiber, abort, Effect.sync(() => abort.abort()), true)
-  }
-  const client = HttpClient.makeWith(
-    (effect) =>
-      Effect.flatMap(
-        effect,
-        (request) =>
-          Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((fiber) =>
-            fiber.getFiberRef(FiberRef.currentTracerEnabled) &&
-              !fiber.getFiberRef(HttpClient.currentTracerDisabledWhen)(request)
-              ? traced.execute(request)
-              : untraced(request, fiber)
-          )
-      ),
-    Effect.succeed as HttpClient.HttpClient.Preprocess<never, never>
-  )
-  // The router's untraced requests come here directly (see internal/untracedClient.ts); a client wrapped by the
-  // caller's own combinators is a new object without it, so their wrapping is never bypassed.
-  const direct: UntracedClient.Execute = (request) => Effect.withFiberRuntime((fiber) => untraced(request, fiber))
+  // The router's untraced requests come here directly (see internal/untracedClient.ts): no span to skip, no scope
+  // (the router never uses `withScope`), so no `AbortController`, no `URL` per call, and a response that offers its
+  // body as a `ByteSource`. A client wrapped by the caller's own combinators is a new object without it, so their
+  // wrapping is never bypassed.
+  const direct: UntracedClient.Execute = (request) =>
+    Effect.withFiberRuntime((fiber) => {
+      const target = resolveTarget(request)
+      if (target instanceof HttpClientError.RequestError) return Effect.fail(target)
+      const abort = new AbortHandle()
+      return send(dispatcher, request, target, fiber, abort, Effect.sync(() => abort.abort()), true)
+    })
   return Object.assign(client, { [UntracedClient.TypeId]: direct })
 }
 
