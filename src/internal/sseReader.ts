@@ -30,11 +30,6 @@ export interface SseReader {
    * line (real servers do this). Returns false on overflow as above.
    */
   readonly end: (out: Array<SseEvent>) => boolean
-  /**
-   * Bytes consumed so far that belonged to comment lines (":" lines, keep-alives),
-   * line terminators included - lets callers tell keep-alives from content.
-   */
-  readonly commentLines: () => number
 }
 
 const DEFAULT_MAX_EVENT_BYTES = 1_048_576
@@ -86,13 +81,11 @@ export const make = (options?: { readonly maxEventBytes?: number }): SseReader =
   let carry = new Uint8Array(256)
   let carryLen = 0
   // A read ended in CR: a LF at the start of the next read completes that CRLF.
-  // 1 = after an ordinary line, 2 = after a comment line (so the LF is a comment byte).
-  let pendingCR = 0
+  let pendingCR = false
   let data = ""
   let hasData = false
   let eventName = ""
   let eventBytes = 0
-  let commentBytes = 0
 
   const fail = (): boolean => {
     dead = true
@@ -130,44 +123,31 @@ export const make = (options?: { readonly maxEventBytes?: number }): SseReader =
     eventBytes = 0
   }
 
-  // Handles one complete, non-empty line s[p, e) of `size` UTF-8 bytes followed
-  // by `terminator` terminator bytes. Returns 0 = field, 1 = comment, -1 = overflow.
-  const field = (s: string, p: number, e: number, size: number, terminator: number): number => {
+  // Handles one complete, non-empty line s[p, e) of `size` UTF-8 bytes. Returns false on overflow.
+  // Only `data` and `event` are kept: comments (":" lines, keep-alives), `id`, `retry` and unknown fields carry
+  // nothing SseEvent exposes, so they are dropped without being buffered; in particular `retry` never affects pacing.
+  const field = (s: string, p: number, e: number, size: number): boolean => {
     const c0 = s.charCodeAt(p)
-    if (c0 === LOWER_D) {
-      // "data" alone is a data field with an empty value; "datax: ..." is unknown
-      if (e - p >= 4 && s.startsWith("data", p) && (p + 4 === e || s.charCodeAt(p + 4) === COLON)) {
-        eventBytes += size
-        if (eventBytes > maxEventBytes) return -1
-        let v = p + 5
-        if (v < e && s.charCodeAt(v) === SPACE) v++
-        const value = v < e ? s.slice(v, e) : ""
-        if (hasData) {
-          data = data + "\n" + value
-        } else {
-          data = value
-          hasData = true
-        }
-      }
-      return 0
+    const isData = c0 === LOWER_D
+    const name = isData ? "data" : c0 === LOWER_E ? "event" : undefined
+    if (name === undefined || e - p < name.length || !s.startsWith(name, p)) return true
+    // "data" alone is a data field with an empty value; "datax: ..." is an unknown field
+    let v = p + name.length
+    if (v < e && s.charCodeAt(v) !== COLON) return true
+    eventBytes += size
+    if (eventBytes > maxEventBytes) return false
+    v++
+    if (v < e && s.charCodeAt(v) === SPACE) v++
+    const value = v < e ? s.slice(v, e) : ""
+    if (!isData) {
+      eventName = value
+    } else if (hasData) {
+      data = data + "\n" + value
+    } else {
+      data = value
+      hasData = true
     }
-    if (c0 === LOWER_E) {
-      if (e - p >= 5 && s.startsWith("event", p) && (p + 5 === e || s.charCodeAt(p + 5) === COLON)) {
-        eventBytes += size
-        if (eventBytes > maxEventBytes) return -1
-        let v = p + 6
-        if (v < e && s.charCodeAt(v) === SPACE) v++
-        eventName = v < e ? s.slice(v, e) : ""
-      }
-      return 0
-    }
-    if (c0 === COLON) {
-      commentBytes += size + terminator
-      return 1
-    }
-    // `id`, `retry` and unknown fields carry nothing SseEvent exposes, so they are
-    // dropped without being buffered; in particular `retry` never affects pacing.
-    return 0
+    return true
   }
 
   const push = (bytes: Uint8Array, out: Array<SseEvent>): boolean => {
@@ -191,12 +171,9 @@ export const make = (options?: { readonly maxEventBytes?: number }): SseReader =
       }
     }
 
-    if (pendingCR !== 0 && p < n) {
-      if (bytes[p] === LF) {
-        p++
-        if (pendingCR === 2) commentBytes += 1
-      }
-      pendingCR = 0
+    if (pendingCR && p < n) {
+      if (bytes[p] === LF) p++
+      pendingCR = false
     }
 
     // Finish the line carried over from earlier reads. The scan only runs to
@@ -209,14 +186,12 @@ export const make = (options?: { readonly maxEventBytes?: number }): SseReader =
       if (j === n) return true
       let terminator = 1
       if (bytes[j] === CR) {
-        if (j + 1 === n) pendingCR = 1
+        if (j + 1 === n) pendingCR = true
         else if (bytes[j + 1] === LF) terminator = 2
       }
       const size = carryLen
       const line = takeCarry()
-      const r = field(line, 0, line.length, size, terminator)
-      if (r < 0) return fail()
-      if (r === 1 && pendingCR === 1) pendingCR = 2
+      if (!field(line, 0, line.length, size)) return fail()
       p = j + terminator
     }
 
@@ -245,15 +220,13 @@ export const make = (options?: { readonly maxEventBytes?: number }): SseReader =
           if (next < len && s.charCodeAt(next) === LF) next++
           // The region ends at the last terminator, so a final CR here is the
           // last byte of the read exactly when nothing follows it.
-          else if (next === len && last === n - 1) pendingCR = 1
+          else if (next === len && last === n - 1) pendingCR = true
         }
 
         if (e === q) {
           dispatch(out)
-        } else {
-          const r = field(s, q, e, ascii ? e - q : utf8Length(s, q, e), next - e)
-          if (r < 0) return fail()
-          if (r === 1 && pendingCR === 1) pendingCR = 2
+        } else if (!field(s, q, e, ascii ? e - q : utf8Length(s, q, e))) {
+          return fail()
         }
 
         q = next
@@ -280,16 +253,12 @@ export const make = (options?: { readonly maxEventBytes?: number }): SseReader =
     if (carryLen > 0) {
       const size = carryLen
       const line = takeCarry()
-      if (field(line, 0, line.length, size, 0) < 0) return fail()
+      if (!field(line, 0, line.length, size)) return fail()
     }
     dispatch(out)
-    pendingCR = 0
+    pendingCR = false
     return true
   }
 
-  return {
-    push,
-    end,
-    commentLines: () => commentBytes
-  }
+  return { push, end }
 }
