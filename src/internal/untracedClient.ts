@@ -4,6 +4,9 @@
  * skips its span. An HTTP client layer of ours (the undici one) also offers that untraced send directly; a client
  * that does not (the platform's, or ours wrapped by the caller's own `HttpClient` combinators) keeps the general path.
  *
+ * The direct send knows nothing of `HttpClient.withScope` (whose per-request abort only `HttpClient.make` can read):
+ * it is for the router's own requests, which are never scoped that way. Anything sent through `execute` is.
+ *
  * @internal
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
