@@ -1,7 +1,7 @@
 /**
  * The chat request, in OpenAI Chat Completions vocabulary (`max_tokens`, `tool_choice`, …) so that any OpenAI request
  * body is a valid request here. Fields the schema does not know are passed through to the provider untouched, as is
- * `model_kwargs` (the seed's pass-through for provider-specific parameters).
+ * `model_kwargs` (LangChain's pass-through for provider-specific parameters).
  *
  * @since 0.1.0
  */
@@ -143,7 +143,7 @@ export const ChatRequest = Schema.Struct({
   ),
   user: Schema.optional(Schema.String),
   response_format: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
-  /** Provider-specific parameters sent as they are (the seed's `model_kwargs`). */
+  /** Provider-specific parameters sent as they are (LangChain's `model_kwargs`). */
   model_kwargs: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
 })
 
@@ -164,7 +164,6 @@ export type ChatRequest = typeof ChatRequest.Type
  */
 export type Overrides = Omit<Partial<ChatRequest>, "messages">
 
-const knownFields: ReadonlySet<string> = new Set(Object.keys(ChatRequest.fields))
 const decode = Schema.decodeUnknownEither(ChatRequest, { onExcessProperty: "preserve", errors: "first" })
 // The schema has no transformations, so a value that passes the compiled check is its own decoding; the Schema's
 // decoder only runs to name the first problem.
@@ -198,10 +197,11 @@ export const validate = (input: unknown): Either.Either<ChatRequest, InvalidRequ
     )
   }
   const request = decoded.right
-  // The seed rejects a parameter given twice; a silent winner would hide a caller's mistake.
+  // LangChain's GPTRouter rejects a parameter given twice; a silent winner would hide a caller's mistake.
   if (request.model_kwargs !== undefined) {
     for (const key of Object.keys(request.model_kwargs)) {
-      if (key in request && key !== "model_kwargs") {
+      // Own keys only: `constructor`, `toString` and the rest of `Object.prototype` are not "given".
+      if (key !== "model_kwargs" && hasOwn(request, key) && (request as Record<string, unknown>)[key] !== undefined) {
         return Either.left(
           new InvalidRequest({ field: `model_kwargs.${key}`, reason: `\`${key}\` is given twice (also at top level)` })
         )
@@ -210,6 +210,8 @@ export const validate = (input: unknown): Either.Either<ChatRequest, InvalidRequ
   }
   return Either.right(request)
 }
+
+const hasOwn = (o: object, key: string): boolean => Object.prototype.hasOwnProperty.call(o, key)
 
 /**
  * The request's parameters as a provider receives them: known fields, unknown fields passed through, and
@@ -225,14 +227,16 @@ export const toWireParams = (request: ChatRequest): Record<string, unknown> => {
     const value = (request as Record<string, unknown>)[key]
     if (value !== undefined) params[key] = value
   }
-  if (request.model_kwargs !== undefined) Object.assign(params, request.model_kwargs)
+  if (request.model_kwargs !== undefined) {
+    // Defined rather than assigned, so that a `__proto__` key is sent as a field instead of replacing the prototype.
+    for (const key of Object.keys(request.model_kwargs)) {
+      Object.defineProperty(params, key, {
+        value: request.model_kwargs[key],
+        enumerable: true,
+        writable: true,
+        configurable: true
+      })
+    }
+  }
   return params
 }
-
-/**
- * Whether `key` is a field this schema knows (others are passed through).
- *
- * @since 0.1.0
- * @category Guards
- */
-export const isKnownField = (key: string): boolean => knownFields.has(key)

@@ -1,5 +1,5 @@
 /**
- * The GPTRouter protocol (`POST {base}/api/v1/generate`, `ws-secret` header), as the seed's client speaks it: the
+ * The GPTRouter protocol (`POST {base}/api/v1/generate`, `ws-secret` header), as LangChain's GPTRouter client speaks it: the
  * ordered list of models goes in one request with `order` 1..n. The server serves the first healthy entry but does not
  * fall back when that model fails, so the router does: each attempt sends the models that remain for this endpoint,
  * the one being tried with `order` 1.
@@ -19,7 +19,7 @@ import type { Call, Endpoint, EventOutcome, ResponseData, StreamDecoder } from "
 import { TypeId } from "./Provider.js"
 
 /**
- * The seed's default server.
+ * GPTRouter's default server.
  *
  * @since 0.1.0
  * @category Constants
@@ -79,13 +79,13 @@ const sourceValidator = compile(SourceData)
  * @category Models
  */
 export interface Options {
-  /** The server (default the seed's, {@link defaultBaseUrl}); `/api` is added unless it already ends in it. */
+  /** The server (default GPTRouter's own, {@link defaultBaseUrl}); `/api` is added unless it already ends in it. */
   readonly baseUrl?: string | undefined
   /** Sent as `ws-secret`. */
   readonly apiKey: Redacted.Redacted<string>
   /** Provider label used when a model does not name one (default `openai`). */
   readonly provider?: string | undefined
-  /** Optional request fields of the seed's client. */
+  /** Optional request fields of LangChain's GPTRouter client. */
   readonly metadata?: Readonly<Record<string, unknown>> | undefined
   readonly tag?: string | undefined
   readonly createdByUserId?: string | undefined
@@ -94,7 +94,7 @@ export interface Options {
 }
 
 /**
- * The generate URL for a base, as the seed's client builds it.
+ * The generate URL for a base, as LangChain's GPTRouter client builds it.
  *
  * @since 0.1.0
  * @category Encoding
@@ -173,7 +173,7 @@ const streamDecoder = (call: Call): StreamDecoder => {
     } catch {
       return { _tag: "Malformed", reason: `event is not JSON: ${event.data.slice(0, 80)}` }
     }
-    // The seed's server wraps the event name in the JSON; accept a plain SSE `event:` field too.
+    // GPTRouter's server wraps the event name in the JSON; accept a plain SSE `event:` field too.
     const value = json
     const wrapped = eventValidator.is(value)
     const name = wrapped ? value.event : event.event
@@ -203,7 +203,7 @@ const streamDecoder = (call: Call): StreamDecoder => {
       case "":
         return { _tag: "Malformed", reason: "event without a name" }
       default:
-        // Events the seed does not define (heartbeats, progress) carry no output.
+        // Events GPTRouter does not define (heartbeats, progress) carry no output.
         return undefined
     }
   }

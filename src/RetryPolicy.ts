@@ -53,14 +53,14 @@ export const defaultRetryOn: ReadonlySet<AttemptErrorTag> = new Set(
 )
 
 /**
- * Options of {@link exponential}. The defaults are the seed's tenacity policy: 4 attempts, waits of
+ * Options of {@link exponential}. The defaults are LangChain GPTRouter's tenacity policy: 4 attempts, waits of
  * `1 s × 2^n` clamped to 4 s..10 s (so 4 s, 4 s, 4 s), plus ±20% jitter kept inside the clamp.
  *
  * @since 0.1.0
  * @category Models
  */
 export interface ExponentialOptions {
-  /** Attempts per model, counting the first (default 4, as the seed's `max_retries`). */
+  /** Attempts per model, counting the first (default 4, as LangChain's `max_retries`). */
   readonly maxAttempts?: number | undefined
   /** The base of the exponential (default 1 second). */
   readonly initialDelay?: Duration.DurationInput | undefined

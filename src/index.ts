@@ -34,6 +34,13 @@ export * as ChatRequest from "./ChatRequest.js"
 export * as ChatResponse from "./ChatResponse.js"
 
 /**
+ * LangChain's GPTRouter surface: `completionWithRetry` and endpoints from the environment.
+ *
+ * @since 0.2.0
+ */
+export * as Compat from "./Compat.js"
+
+/**
  * The GPTRouter wire protocol.
  *
  * @since 0.1.0
@@ -69,7 +76,7 @@ export * as Provider from "./Provider.js"
 export * as RetryPolicy from "./RetryPolicy.js"
 
 /**
- * The router service, `generate`, `stream` and the seed's `completionWithRetry`.
+ * The router service: `make`, `layer`, `generate`, `stream`.
  *
  * @since 0.1.0
  */

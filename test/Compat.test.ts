@@ -1,10 +1,14 @@
 /**
- * Configuration from the environment (`layerConfig`, `completionWithRetry` without an endpoint) and its errors.
+ * LangChain's GPTRouter surface: configuration from the environment (`Compat.layerConfig`, `completionWithRetry`
+ * without an endpoint) and its errors.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Compat from "../src/Compat.js"
 import * as Router from "../src/Router.js"
 import * as FakeHttpClient from "../src/testing/FakeHttpClient.js"
 import * as S from "../src/testing/UpstreamScript.js"
@@ -25,7 +29,7 @@ describe("configuration from the environment", () => {
   it.effect("layerConfig builds GPTRouter and OpenAI-compatible endpoints from the seed's variables", () =>
     Effect.gen(function*() {
       const response = yield* Router.generate(hi).pipe(
-        Effect.provide(Layer.fresh(Router.layerConfig({
+        Effect.provide(Layer.fresh(Compat.layerConfig({
           models: [{ name: "g", provider: "anthropic" }, { name: "o", via: "openai" }],
           retry: { maxAttempts: 1 }
         })))
@@ -41,12 +45,12 @@ describe("configuration from the environment", () => {
       env(fullEnv)
     ))
 
-  it.effect("a model that needs GPT_ROUTER_API_KEY fails the layer with RouterConfigError naming it", () =>
+  it.effect("a model that needs GPT_ROUTER_API_KEY fails the layer with Effect's ConfigError naming it", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(Layer.build(Router.layerConfig({ models: [{ name: "g" }] })).pipe(Effect.scoped))
-      expect(error._tag).toBe("RouterConfigError")
-      expect(error.option).toBe("GPT_ROUTER_API_KEY")
-      expect(error.message).toContain("GPT_ROUTER_API_KEY")
+      const error = yield* Effect.flip(Layer.build(Compat.layerConfig({ models: [{ name: "g" }] })).pipe(Effect.scoped))
+      expect(ConfigError.isConfigError(error)).toBe(true)
+      expect(ConfigError.isMissingDataOnly(error as ConfigError.ConfigError)).toBe(true)
+      expect(String(error)).toContain("GPT_ROUTER_API_KEY")
     }).pipe(
       Effect.provide(FakeHttpClient.layer({ script: {} })),
       env({ OPENAI_API_KEY: OPENAI_KEY })
@@ -54,14 +58,14 @@ describe("configuration from the environment", () => {
 
   it.effect("an OpenAI-compatible model needs no key (local servers) and defaults to api.openai.com", () =>
     Effect.gen(function*() {
-      const models = yield* Router.modelsFromConfig([{ name: "llama", via: "openai" }])
+      const models = yield* Compat.modelsConfig([{ name: "llama", via: "openai" }])
       expect(models[0]!.endpoint.baseUrl).toBe("https://api.openai.com/v1")
       expect(models[0]!.endpoint.secrets).toEqual([])
     }).pipe(env({})))
 
   it.effect("completionWithRetry without an endpoint routes through GPTRouter from the environment", () =>
     Effect.gen(function*() {
-      const response = yield* Router.completionWithRetry(
+      const response = yield* Compat.completionWithRetry(
         [{ name: "a", provider: "openai" }, { name: "b", provider: "anthropic" }],
         { ...hi, temperature: 0.7, max_tokens: 256 },
         { maxRetries: 1 }
@@ -78,9 +82,41 @@ describe("configuration from the environment", () => {
       env(fullEnv)
     ))
 
-  it.effect("completionWithRetry without an endpoint or key is a RouterConfigError, not a defect", () =>
+  it.effect("completionWithRetry without an endpoint or key is a ConfigError, not a defect", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(Router.completionWithRetry([{ name: "a", provider: "openai" }], hi))
-      expect(error._tag).toBe("RouterConfigError")
+      const error = yield* Effect.flip(Compat.completionWithRetry([{ name: "a", provider: "openai" }], hi))
+      expect(ConfigError.isConfigError(error)).toBe(true)
+      expect(String(error)).toContain("GPT_ROUTER_API_KEY")
     }).pipe(Effect.provide(FakeHttpClient.layer({ script: {} })), env({})))
+
+  it.effect("bad router options under layerConfig are still RouterConfigError naming the option", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Layer.build(Compat.layerConfig({ models: [{ name: "o", via: "openai" }], retry: { maxAttempts: 0 } })).pipe(
+          Effect.scoped
+        )
+      )
+      expect(error._tag).toBe("RouterConfigError")
+      if (error._tag === "RouterConfigError") expect(error.option).toBe("retry.maxAttempts")
+    }).pipe(Effect.provide(FakeHttpClient.layer({ script: {} })), env({})))
+
+  it.effect("endpoints take any Config: values from other variables, read only when a model needs them", () =>
+    Effect.gen(function*() {
+      const response = yield* Router.generate(hi).pipe(
+        Effect.provide(Layer.fresh(Compat.layerConfig({
+          models: [{ name: "o", via: "openai" }],
+          openAi: Compat.openAiEndpoint({
+            baseUrl: Config.string("LOCAL_URL"),
+            apiKey: Config.option(Config.redacted("LOCAL_KEY"))
+          })
+        })))
+      )
+      expect(response.model).toBe("o")
+      const requests = yield* FakeHttpClient.requests
+      expect(requests[0]!.headers["authorization"]).toBe("Bearer local-key-0123")
+    }).pipe(
+      Effect.provide(FakeHttpClient.layer({ script: { o: [S.succeed()] } })),
+      // No GPT_ROUTER_API_KEY: no model needs it.
+      env({ LOCAL_URL: FakeHttpClient.openAiBaseUrl, LOCAL_KEY: "local-key-0123" })
+    ))
 })

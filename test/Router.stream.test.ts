@@ -23,6 +23,7 @@ import * as Vm from "node:vm"
 import type * as Attempt from "../src/Attempt.js"
 import type { ChatChunk } from "../src/ChatChunk.js"
 import type * as ChatRequest from "../src/ChatRequest.js"
+import * as Compat from "../src/Compat.js"
 import * as GptRouter from "../src/GptRouter.js"
 import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
@@ -865,7 +866,7 @@ describe("stream: Router.collect and completionWithRetry", () => {
       const models = [{ name: "first", provider: "openai" }, { name: "second", provider: "anthropic" }]
       const options = { endpoint, retry: { ...fast, maxAttempts: 2 } }
 
-      const streamed = Router.completionWithRetry(models, { messages: hi, stream: true }, options)
+      const streamed = Compat.completionWithRetry(models, { messages: hi, stream: true }, options)
       expect(Stream.StreamTypeId in streamed).toBe(true)
       expect(Effect.isEffect(streamed)).toBe(false)
       const { exit, seen } = yield* consume(streamed)
@@ -873,7 +874,7 @@ describe("stream: Router.collect and completionWithRetry", () => {
       expect(texts(seen)).toEqual(["seed ", "style"])
       expect([started(seen).model, started(seen).provider]).toEqual(["second", "anthropic"])
 
-      const single = Router.completionWithRetry(models, { messages: hi, temperature: 0.1 }, options)
+      const single = Compat.completionWithRetry(models, { messages: hi, temperature: 0.1 }, options)
       expect(Effect.isEffect(single)).toBe(true)
       const response = yield* single
       expect([response.text, response.model, response.provider]).toEqual(["seed style", "second", "anthropic"])

@@ -36,8 +36,32 @@ interface Opened {
   readonly first: ReadonlyArray<ChatChunk>
 }
 
-const openUntilContent = (config: StreamConfig) => (call: Call, model: Model, scope: Scope.Scope) =>
-  Effect.flatMap(transport.openStream(config.context(model), call, config.maxEventBytes, scope), (reader) => {
+/**
+ * The attempt of a stream: open the response, then read until content. With a first-token limit (which the plan puts
+ * around the whole attempt), the attempt limit still bounds the wait for the response headers.
+ */
+const openUntilContent = (config: StreamConfig) => {
+  const headersLimit = config.firstTokenTimeoutMillis === undefined ? undefined : config.plan.attemptTimeoutMillis
+  const open = headersLimit === undefined
+    ? transport.openStream
+    : (ctx: transport.Context, call: Call, maxEventBytes: number, scope: Scope.Scope) =>
+      Effect.timeoutFail(transport.openStream(ctx, call, maxEventBytes, scope), {
+        duration: Duration.millis(headersLimit),
+        onTimeout: () =>
+          new RouterError.Timeout({
+            provider: call.provider,
+            model: call.model,
+            attempt: call.attempt,
+            phase: "attempt",
+            afterMillis: headersLimit
+          }, { disableValidation: true })
+      })
+  return (call: Call, model: Model, scope: Scope.Scope) =>
+    opened(open(config.context(model), call, config.maxEventBytes, scope))
+}
+
+const opened = (open: Effect.Effect<transport.BodyReader, RouterError.AttemptError>) =>
+  Effect.flatMap(open, (reader) => {
     const first: Array<ChatChunk> = []
     const loop: Effect.Effect<Opened, RouterError.AttemptError> = Effect.flatMap(
       Effect.mapError(reader.next, (failure) => failure.error),

@@ -1,0 +1,239 @@
+/**
+ * The router's implementation: checks the options, builds the plan's configuration once, and runs `generate` and
+ * `stream` on it (traced or not, see below).
+ *
+ * @internal
+ */
+import * as Headers from "@effect/platform/Headers"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
+import type { ChatChunk } from "../ChatChunk.js"
+import * as ChatRequest from "../ChatRequest.js"
+import { ChatResponse } from "../ChatResponse.js"
+import type * as Model from "../Model.js"
+import type { Endpoint, ResponseData } from "../Provider.js"
+import * as RetryPolicy from "../RetryPolicy.js"
+import type { Options, Service } from "../Router.js"
+import * as RouterError from "../RouterError.js"
+import * as errors from "./errorMapping.js"
+import * as plan from "./plan.js"
+import * as streaming from "./streaming.js"
+import * as transport from "./transport.js"
+import * as UntracedClient from "./untracedClient.js"
+
+/** @internal */
+export const defaultFallbackOn: ReadonlySet<RouterError.AttemptErrorTag> = new Set(
+  RouterError.attemptErrorTagList.filter((tag) => RouterError.failureModes[tag].fallsBack)
+)
+
+/** @internal */
+export const configError = (option: string, reason: string) => new RouterError.RouterConfigError({ option, reason })
+
+const positiveDuration = (
+  value: Duration.DurationInput | undefined,
+  option: string
+): Effect.Effect<number | undefined, RouterError.RouterConfigError> => {
+  if (value === undefined) return Effect.succeed(undefined)
+  const decoded = Duration.decodeUnknown(value)
+  if (Option.isNone(decoded) || !(Duration.toMillis(decoded.value) > 0)) {
+    return Effect.fail(
+      new RouterError.RouterConfigError({ option, reason: `must be a positive duration (got ${String(value)})` })
+    )
+  }
+  const millis = Duration.toMillis(decoded.value)
+  return Effect.succeed(Number.isFinite(millis) ? millis : undefined)
+}
+
+const checkModels = (models: ReadonlyArray<Model.Model>): Effect.Effect<void, RouterError.RouterConfigError> =>
+  Effect.suspend(() => {
+    if (!Array.isArray(models) || models.length === 0) {
+      return Effect.fail(configError("models", "the priority list needs at least one model"))
+    }
+    for (let i = 0; i < models.length; i++) {
+      const model = models[i]!
+      if (typeof model.name !== "string" || model.name.length === 0) {
+        return Effect.fail(configError(`models[${i}].name`, "must be a non-empty string"))
+      }
+      try {
+        const url = new URL(model.endpoint.baseUrl)
+        if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(url.protocol)
+      } catch {
+        return Effect.fail(
+          configError(`models[${i}].endpoint.baseUrl`, `not an http(s) URL: ${JSON.stringify(model.endpoint.baseUrl)}`)
+        )
+      }
+      const probe = ChatRequest.validate({ messages: [{ role: "user", content: "" }], ...model.overrides })
+      if (probe._tag === "Left") {
+        return Effect.fail(configError(`models[${i}].overrides.${probe.left.field}`, probe.left.reason))
+      }
+    }
+    return Effect.void
+  })
+
+const resolveRetry = (
+  retry: Options["retry"]
+): Effect.Effect<RetryPolicy.RetryPolicy, RouterError.RouterConfigError> => {
+  if (retry !== undefined && RetryPolicy.isRetryPolicy(retry)) return Effect.succeed(retry)
+  const problem = RetryPolicy.checkExponentialOptions(retry ?? {})
+  return problem === undefined
+    ? Effect.succeed(RetryPolicy.exponential(retry ?? {}))
+    : Effect.fail(configError(problem.option, problem.reason))
+}
+
+// The tracer a fiber has when the application installed none (the default services' own): spans made for it go
+// nowhere, so the router makes none.
+const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
+/** @internal */
+export const make = (options: Options): Effect.Effect<Service, RouterError.RouterConfigError, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    yield* checkModels(options.models)
+    const retry = yield* resolveRetry(options.retry)
+    const timeout = options.timeout ?? {}
+    const attemptTimeoutMillis = yield* positiveDuration(timeout.attempt, "timeout.attempt")
+    const firstTokenTimeoutMillis = yield* positiveDuration(timeout.firstToken, "timeout.firstToken")
+    const stallTimeoutMillis = yield* positiveDuration(timeout.stall, "timeout.stall")
+    const deadlineMillis = yield* positiveDuration(timeout.deadline, "timeout.deadline")
+    const maxEventBytes = options.maxEventBytes ?? 1_048_576
+    if (!Number.isInteger(maxEventBytes) || maxEventBytes < 1) {
+      return yield* Effect.fail(configError("maxEventBytes", `must be a positive integer (got ${maxEventBytes})`))
+    }
+    const fallbackOn = new Set(options.fallbackOn ?? defaultFallbackOn)
+    const models = [...options.models]
+
+    const baseClient = yield* HttpClient.HttpClient
+    // Without a tracer the client's span per request costs throughput for nothing.
+    const quietBase = HttpClient.withTracerDisabledWhen(baseClient, () => true)
+    // No per-attempt `withScope`: a non-streaming call reads its whole body, and a stream's body is read through
+    // `response.stream`, which aborts the request when it ends however it ends (early `take`, interruption, or the
+    // attempt's scope closing on failure). The client aborts on interruption before the headers by itself. A scope
+    // would only add an abort, and its AbortError, to every request.
+    const contexts = (execute: transport.Context["execute"]) => {
+      const byEndpoint = new Map<Endpoint, transport.Context>()
+      return (model: Model.Model): transport.Context => {
+        let ctx = byEndpoint.get(model.endpoint)
+        if (ctx === undefined) {
+          ctx = { execute, endpoint: model.endpoint, redact: errors.makeRedactor(model.endpoint.secrets) }
+          byEndpoint.set(model.endpoint, ctx)
+        }
+        return ctx
+      }
+    }
+    const tracedContext = contexts((request) => baseClient.execute(request))
+    const quietContext = contexts(
+      UntracedClient.untracedExecute(baseClient) ?? ((request) => quietBase.execute(request))
+    )
+
+    const planConfig = (traced: boolean): plan.PlanConfig => ({
+      models,
+      retry,
+      fallbackOn,
+      attemptTimeoutMillis,
+      deadlineMillis,
+      onAttempt: options.onAttempt,
+      traced
+    })
+    const tracedPlan = planConfig(true)
+    const quietPlan = planConfig(false)
+    // Secrets ride in headers the platform does not know to redact from spans (GPTRouter's `ws-secret`).
+    const redactedNames = Headers.currentRedactedNames
+    const withWsSecret = (names: ReadonlyArray<string | RegExp>) => [...names, "ws-secret"]
+
+    const generate = (request: ChatRequest.ChatRequest): Effect.Effect<ChatResponse, RouterError.RouterError> =>
+      Effect.flatMap(Effect.tracer, (tracer) => {
+        const validated = ChatRequest.validate(request)
+        if (validated._tag === "Left") return Effect.fail(validated.left)
+        const traced = tracer !== builtInTracer
+        const context = traced ? tracedContext : quietContext
+        const call = Effect.flatMap(
+          plan.run(
+            traced ? tracedPlan : quietPlan,
+            validated.right,
+            false,
+            traced
+              ? (call, model) => Effect.tap(transport.generate(context(model), call), annotateUsage)
+              : (call, model) => transport.generate(context(model), call),
+            "attempt"
+          ),
+          (success) => {
+            const data = success.value
+            // The body has been read: the attempt's scope has nothing left to release, close it.
+            return Effect.as(
+              Scope.close(success.scope, Exit.void),
+              new ChatResponse({
+                id: data.id,
+                model: data.model,
+                provider: data.provider,
+                choices: data.choices,
+                ...(data.usage === undefined ? {} : { usage: data.usage }),
+                trail: success.trail
+              }, { disableValidation: true })
+            )
+          }
+        )
+        return traced
+          ? Effect.locallyWith(
+            Effect.withSpan(Effect.tap(call, annotateResponse), "effect-llm-router.generate", {
+              attributes: { "llm.models": models.map((m) => `${m.provider}/${m.name}`).join(",") }
+            }),
+            redactedNames,
+            withWsSecret
+          )
+          : call
+      })
+
+    const streamConfig = (traced: boolean): streaming.StreamConfig => ({
+      plan: traced ? tracedPlan : quietPlan,
+      context: traced ? tracedContext : quietContext,
+      firstTokenTimeoutMillis,
+      stallTimeoutMillis,
+      maxEventBytes
+    })
+    const openTraced = streaming.opener(streamConfig(true))
+    const openQuiet = streaming.opener(streamConfig(false))
+    const stream = (request: ChatRequest.ChatRequest): Stream.Stream<ChatChunk, RouterError.RouterStreamError> =>
+      // Validation, the tracer check and routing run when the stream is pulled, in the stream's own scope.
+      streaming.fromOpen((scope) =>
+        Effect.flatMap(Effect.tracer, (tracer) => {
+          const validated = ChatRequest.validate(request)
+          if (validated._tag === "Left") return Effect.fail(validated.left)
+          if (tracer === builtInTracer) return openQuiet(validated.right, scope)
+          // The span lives in the stream's scope: it covers the routing and every read, and ends with the stream.
+          return Scope.extend(
+            Effect.flatMap(Effect.makeSpanScoped("effect-llm-router.stream"), (span) =>
+              Effect.zipRight(
+                Effect.locallyScopedWith(redactedNames, withWsSecret),
+                Effect.withParentSpan(openTraced(validated.right, scope), span)
+              )),
+            scope
+          )
+        })
+      )
+
+    return { models, generate, stream } satisfies Service
+  })
+
+const annotateUsage = (data: ResponseData) =>
+  data.usage === undefined ? Effect.void : Effect.annotateCurrentSpan({
+    "llm.usage.prompt_tokens": data.usage.promptTokens,
+    "llm.usage.completion_tokens": data.usage.completionTokens
+  })
+
+const annotateResponse = (response: ChatResponse) =>
+  Effect.annotateCurrentSpan({
+    "llm.response.model": response.model,
+    "llm.response.provider": response.provider,
+    "llm.attempts": response.trail.length,
+    ...(response.usage === undefined ? {} : {
+      "llm.usage.prompt_tokens": response.usage.promptTokens,
+      "llm.usage.completion_tokens": response.usage.completionTokens
+    })
+  })
