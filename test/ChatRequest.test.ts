@@ -1,5 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Arbitrary from "effect/Arbitrary"
 import * as Either from "effect/Either"
+import * as fc from "effect/FastCheck"
 import * as Schema from "effect/Schema"
 import * as ChatRequest from "../src/ChatRequest.js"
 
@@ -48,6 +50,43 @@ const invalid: ReadonlyArray<readonly [string, Record<string, unknown>, string]>
   ["tool message without its id", { messages: [{ role: "tool", content: "x" }] }, "messages[0]"]
 ]
 
+// Values a mutation tries besides fast-check's own: the edges of the fields' ranges and shapes near valid ones.
+const oddValues: ReadonlyArray<unknown> = [
+  undefined,
+  null,
+  0,
+  1,
+  -1,
+  0.5,
+  2,
+  3,
+  -2.5,
+  1e9,
+  Number.NaN,
+  "",
+  "x",
+  "auto",
+  "none",
+  "required",
+  true,
+  [],
+  ["a"],
+  [1],
+  {},
+  { name: "f" },
+  { type: "function", function: { name: "f" } }
+]
+
+// `validate` also rejects a `model_kwargs` key that is given (an own, defined field) at top level too: the first such
+// key, if any. Keys of `Object.prototype` (`valueOf`, `constructor`, …) are not given.
+const duplicatedKwarg = (input: Record<string, unknown>): string | undefined => {
+  const kwargs = input.model_kwargs
+  if (typeof kwargs !== "object" || kwargs === null) return undefined
+  return Object.keys(kwargs).find((key) =>
+    key !== "model_kwargs" && Object.prototype.hasOwnProperty.call(input, key) && input[key] !== undefined
+  )
+}
+
 describe("ChatRequest.validate", () => {
   it("accepts a request the schema accepts, unknown fields kept", () => {
     const input = { ...valid, logprobs: true }
@@ -65,53 +104,36 @@ describe("ChatRequest.validate", () => {
     })
   }
 
-  it("agrees with the schema on random mutations of a request", () => {
-    // A small deterministic generator (no Math.random): the same cases on every run.
-    let seed = 12345
-    const next = () => {
-      seed = (seed * 1103515245 + 12345) % 2147483648
-      return seed / 2147483648
-    }
-    const values: ReadonlyArray<unknown> = [
-      undefined,
-      null,
-      0,
-      1,
-      -1,
-      0.5,
-      2,
-      3,
-      -2.5,
-      1e9,
-      Number.NaN,
-      "",
-      "x",
-      "auto",
-      "none",
-      "required",
-      true,
-      [],
-      ["a"],
-      [1],
-      {},
-      { name: "f" },
-      { type: "function", function: { name: "f" } }
-    ]
-    const keys = Object.keys(valid).filter((k) => k !== "messages")
-    let accepted = 0
-    for (let i = 0; i < 2000; i++) {
-      const input: Record<string, unknown> = { ...valid }
-      const changes = 1 + Math.floor(next() * 3)
-      for (let c = 0; c < changes; c++) {
-        const key = keys[Math.floor(next() * keys.length)]!
-        input[key] = values[Math.floor(next() * values.length)]
-      }
-      const expected = schemaAccepts(input)
-      if (expected) accepted++
-      expect(Either.isRight(ChatRequest.validate(input))).toBe(expected)
-    }
-    // Both verdicts occur, so the comparison covers both branches.
-    expect(accepted).toBeGreaterThan(50)
-    expect(accepted).toBeLessThan(1950)
-  })
+  // Property tests: requests come from the schema's own arbitrary; a mutation puts any value in one field.
+  const requests = Arbitrary.make(ChatRequest.ChatRequest)
+  const fields = Object.keys(ChatRequest.ChatRequest.fields)
+  const mutated = fc.record({
+    request: requests,
+    field: fc.constantFrom(...fields),
+    value: fc.oneof(fc.constantFrom(...oddValues), fc.anything())
+  }).map(({ field, request, value }) => ({ field, input: { ...request, [field]: value } as Record<string, unknown> }))
+
+  it.prop("accepts every request the schema generates, as it is", [requests], ([request]) => {
+    expect(schemaAccepts(request)).toBe(true)
+    const duplicate = duplicatedKwarg(request)
+    const result = ChatRequest.validate(request)
+    if (duplicate === undefined) expect(result).toEqual(Either.right(request))
+    else expect(Either.isLeft(result) && result.left.field).toBe(`model_kwargs.${duplicate}`)
+  }, { fastCheck: { numRuns: 200 } })
+
+  it.prop("agrees with the schema when one field holds any value", [mutated], ([{ input }]) => {
+    const accepted = schemaAccepts(input) && duplicatedKwarg(input) === undefined
+    expect(Either.isRight(ChatRequest.validate(input))).toBe(accepted)
+  }, { fastCheck: { numRuns: 500 } })
+
+  it.prop(
+    "rejects a request whose one field the schema rejects, naming that field",
+    [mutated],
+    ([{ field, input }]) => {
+      fc.pre(!schemaAccepts(input))
+      const result = ChatRequest.validate(input)
+      expect(Either.isLeft(result) && result.left.field.startsWith(field)).toBe(true)
+    },
+    { fastCheck: { numRuns: 300 } }
+  )
 })

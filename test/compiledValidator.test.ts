@@ -3,6 +3,8 @@
  * every input: they replace `Schema.is` on the hot path of every call and every streamed chunk.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Arbitrary from "effect/Arbitrary"
+import * as fc from "effect/FastCheck"
 import * as Schema from "effect/Schema"
 import { ChatRequest } from "../src/ChatRequest.js"
 import * as GptRouter from "../src/GptRouter.js"
@@ -57,12 +59,6 @@ const samples: ReadonlyArray<readonly [string, Schema.Schema<any, any, never>, o
   }]
 ]
 
-// Deterministic pseudo-random values (no Math.random: the same cases on every run).
-const rng = (seed: number) => () => {
-  seed = (seed * 1103515245 + 12345) % 2147483648
-  return seed / 2147483648
-}
-
 const atoms: ReadonlyArray<unknown> = [
   undefined,
   null,
@@ -89,56 +85,84 @@ const atoms: ReadonlyArray<unknown> = [
   { type: "text" }
 ]
 
-const mutate = (value: unknown, next: () => number, depth = 0): unknown => {
-  if (depth > 0 && next() < 0.15) return atoms[Math.floor(next() * atoms.length)]
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+// Any value: mostly the atoms (near-valid shapes), sometimes whatever fast-check makes up.
+const atom = fc.oneof({ arbitrary: fc.constantFrom(...atoms), weight: 3 }, { arbitrary: fc.anything(), weight: 1 })
+
+// One mutation somewhere inside `value`: below the top, a value may be replaced outright; an array may be emptied,
+// cut to one atom or have one item mutated; an object may lose a key, gain one, or have one value mutated.
+const mutation = (value: unknown, depth = 0): fc.Arbitrary<unknown> => {
+  const options: Array<fc.Arbitrary<unknown>> = depth > 0 ? [atom] : []
   if (Array.isArray(value)) {
-    if (value.length === 0 || next() < 0.1) return next() < 0.5 ? [] : [atoms[Math.floor(next() * atoms.length)]]
-    const copy = [...value]
-    const i = Math.floor(next() * copy.length)
-    copy[i] = mutate(copy[i], next, depth + 1)
-    return copy
-  }
-  if (typeof value === "object" && value !== null) {
-    const copy: Record<string, unknown> = { ...value }
-    const keys = Object.keys(copy)
-    const r = next()
-    if (keys.length > 0 && r < 0.2) delete copy[keys[Math.floor(next() * keys.length)]!]
-    else if (r < 0.3) copy["extra"] = atoms[Math.floor(next() * atoms.length)]
-    else if (keys.length > 0) {
-      const key = keys[Math.floor(next() * keys.length)]!
-      copy[key] = mutate(copy[key], next, depth + 1)
+    options.push(fc.constant([]), atom.map((a) => [a]))
+    if (value.length > 0) {
+      options.push(
+        fc.nat(value.length - 1).chain((i) =>
+          mutation(value[i], depth + 1).map((item) => value.map((v, j) => j === i ? item : v))
+        )
+      )
     }
-    return copy
+  } else if (isRecord(value)) {
+    const keys = Object.keys(value)
+    options.push(atom.map((a) => ({ ...value, extra: a })))
+    if (keys.length > 0) {
+      options.push(
+        fc.constantFrom(...keys).map((key) => {
+          const { [key]: _, ...rest } = value
+          return rest
+        })
+      )
+      options.push(
+        fc.constantFrom(...keys).chain((key) => mutation(value[key], depth + 1).map((v) => ({ ...value, [key]: v })))
+      )
+    }
   }
-  return atoms[Math.floor(next() * atoms.length)]
+  return options.length > 0 ? fc.oneof(...options) : atom
+}
+
+// A value the schema's own arbitrary generates (or the hand-written sample), then one to three mutations.
+const mutated = (schema: Schema.Schema<any, any, never>, sample: object): fc.Arbitrary<unknown> => {
+  const again = (value: unknown, rounds: number): fc.Arbitrary<unknown> =>
+    rounds === 0 ? fc.constant(value) : mutation(value).chain((next) => again(next, rounds - 1))
+  return fc.tuple(fc.oneof(fc.constant<unknown>(sample), Arbitrary.make(schema)), fc.integer({ min: 1, max: 3 }))
+    .chain(([value, rounds]) => again(value, rounds))
 }
 
 describe("compiled validators", () => {
-  for (const [name, schema, sample] of samples) {
-    it(`${name}: generated code, the closures and Schema.is agree on 3000 mutated inputs`, () => {
-      const generated = generate(schema.ast)
-      // Code generation works on Node: the fast path is the one tested.
+  describe.each(samples)("%s", (_name, schema, sample) => {
+    const generated = generate(schema.ast)
+    const closures = compileAst(schema.ast)
+    const compiled = compile(schema)
+    const reference = Schema.is(schema)
+    const verdicts = (input: unknown) => [generated?.(input), closures(input), compiled.is(input)]
+
+    it("generates code (the fast path on Node), and accepts the hand-written sample", () => {
       expect(generated).toBeDefined()
-      const closures = compileAst(schema.ast)
-      const compiled = compile(schema)
-      const reference = Schema.is(schema)
-      const next = rng(name.length * 7919)
-      const base = sample
-      let accepted = 0
-      for (let i = 0; i < 3000; i++) {
-        let input: unknown = base
-        const rounds = 1 + Math.floor(next() * 3)
-        for (let k = 0; k < rounds; k++) input = mutate(input, next)
-        const expected = reference(input)
-        if (expected) accepted++
-        expect([generated!(input), closures(input), compiled.is(input)]).toEqual([expected, expected, expected])
-      }
-      // The sample is valid, and the mutations land on both sides of the verdict.
       expect(reference(sample)).toBe(true)
-      expect(accepted).toBeGreaterThan(30)
-      expect(accepted).toBeLessThan(2970)
+      expect(verdicts(sample)).toEqual([true, true, true])
     })
-  }
+
+    it.prop("the generated code and the closures accept every value the schema generates", [schema], ([value]) => {
+      expect(reference(value)).toBe(true)
+      expect(verdicts(value)).toEqual([true, true, true])
+    }, { fastCheck: { numRuns: 200 } })
+
+    it.prop(
+      "the generated code, the closures and Schema.is agree on mutated values",
+      [mutated(schema, sample)],
+      ([input]) => {
+        const expected = reference(input)
+        expect(verdicts(input)).toEqual([expected, expected, expected])
+      },
+      { fastCheck: { numRuns: 1000 } }
+    )
+
+    it.prop("mutated values Schema.is rejects are rejected", [mutated(schema, sample)], ([input]) => {
+      fc.pre(!reference(input))
+      expect(verdicts(input)).toEqual([false, false, false])
+    }, { fastCheck: { numRuns: 200 } })
+  })
 
   it("an absent required key fails, a present key holding undefined is checked as a value", () => {
     const schema = Schema.Struct({
