@@ -3,7 +3,9 @@
  * and the `npm start` demo run as a child process.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { Attempt, formatAttempt } from "../src/Attempt.js"
@@ -276,7 +278,8 @@ describe("llm-router CLI", () => {
       {
         tag: "DeadlineExceeded",
         step: S.hang(),
-        args: ["--deadline", "300ms"],
+        // The long form, as Effect's Duration reads it.
+        args: ["--deadline", "300 millis"],
         line: "deadline of 300ms exceeded during openai/m after 1 attempt(s)",
         trail: ["failed"]
       },
@@ -422,8 +425,28 @@ describe("llm-router CLI", () => {
           new RegExp(`^ +${code} +${name} +${meaning.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m")
         )
       }
+      // What the timeouts bound, in the flags' own entries.
+      const entry = (flag: string) => ran.stdout.slice(ran.stdout.indexOf(`\n${flag} `) + 1).split(/\n(?=--|\()/)[0]!
+      expect(entry("--timeout")).toMatch(
+        /bounds each attempt\. For a stream it bounds the wait for the response headers/
+      )
+      expect(entry("--first-token-timeout")).toMatch(/bounds the wait for the first content of the stream/)
       expect((yield* cli(["-h"])).stdout).toBe(ran.stdout)
+      // Help wins over the rest of a valid command line, and does not run it.
+      expect(yield* cli(["-m", "openai:x", "hi", "--help"])).toMatchObject({ code: 0, stdout: ran.stdout, stderr: "" })
     }))
+
+  it.live("words after a flag stay the prompt, and after -- even words that look like flags", () =>
+    Effect.gen(function*() {
+      const upstream = yield* upstreamWith({ "gpt-4o": [S.succeed({ text: "A" }), S.succeed({ text: "B" })] })
+      // @effect/cli would read `no` as the value of a boolean flag; the command keeps it as the prompt's first word.
+      const afterFlag = yield* cli(["-m", "openai:gpt-4o", "--json", "no", "way"], { env: envFor(upstream) })
+      expect(afterFlag.code).toBe(0)
+      expect(JSON.parse(afterFlag.stdout)).toMatchObject({ ok: true, text: "A" })
+      const forced = yield* cli(["-m", "openai:gpt-4o", "--", "-5", "--json"], { env: envFor(upstream) })
+      expect(forced).toMatchObject({ code: 0, stdout: "B\n", stderr: "" })
+      expect(upstream.requests.map((r) => (r.body as any).messages[0].content)).toEqual(["no way", "-5 --json"])
+    }).pipe(Effect.scoped))
 
   it.live("bad flags and configuration: exit 2 with one line, nothing sent", () =>
     Effect.gen(function*() {
@@ -447,11 +470,18 @@ describe("llm-router CLI", () => {
         ],
         [
           ["-m", "openai:x", "--timeout", "soon", "hi"],
-          "--timeout: expected a positive duration such as 500ms, 2s or 1m (got \"soon\") (see llm-router --help)"
+          "--timeout: expected a positive duration such as 500ms, 2s, 1m or \"30 seconds\" (got \"soon\") " +
+          "(see llm-router --help)"
         ],
         [
           ["-m", "openai:x", "--deadline", "0s", "hi"],
-          "--deadline: expected a positive duration such as 500ms, 2s or 1m (got \"0s\") (see llm-router --help)"
+          "--deadline: expected a positive duration such as 500ms, 2s, 1m or \"30 seconds\" (got \"0s\") " +
+          "(see llm-router --help)"
+        ],
+        [
+          ["-m", "openai:x", "--stream", "--stall-timeout", "-1 seconds", "hi"],
+          "--stall-timeout: expected a positive duration such as 500ms, 2s, 1m or \"30 seconds\" (got \"-1 seconds\") " +
+          "(see llm-router --help)"
         ],
         [
           ["-m", "openai:x", "--temperature", "warm", "hi"],
@@ -469,7 +499,15 @@ describe("llm-router CLI", () => {
           ["-m", "openai:x", "-p", "a", "b"],
           "give the prompt either with --prompt or as text, not both (extra: b) (see llm-router --help)"
         ],
-        [["-m", "openai:x", "--prompt"], "Option '-p, --prompt <value>' argument missing (see llm-router --help)"],
+        [["-m", "openai:x", "--prompt"], "Expected a value following option: '--prompt' (see llm-router --help)"],
+        [["-m", "openai:x", "-m"], "Expected a value following option: '--model' (see llm-router --help)"],
+        [
+          ["-m", "openai:x", "--promt", "hi"],
+          "The flag '--promt' is not recognized. Did you mean '--prompt'? (see llm-router --help)"
+        ],
+        [["-m", "openai:x", "-p", "a", "-p", "b"], "--prompt is given more than once (see llm-router --help)"],
+        [["-m", "openai:x", "--version", "hi"], "unknown option --version (see llm-router --help)"],
+        [["-m", "openai:x", "hi", "-x"], "unknown option -x (see llm-router --help)"],
         [
           ["-m", "openai:x"],
           "no prompt: pass --prompt, text after the flags, or pipe it on stdin (see llm-router --help)"
@@ -540,16 +578,15 @@ describe("llm-router CLI", () => {
     expect(Cli.parseModelSpec("gptrouter:gpt-4o")).toEqual({ via: "gptrouter", name: "gpt-4o" })
     expect(typeof Cli.parseModelSpec("bedrock:claude")).toBe("string")
     expect(typeof Cli.parseModelSpec("openai:")).toBe("string")
-    expect([
-      Cli.parseDuration("500ms"),
-      Cli.parseDuration("2s"),
-      Cli.parseDuration("1.5s"),
-      Cli.parseDuration("1m"),
-      Cli.parseDuration("3"),
-      Cli.parseDuration("0"),
-      Cli.parseDuration("-1s"),
-      Cli.parseDuration("2 weeks")
-    ]).toEqual([500, 2000, 1500, 60_000, 3000, undefined, undefined, undefined])
+    const millis = (text: string) => Option.getOrUndefined(Option.map(Cli.parseDuration(text), Duration.toMillis))
+    // The short forms users already write, a bare number of seconds, and what Effect's Duration reads.
+    expect(["500ms", "2s", "1.5s", ".5s", " 1m ", "1h", "3", "500 millis", "30 seconds", "1.5 minutes", "2 weeks"].map(
+      millis
+    )).toEqual([500, 2000, 1500, 500, 60_000, 3_600_000, 3000, 500, 30_000, 90_000, 1_209_600_000])
+    // Not positive, not finite or not a duration.
+    expect(["0", "0s", "0 seconds", "-1s", "-1 seconds", "soon", "2 fortnights", "1e3s", "", "Infinity seconds"].map(
+      millis
+    )).toEqual(Array(10).fill(undefined))
   })
 
   it("Attempt.formatAttempt: one line with status, reason, server wait and next step", () => {

@@ -5,25 +5,39 @@
  *
  * @since 0.1.0
  */
+import * as Args from "@effect/cli/Args"
+import * as CliConfig from "@effect/cli/CliConfig"
+import * as Descriptor from "@effect/cli/CommandDescriptor"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Span from "@effect/cli/HelpDoc/Span"
+import * as CliOptions from "@effect/cli/Options"
+import * as Usage from "@effect/cli/Usage"
+import * as ValidationError from "@effect/cli/ValidationError"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Path from "@effect/platform/Path"
+import * as Terminal from "@effect/platform/Terminal"
+import * as Doc from "@effect/printer/Doc"
 import * as Cause from "effect/Cause"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as HashMap from "effect/HashMap"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { parseArgs } from "node:util"
 import * as Attempt from "../Attempt.js"
 import type { ChatChunk } from "../ChatChunk.js"
 import type * as ChatRequest from "../ChatRequest.js"
+import * as Compat from "../Compat.js"
 import * as GptRouter from "../GptRouter.js"
 import type * as Model from "../Model.js"
 import * as Router from "../Router.js"
-import type * as RouterError from "../RouterError.js"
+import * as RouterError from "../RouterError.js"
 
 /**
  * The exit codes, one per failure mode. When every model fails, the code is that of the last model's failure.
@@ -133,7 +147,7 @@ export interface EndpointFlags {
 
 /**
  * Builds the models of a priority list on endpoints from the flags and the environment (`OPENAI_BASE_URL`,
- * `OPENAI_API_KEY`, `GPT_ROUTER_API_BASE`, `GPT_ROUTER_API_KEY`; see `Router.endpointsConfig`). Keys come only from
+ * `OPENAI_API_KEY`, `GPT_ROUTER_API_BASE`, `GPT_ROUTER_API_KEY`; see `Compat.modelsConfig`). Keys come only from
  * the environment. Fails when a GPTRouter model has no key.
  *
  * @since 0.1.0
@@ -151,8 +165,22 @@ export const modelsFor = (
   }
   if (flags.openAiBaseUrl !== undefined) entries.set("OPENAI_BASE_URL", flags.openAiBaseUrl)
   if (flags.gptRouterBaseUrl !== undefined) entries.set("GPT_ROUTER_API_BASE", flags.gptRouterBaseUrl)
-  return Router.modelsFromConfig(specs.map((spec) => ({ name: spec.name, via: spec.via, provider: spec.provider })))
-    .pipe(Effect.withConfigProvider(ConfigProvider.fromMap(entries)))
+  // The one setting that can be missing: say which model needs it.
+  const keyless = specs.findIndex((spec) => spec.via === "gptrouter")
+  if (keyless >= 0 && !entries.has("GPT_ROUTER_API_KEY")) {
+    return Effect.fail(
+      new RouterError.RouterConfigError({
+        option: "GPT_ROUTER_API_KEY",
+        reason: `is not set (needed by models[${keyless}] ${specs[keyless]!.name})`
+      })
+    )
+  }
+  return Compat.modelsConfig(specs.map((spec) => ({ name: spec.name, via: spec.via, provider: spec.provider }))).pipe(
+    Effect.withConfigProvider(ConfigProvider.fromMap(entries)),
+    Effect.mapError((error) =>
+      new RouterError.RouterConfigError({ option: "environment", reason: oneLine(String(error)) })
+    )
+  )
 }
 
 /**
@@ -172,11 +200,10 @@ export interface Options extends EndpointFlags {
   readonly temperature?: number | undefined
   readonly maxTokens?: number | undefined
   readonly maxAttempts?: number | undefined
-  /** Milliseconds. */
-  readonly timeout?: number | undefined
-  readonly firstTokenTimeout?: number | undefined
-  readonly stallTimeout?: number | undefined
-  readonly deadline?: number | undefined
+  readonly timeout?: Duration.Duration | undefined
+  readonly firstTokenTimeout?: Duration.Duration | undefined
+  readonly stallTimeout?: Duration.Duration | undefined
+  readonly deadline?: Duration.Duration | undefined
 }
 
 /**
@@ -190,198 +217,338 @@ export type Parsed =
   | { readonly _tag: "Run"; readonly options: Options }
   | { readonly _tag: "UsageError"; readonly message: string }
 
-const flagSpec = {
-  model: { type: "string", short: "m", multiple: true },
-  prompt: { type: "string", short: "p" },
-  system: { type: "string" },
-  stream: { type: "boolean" },
-  json: { type: "boolean" },
-  verbose: { type: "boolean", short: "v" },
-  temperature: { type: "string" },
-  "max-tokens": { type: "string" },
-  "max-attempts": { type: "string" },
-  timeout: { type: "string" },
-  deadline: { type: "string" },
-  "first-token-timeout": { type: "string" },
-  "stall-timeout": { type: "string" },
-  "openai-base-url": { type: "string" },
-  "gptrouter-base-url": { type: "string" },
-  help: { type: "boolean", short: "h" }
-} as const
+// The short forms users already write (`500ms`, `2s`, `1.5m`, `1h`, a bare number of seconds), spelled out for
+// `Duration.decode`, which wants a number, a space and a unit name (`500 millis`).
+const shortDuration = /^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?$/
+const shortUnits = { ms: "millis", s: "seconds", m: "minutes", h: "hours" } as const
 
 /**
- * Parses a duration: `500ms`, `2s`, `1.5s`, `1m`, `1h`; a bare number is seconds. Returns milliseconds, or
- * `undefined` when the text is not a positive duration.
+ * Parses a duration: whatever `Duration.decode` reads (`500 millis`, `2 seconds`, `1.5 minutes`, `1 hour`, …) and
+ * the short forms `500ms`, `2s`, `1.5s`, `1m`, `1h`; a bare number is seconds. `None` when the text is not a
+ * positive, finite duration.
  *
  * @since 0.1.0
  * @category Parsing
  */
-export const parseDuration = (text: string): number | undefined => {
-  const match = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$/.exec(text)
-  if (match === null) return undefined
-  const unit = match[2] ?? "s"
-  const millis = Number(match[1]) * (unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : 3_600_000)
-  return millis > 0 && Number.isFinite(millis) ? millis : undefined
+export const parseDuration = (text: string): Option.Option<Duration.Duration> => {
+  const trimmed = text.trim()
+  const short = shortDuration.exec(trimmed)
+  const input = short === null
+    ? trimmed
+    : `${Number(short[1])} ${shortUnits[(short[2] ?? "s") as keyof typeof shortUnits]}`
+  return Option.filter(
+    Duration.decodeUnknown(input),
+    (duration) => Duration.isFinite(duration) && Duration.greaterThan(duration, Duration.zero)
+  )
 }
 
-class UsageError {
-  constructor(readonly message: string) {}
-}
+const invalid = (message: string) => ValidationError.invalidValue(HelpDoc.p(message))
+
+// `Options.integer` and `Options.float` report "'1.5' is not a integer" without naming the flag; the message here
+// names it. Range checks are the request's and the router's (exit 3 and 2 with their own messages).
+const numberFlag = (name: string, integer: boolean, description: string) =>
+  CliOptions.text(name).pipe(
+    CliOptions.withPseudoName(integer ? "integer" : "number"),
+    CliOptions.mapEffect((text) => {
+      const value = text.trim() === "" ? NaN : Number(text)
+      return Number.isFinite(value) && (!integer || Number.isInteger(value))
+        ? Effect.succeed(value)
+        : Effect.fail(
+          invalid(`--${name}: expected ${integer ? "an integer" : "a number"} (got ${JSON.stringify(text)})`)
+        )
+    }),
+    CliOptions.withDescription(description),
+    CliOptions.optional,
+    CliOptions.map(Option.getOrUndefined)
+  )
+
+const durationFlag = (name: string, description: string) =>
+  CliOptions.text(name).pipe(
+    CliOptions.withPseudoName("duration"),
+    CliOptions.mapEffect((text) =>
+      Option.match(parseDuration(text), {
+        onNone: () =>
+          Effect.fail(invalid(
+            `--${name}: expected a positive duration such as 500ms, 2s, 1m or "30 seconds" (got ${
+              JSON.stringify(text)
+            })`
+          )),
+        onSome: Effect.succeed
+      })
+    ),
+    CliOptions.withDescription(description),
+    CliOptions.optional,
+    CliOptions.map(Option.getOrUndefined)
+  )
+
+const textFlag = (name: string, pseudoName: string, description: string) =>
+  CliOptions.text(name).pipe(
+    CliOptions.withPseudoName(pseudoName),
+    CliOptions.withDescription(description),
+    CliOptions.optional,
+    CliOptions.map(Option.getOrUndefined)
+  )
+
+// The flags that take no value. `@effect/cli` lets a boolean flag take an optional `true`/`false`/`yes`/`no`/… after
+// it, which would swallow the first word of a prompt written after the flag (`--json no way`); `parse` therefore
+// passes them as `--json=true`.
+const booleanFlags = [
+  ["stream", undefined],
+  ["json", undefined],
+  ["verbose", "v"],
+  ["help", "h"]
+] as const
+
+// The flags that take a value.
+const valueFlags = [
+  ["model", "m"],
+  ["prompt", "p"],
+  ["system", undefined],
+  ["temperature", undefined],
+  ["max-tokens", undefined],
+  ["max-attempts", undefined],
+  ["timeout", undefined],
+  ["first-token-timeout", undefined],
+  ["stall-timeout", undefined],
+  ["deadline", undefined],
+  ["openai-base-url", undefined],
+  ["gptrouter-base-url", undefined]
+] as const
+
+const namesOf = (flags: ReadonlyArray<readonly [string, string | undefined]>): Map<string, string> =>
+  new Map(flags.flatMap(([name, alias]) => [
+    [`--${name}`, `--${name}`],
+    ...(alias === undefined ? [] : [[`-${alias}`, `--${name}`] as const])
+  ]))
+const booleanNames = namesOf(booleanFlags)
+const valueNames = namesOf(valueFlags)
+
+const flags = CliOptions.all({
+  model: CliOptions.text("model").pipe(
+    CliOptions.withAlias("m"),
+    CliOptions.withPseudoName("via:name"),
+    CliOptions.withDescription(
+      "A model, in priority order: the first that answers serves the call. Repeatable. via is openai (an " +
+        "OpenAI-compatible server: OpenAI, OpenRouter, vLLM, Ollama, …; the rest is the model name as that server " +
+        "knows it) or gptrouter (GPTRouter: name, or provider/name), e.g. -m openai:gpt-4o-mini " +
+        "-m gptrouter:anthropic/claude-3-haiku-20240307."
+    ),
+    CliOptions.repeated
+  ),
+  prompt: textFlag(
+    "prompt",
+    "text",
+    "The user message. Otherwise the text after the flags, or stdin when it is piped."
+  ).pipe(CliOptions.withAlias("p")),
+  system: textFlag("system", "text", "A system message sent before the prompt."),
+  temperature: numberFlag("temperature", false, "Sampling temperature, 0..2."),
+  maxTokens: numberFlag("max-tokens", true, "Upper bound on the answer's tokens."),
+  stream: CliOptions.boolean("stream").pipe(CliOptions.withDescription(
+    "Print tokens as they arrive (streaming transport). Retries and fallback happen only before the first " +
+      "token; a failure after it ends the output (exit 19)."
+  )),
+  json: CliOptions.boolean("json").pipe(CliOptions.withDescription(
+    "Print one JSON object on stdout instead of text: " +
+      "{\"ok\":true,\"text\",\"model\",\"provider\",\"usage\",\"finishReason\",\"trail\":[...]} or " +
+      "{\"ok\":false,\"error\":{\"tag\",\"message\",...},\"trail\":[...]}. With --stream it uses the streaming " +
+      "transport and still prints one object."
+  )),
+  verbose: CliOptions.boolean("verbose").pipe(
+    CliOptions.withAlias("v"),
+    CliOptions.withDescription("Print each attempt on stderr as it ends (model, outcome, wait).")
+  ),
+  maxAttempts: numberFlag(
+    "max-attempts",
+    true,
+    "Attempts per model, counting the first (default 4). Waits between them: 4s each (exponential, clamped to " +
+      "4s..10s, +-20% jitter), or the server's Retry-After up to 60s. Rate limits, 5xx, 503, timeouts and network " +
+      "errors are retried; every failure but a bad request then falls back to the next model."
+  ),
+  timeout: durationFlag(
+    "timeout",
+    "The attempt timeout: bounds each attempt. For a stream it bounds the wait for the response headers, " +
+      "whatever else is set."
+  ),
+  firstTokenTimeout: durationFlag(
+    "first-token-timeout",
+    "With --stream: bounds the wait for the first content of the stream, from the start of an attempt " +
+      "(keep-alives do not count)."
+  ),
+  stallTimeout: durationFlag(
+    "stall-timeout",
+    "With --stream: the longest gap between content chunks once content started."
+  ),
+  deadline: durationFlag(
+    "deadline",
+    "Total limit over every attempt, wait and fallback (with --stream: until the first content; " +
+      "--stall-timeout guards the rest)."
+  ),
+  openAiBaseUrl: textFlag(
+    "openai-base-url",
+    "url",
+    "Default: $OPENAI_BASE_URL, else https://api.openai.com/v1. Key: $OPENAI_API_KEY (optional, e.g. for a " +
+      "local server)."
+  ),
+  gptRouterBaseUrl: textFlag(
+    "gptrouter-base-url",
+    "url",
+    `Default: $GPT_ROUTER_API_BASE, else ${GptRouter.defaultBaseUrl}. Key: $GPT_ROUTER_API_KEY (required for ` +
+      "gptrouter: models)."
+  ),
+  help: CliOptions.boolean("help").pipe(CliOptions.withAlias("h"), CliOptions.withDescription("Show this help."))
+})
+
+/**
+ * The command's description for `@effect/cli`: its flags and its positional prompt words. `parse` reads the command
+ * line with its flags; `helpText` renders its help.
+ *
+ * @since 0.1.0
+ * @category Parsing
+ */
+export const command = Descriptor.make(
+  "llm-router",
+  flags,
+  Args.text({ name: "prompt" }).pipe(
+    Args.withDescription("The prompt, as words after the flags (or after --). Otherwise --prompt, or stdin."),
+    Args.repeated
+  )
+).pipe(Descriptor.withDescription(
+  "Send one prompt through an ordered list of models, with retries, fallback and typed failures."
+))
+
+const cliConfig = CliConfig.make({ isCaseSensitive: true, showBuiltIns: false })
+
+// Parsing text, integer and boolean flags touches neither files nor the terminal, but `@effect/cli` asks for them
+// (for file options and prompts): no-op services keep the parse in-process.
+const parseEnvironment = Layer.mergeAll(
+  FileSystem.layerNoop({}),
+  Path.layer,
+  Layer.succeed(
+    Terminal.Terminal,
+    Terminal.Terminal.of({
+      columns: Effect.succeed(80),
+      rows: Effect.succeed(24),
+      isTTY: Effect.succeed(false),
+      readInput: Effect.dieMessage("llm-router does not read the terminal"),
+      readLine: Effect.dieMessage("llm-router does not read the terminal"),
+      display: () => Effect.void
+    })
+  )
+)
+
+const plainText = (doc: HelpDoc.HelpDoc): string =>
+  Doc.render(Doc.unAnnotate(HelpDoc.toAnsiDoc(doc)), { style: "pretty" })
 
 const oneLine = (text: string): string => text.replace(/\s+/g, " ").trim()
 
+// What `@effect/cli` leaves as positional words but is a flag: unknown, repeated, or in a form it does not read.
+const strayFlag = (arg: string): string => {
+  const name = arg.startsWith("--") ? arg.split("=")[0]! : arg
+  const known = valueNames.get(name) ?? booleanNames.get(name)
+  if (known !== undefined) {
+    return arg.includes("=") ? `${arg}: write ${known} <value>` : `${known} is given more than once`
+  }
+  // Someone looking for a key flag: say where keys come from.
+  const hint = /key/i.test(arg) ? " (keys are read only from OPENAI_API_KEY and GPT_ROUTER_API_KEY)" : ""
+  return `unknown option ${arg}${hint}`
+}
+
 /**
- * Parses the arguments (without `node` and the script).
+ * Parses the arguments (without `node` and the script) with `@effect/cli`. Never fails: a bad command line is a
+ * `UsageError` with a one-line message naming the flag.
  *
  * @since 0.1.0
  * @category Parsing
  */
-export const parse = (argv: ReadonlyArray<string>): Parsed => {
-  let values: ReturnType<typeof parseFlags>["values"]
-  let positionals: Array<string>
-  try {
-    ;({ positionals, values } = parseFlags(argv))
-  } catch (error) {
-    const text = oneLine(error instanceof Error ? error.message : String(error))
-    // Node appends a long hint about `--` to unknown options; the flag is what matters.
-    const unknown = /^Unknown option '([^']*)'/.exec(text)
-    const message = unknown === null ? text : `unknown option ${unknown[1]}`
-    // Someone looking for a key flag: say where keys come from.
-    const hint = unknown !== null && /key/i.test(unknown[1]!)
-      ? " (keys are read only from OPENAI_API_KEY and GPT_ROUTER_API_KEY)"
-      : ""
-    return { _tag: "UsageError", message: `${message}${hint}` }
+export const parse = (argv: ReadonlyArray<string>): Effect.Effect<Parsed> => {
+  // After `--` everything is prompt text, even words that look like flags.
+  const end = argv.indexOf("--")
+  const before = (end < 0 ? argv : argv.slice(0, end)).map((arg) =>
+    booleanNames.has(arg) ? `${booleanNames.get(arg)}=true` : arg
+  )
+  const forced = end < 0 ? [] : argv.slice(end + 1)
+  const last = before[before.length - 1]
+  // `@effect/cli` drops a trailing repeatable flag without its value; say so instead.
+  if (last !== undefined && valueNames.get(last) === "--model") {
+    return Effect.succeed({ _tag: "UsageError", message: `Expected a value following option: '--model'` })
   }
-  if (values.help === true) return { _tag: "Help" }
-  try {
-    const models = (values.model ?? []).map((text) => {
-      const spec = parseModelSpec(text)
-      if (typeof spec === "string") throw new UsageError(spec)
-      return spec
-    })
-    if (models.length === 0) {
-      throw new UsageError("at least one --model is needed, e.g. -m openai:gpt-4o-mini")
-    }
-    if (values.prompt !== undefined && positionals.length > 0) {
-      throw new UsageError(`give the prompt either with --prompt or as text, not both (extra: ${positionals[0]})`)
-    }
-    const prompt = values.prompt ?? (positionals.length > 0 ? positionals.join(" ") : undefined)
-    if (prompt !== undefined && prompt.trim() === "") throw new UsageError("the prompt is empty")
-    const stream = values.stream === true
-    for (const flag of ["first-token-timeout", "stall-timeout"] as const) {
-      if (values[flag] !== undefined && !stream) {
-        throw new UsageError(`--${flag} applies to streams only: add --stream`)
-      }
-    }
-    return {
-      _tag: "Run",
-      options: {
-        models,
-        prompt,
-        system: values.system,
-        stream,
-        json: values.json === true,
-        verbose: values.verbose === true,
-        temperature: number("temperature", values.temperature, false),
-        maxTokens: number("max-tokens", values["max-tokens"], true),
-        maxAttempts: number("max-attempts", values["max-attempts"], true),
-        timeout: duration("timeout", values.timeout),
-        firstTokenTimeout: duration("first-token-timeout", values["first-token-timeout"]),
-        stallTimeout: duration("stall-timeout", values["stall-timeout"]),
-        deadline: duration("deadline", values.deadline),
-        openAiBaseUrl: values["openai-base-url"],
-        gptRouterBaseUrl: values["gptrouter-base-url"]
-      }
-    }
-  } catch (error) {
-    if (error instanceof UsageError) return { _tag: "UsageError", message: error.message }
-    throw error
-  }
+  return CliOptions.processCommandLine(flags, before, cliConfig).pipe(
+    Effect.map(([error, leftover, values]): Parsed => {
+      const stray = leftover.find((arg) => arg.length > 1 && arg.startsWith("-"))
+      const reported = Option.map(error, (e) => oneLine(plainText(e.error)))
+      if (Option.isSome(reported) && reported.value !== "") return { _tag: "UsageError", message: reported.value }
+      if (stray !== undefined) return { _tag: "UsageError", message: strayFlag(stray) }
+      if (values.help) return { _tag: "Help" }
+      return fromFlags(values, [...leftover, ...forced])
+    }),
+    Effect.catchAll((error) =>
+      Effect.succeed<Parsed>({ _tag: "UsageError", message: oneLine(plainText(error.error)) })
+    ),
+    Effect.provide(parseEnvironment)
+  )
 }
 
-const parseFlags = (argv: ReadonlyArray<string>) =>
-  parseArgs({ args: [...argv], options: flagSpec, strict: true, allowPositionals: true })
+type FlagValues = typeof flags extends CliOptions.Options<infer A> ? A : never
 
-// Range checks are the request's and the router's (exit 3 and 2 with their own messages); here only the syntax.
-const number = (flag: string, text: string | undefined, integer: boolean): number | undefined => {
-  if (text === undefined) return undefined
-  const value = text.trim() === "" ? NaN : Number(text)
-  if (!Number.isFinite(value) || (integer && !Number.isInteger(value))) {
-    throw new UsageError(`--${flag}: expected ${integer ? "an integer" : "a number"} (got ${JSON.stringify(text)})`)
+const fromFlags = (values: FlagValues, positionals: ReadonlyArray<string>): Parsed => {
+  const usage = (message: string): Parsed => ({ _tag: "UsageError", message })
+  const models: Array<ModelSpec> = []
+  for (const text of values.model) {
+    const spec = parseModelSpec(text)
+    if (typeof spec === "string") return usage(spec)
+    models.push(spec)
   }
-  return value
-}
-
-const duration = (flag: string, text: string | undefined): number | undefined => {
-  if (text === undefined) return undefined
-  const millis = parseDuration(text)
-  if (millis === undefined) {
-    throw new UsageError(
-      `--${flag}: expected a positive duration such as 500ms, 2s or 1m (got ${JSON.stringify(text)})`
-    )
+  if (models.length === 0) return usage("at least one --model is needed, e.g. -m openai:gpt-4o-mini")
+  if (values.prompt !== undefined && positionals.length > 0) {
+    return usage(`give the prompt either with --prompt or as text, not both (extra: ${positionals[0]})`)
   }
-  return millis
+  const prompt = values.prompt ?? (positionals.length > 0 ? positionals.join(" ") : undefined)
+  if (prompt !== undefined && prompt.trim() === "") return usage("the prompt is empty")
+  if (!values.stream) {
+    if (values.firstTokenTimeout !== undefined) {
+      return usage("--first-token-timeout applies to streams only: add --stream")
+    }
+    if (values.stallTimeout !== undefined) return usage("--stall-timeout applies to streams only: add --stream")
+  }
+  const { help: _, model: __, ...rest } = values
+  return { _tag: "Run", options: { ...rest, models, prompt } }
 }
 
 /**
- * The `--help` text.
+ * The `--help` text: `@effect/cli`'s usage and flag list, then where keys come from and the exit codes.
  *
  * @since 0.1.0
  * @category Help
  */
 export const helpText = (): string => {
+  const usage = Usage.enumerate(Descriptor.getUsage(command), cliConfig).map((span) =>
+    HelpDoc.p(Span.concat(Span.text("$ "), span))
+  )
   const codes = Object.entries(exitCodes).map(([name, { code, meaning }]) =>
     `  ${String(code).padStart(3)}  ${name.padEnd(22)}${meaning}`
   )
-  return `llm-router: send one prompt through an ordered list of models, with retries, fallback and typed failures.
-
-Usage
-  llm-router -m <via:model> [-m <via:model> ...] [options] [prompt ...]
-  echo "prompt" | llm-router -m <via:model> [options]
-
-Models, in priority order: the first that answers serves the call
-  -m, --model <via:name>         Repeatable. via is one of:
-                                   openai     an OpenAI-compatible server (OpenAI, OpenRouter, vLLM, Ollama, ...);
-                                              the rest is the model name as that server knows it
-                                   gptrouter  GPTRouter: name, or provider/name
-                                 e.g. -m openai:gpt-4o-mini -m gptrouter:anthropic/claude-3-haiku-20240307
-
-Prompt
-  -p, --prompt <text>            The user message. Otherwise the text after the flags, or stdin when it is piped.
-      --system <text>            A system message sent before the prompt.
-      --temperature <0..2>       Sampling temperature.
-      --max-tokens <n>           Upper bound on the answer's tokens.
-
-Output
-      --stream                   Print tokens as they arrive (streaming transport). Retries and fallback happen only
-                                 before the first token; a failure after it ends the output (exit 19).
-      --json                     Print one JSON object on stdout instead of text:
-                                   {"ok":true,"text","model","provider","usage","finishReason","trail":[...]}
-                                   {"ok":false,"error":{"tag","message",...},"trail":[...]}
-                                 With --stream it uses the streaming transport and still prints one object.
-  -v, --verbose                  Print each attempt on stderr as it ends (model, outcome, wait).
-  -h, --help                     Show this help.
-
-Retries and timeouts (durations: 500ms, 2s, 1.5s, 1m; a bare number is seconds)
-      --max-attempts <n>         Attempts per model, counting the first (default 4). Waits between them: 4s each
-                                 (exponential, clamped to 4s..10s, +-20% jitter), or the server's Retry-After up to
-                                 60s. Rate limits, 5xx, 503, timeouts and network errors are retried; every failure
-                                 but a bad request then falls back to the next model.
-      --timeout <duration>       Limit on each attempt (with --stream: until the first token).
-      --first-token-timeout <d>  With --stream: limit from the start of an attempt to its first token.
-      --stall-timeout <d>        With --stream: the longest gap between tokens once they started.
-      --deadline <duration>      Total limit over every attempt, wait and fallback (with --stream: until the
-                                 first token; --stall-timeout guards the rest).
-
-Endpoints (keys are read only from the environment, never from flags, so they stay out of shell history)
-      --openai-base-url <url>    Default: $OPENAI_BASE_URL, else https://api.openai.com/v1.
-                                 Key: $OPENAI_API_KEY (optional, e.g. for a local server).
-      --gptrouter-base-url <url> Default: $GPT_ROUTER_API_BASE, else ${GptRouter.defaultBaseUrl}.
-                                 Key: $GPT_ROUTER_API_KEY (required for gptrouter: models).
+  return `${
+    plainText(HelpDoc.blocks([
+      HelpDoc.h1("USAGE"),
+      ...usage,
+      HelpDoc.p("$ echo \"prompt\" | llm-router -m <via:name> [flags]"),
+      Descriptor.getHelp(command, cliConfig),
+      HelpDoc.h1("DURATIONS"),
+      HelpDoc.p(
+        "500ms, 2s, 1.5s, 1m, 1h (a bare number is seconds), or as Effect's Duration reads them: \"500 millis\", " +
+          "\"30 seconds\", \"2 minutes\"."
+      ),
+      HelpDoc.h1("ENVIRONMENT"),
+      HelpDoc.p(
+        "Keys are read only from the environment, never from flags, so they stay out of shell history: " +
+          "OPENAI_API_KEY, GPT_ROUTER_API_KEY. Base URLs: OPENAI_BASE_URL, GPT_ROUTER_API_BASE (the flags win)."
+      )
+    ]))
+  }
+EXIT CODES
 
 Errors print one line on stderr. When every model fails, the exit code is that of the last failure.
 
-Exit codes
 ${codes.join("\n")}
 `
 }
@@ -458,9 +625,8 @@ interface Outcome {
  * @category Running
  */
 export const program = (argv: ReadonlyArray<string>, io: Io): Effect.Effect<number, never, HttpClient.HttpClient> =>
-  Effect.suspend(() => {
+  Effect.flatMap(parse(argv), (parsed) => {
     const err = (line: string) => io.stderr(`llm-router: ${line}\n`)
-    const parsed = parse(argv)
     if (parsed._tag === "Help") {
       io.stdout(helpText())
       return Effect.succeed(exitCodes.Ok.code)
