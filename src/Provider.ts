@@ -1,7 +1,58 @@
 /**
- * What a wire protocol implements. An `Endpoint` is one configured server (a base URL and a key) speaking one protocol;
- * it builds the HTTP request for a call and decodes what comes back. Sending, timeouts, status mapping, SSE parsing,
- * retries and fallback are the router's, shared by every protocol.
+ * What a wire protocol implements. An {@link Endpoint} is one configured server (a base URL and a key) speaking one
+ * protocol: it builds the HTTP request of a call ({@link Endpoint.httpRequest}), decodes a JSON answer
+ * ({@link Endpoint.decodeResponse}) and, for streams, turns each server-sent event into chunks
+ * ({@link Endpoint.streamDecoder}). Everything else is the router's and shared by every protocol: sending, status
+ * mapping to the failure modes (with {@link Endpoint.statusOverrides} for a protocol's own statuses), redaction of
+ * {@link Endpoint.secrets}, byte-level SSE reading, timeouts, retries, fallback and the trail.
+ *
+ * A new protocol is a module with an `endpoint(options)` constructor returning an `Endpoint`, as `OpenAiCompatible`
+ * and `GptRouter` are. A minimal one, for a server that answers `{ "text": "…" }` and streams `data: {"delta": "…"}`
+ * events ended by `data: [DONE]`:
+ *
+ * @example
+ * ```ts
+ * import { HttpClientRequest } from "@effect/platform"
+ * import { Either, Redacted } from "effect"
+ * import { ChatRequest, Provider } from "effect-llm-router"
+ *
+ * export const endpoint = (options: { readonly baseUrl: string; readonly apiKey: Redacted.Redacted }): Provider.Endpoint => ({
+ *   [Provider.TypeId]: Provider.TypeId,
+ *   protocol: "echo",
+ *   provider: "echo",
+ *   baseUrl: options.baseUrl,
+ *   secrets: [options.apiKey],
+ *   statusOverrides: {},
+ *   httpRequest: (call) =>
+ *     HttpClientRequest.post(`${options.baseUrl}/complete`).pipe(
+ *       HttpClientRequest.bearerToken(options.apiKey),
+ *       HttpClientRequest.bodyUnsafeJson({ model: call.model, stream: call.stream, ...ChatRequest.toWireParams(call.request) })
+ *     ),
+ *   decodeResponse: (call, body) =>
+ *     typeof body === "object" && body !== null && typeof (body as { text?: unknown }).text === "string"
+ *       ? Either.right({
+ *         id: "",
+ *         model: call.model,
+ *         provider: call.provider,
+ *         choices: [{ index: 0, text: (body as { text: string }).text, role: "assistant", finishReason: "stop", toolCalls: [] }]
+ *       })
+ *       : Either.left("expected { text }"),
+ *   streamDecoder: () => ({
+ *     onEvent: (event, out) => {
+ *       if (event.data === "[DONE]") return "done"
+ *       try {
+ *         const delta = (JSON.parse(event.data) as { delta?: unknown }).delta
+ *         if (typeof delta !== "string") return { _tag: "Malformed", reason: "expected { delta }" }
+ *         out.push({ _tag: "TextDelta", index: 0, text: delta })
+ *         return undefined
+ *       } catch {
+ *         return { _tag: "Malformed", reason: "not JSON" }
+ *       }
+ *     },
+ *     served: () => undefined
+ *   })
+ * })
+ * ```
  *
  * @since 0.1.0
  */
@@ -12,7 +63,6 @@ import type * as Redacted from "effect/Redacted"
 import type { ChatChunk } from "./ChatChunk.js"
 import type { ChatRequest } from "./ChatRequest.js"
 import type { Choice, Usage } from "./ChatResponse.js"
-import type { SseEvent } from "./internal/sseReader.js"
 import type { AttemptErrorTag } from "./RouterError.js"
 
 /**
@@ -63,6 +113,19 @@ export interface ResponseData {
 }
 
 /**
+ * One server-sent event as a protocol receives it: its `event:` name (empty when it had none) and its `data:` lines
+ * joined with `\n`. Comments (keep-alives), `id:` and `retry:` fields are the reader's business and never reach a
+ * protocol; the router bounds each event's size (`maxEventBytes`).
+ *
+ * @since 0.2.0
+ * @category Models
+ */
+export interface ServerSentEvent {
+  readonly event: string
+  readonly data: string
+}
+
+/**
  * What one SSE event meant.
  *
  * - `undefined`: carry on (chunks, if any, were appended).
@@ -87,7 +150,7 @@ export type EventOutcome =
  */
 export interface StreamDecoder {
   /** Appends the chunks this event carries to `out`. */
-  readonly onEvent: (event: SseEvent, out: Array<ChatChunk>) => EventOutcome
+  readonly onEvent: (event: ServerSentEvent, out: Array<ChatChunk>) => EventOutcome
   /** The model and provider the server says are answering, once it has said so. */
   readonly served: () => { readonly model: string; readonly provider: string; readonly id?: string } | undefined
 }

@@ -11,11 +11,14 @@
  * @internal
  */
 
-/** @internal */
-export interface SseEvent {
-  readonly event: string
-  readonly data: string
-}
+import type { ServerSentEvent } from "../Provider.js"
+
+/**
+ * An event as the reader dispatches it (the protocols' {@link ServerSentEvent}).
+ *
+ * @internal
+ */
+export type SseEvent = ServerSentEvent
 
 /** @internal */
 export interface SseReader {

@@ -218,6 +218,8 @@ interface Waiter {
  *
  * @example
  * ```ts
+ * import { SimulatedUpstream, UpstreamScript } from "effect-llm-router/testing/node"
+ *
  * const upstream = await SimulatedUpstream.start({
  *   script: { "gpt-4o": [UpstreamScript.rateLimited({ retryAfter: "1" }), UpstreamScript.succeed()] }
  * })
@@ -392,7 +394,10 @@ export const start = (options: SimulatedUpstreamOptions): Promise<SimulatedUpstr
  *
  * @example
  * ```ts
- * Effect.gen(function*() {
+ * import { Effect } from "effect"
+ * import { SimulatedUpstream, UpstreamScript } from "effect-llm-router/testing/node"
+ *
+ * export const program = Effect.gen(function*() {
  *   const upstream = yield* SimulatedUpstream.make({ script: { "gpt-4o": [UpstreamScript.unavailable()] } })
  *   // ...
  * }).pipe(Effect.scoped)
