@@ -16,13 +16,13 @@ import { AttemptError } from "./RouterError.js"
  * - `failed`: the call ends with this attempt's error.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export const Outcome = Schema.Literal("success", "retry", "fallback", "failed")
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type Outcome = typeof Outcome.Type
 
@@ -30,7 +30,7 @@ export type Outcome = typeof Outcome.Type
  * One attempt on one model.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export class Attempt extends Schema.Class<Attempt>("effect-llm-router/Attempt")({
   /** 1-based position of this attempt in the whole call. */
@@ -65,7 +65,7 @@ export class Attempt extends Schema.Class<Attempt>("effect-llm-router/Attempt")(
  * attempt as {@link formatAttempt}, in columns, with the failure's tag.
  *
  * @since 0.1.0
- * @category Formatting
+ * @category formatting
  */
 export const formatTimeline = (trail: ReadonlyArray<Attempt>): string => {
   if (trail.length === 0) return "(no attempts)"
@@ -84,7 +84,7 @@ export const formatTimeline = (trail: ReadonlyArray<Attempt>): string => {
  * `openai/gpt-4o #1: 429 rate limited, server asked to wait 1s → retry in 1s`.
  *
  * @since 0.1.0
- * @category Formatting
+ * @category formatting
  */
 export const formatAttempt = (attempt: Attempt): string =>
   `${attempt.provider}/${attempt.model} #${attempt.attempt}: ${describe(attempt)}`

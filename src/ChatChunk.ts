@@ -9,7 +9,7 @@ import { Attempt } from "./Attempt.js"
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const Started = Schema.TaggedStruct("Started", {
   /** The response id, when the provider sent one. */
@@ -22,7 +22,7 @@ export const Started = Schema.TaggedStruct("Started", {
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const TextDelta = Schema.TaggedStruct("TextDelta", {
   index: Schema.Int,
@@ -33,7 +33,7 @@ export const TextDelta = Schema.TaggedStruct("TextDelta", {
  * A piece of a tool call: the first piece of each call carries `id` and `name`, later ones more `arguments` text.
  *
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const ToolCallDelta = Schema.TaggedStruct("ToolCallDelta", {
   index: Schema.Int,
@@ -47,7 +47,7 @@ export const ToolCallDelta = Schema.TaggedStruct("ToolCallDelta", {
  * A piece of a legacy `function_call`.
  *
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const FunctionCallDelta = Schema.TaggedStruct("FunctionCallDelta", {
   index: Schema.Int,
@@ -57,7 +57,7 @@ export const FunctionCallDelta = Schema.TaggedStruct("FunctionCallDelta", {
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const Finish = Schema.TaggedStruct("Finish", {
   index: Schema.Int,
@@ -66,7 +66,7 @@ export const Finish = Schema.TaggedStruct("Finish", {
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const Usage = Schema.TaggedStruct("Usage", {
   promptTokens: Schema.Number,
@@ -76,49 +76,49 @@ export const Usage = Schema.TaggedStruct("Usage", {
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const ChatChunk = Schema.Union(Started, TextDelta, ToolCallDelta, FunctionCallDelta, Finish, Usage)
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type ChatChunk = typeof ChatChunk.Type
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type Started = typeof Started.Type
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type TextDelta = typeof TextDelta.Type
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type ToolCallDelta = typeof ToolCallDelta.Type
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type FunctionCallDelta = typeof FunctionCallDelta.Type
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type Finish = typeof Finish.Type
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type Usage = typeof Usage.Type
 
@@ -126,6 +126,6 @@ export type Usage = typeof Usage.Type
  * Whether a chunk is content: a delta or a finish. `Started` and `Usage` are not, and neither are keep-alives.
  *
  * @since 0.1.0
- * @category Guards
+ * @category guards
  */
 export const isContent = (chunk: ChatChunk): boolean => chunk._tag !== "Started" && chunk._tag !== "Usage"

@@ -13,7 +13,7 @@ import { InvalidRequest } from "./RouterError.js"
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const ToolCall = Schema.Struct({
   id: Schema.String,
@@ -25,7 +25,7 @@ export const ToolCall = Schema.Struct({
  * A content part of a user message (`text`, `image_url`, …); fields beyond `type` are passed through.
  *
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const ContentPart = Schema.Struct(
   { type: Schema.String },
@@ -34,7 +34,7 @@ export const ContentPart = Schema.Struct(
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const SystemMessage = Schema.Struct({
   role: Schema.Literal("system"),
@@ -44,7 +44,7 @@ export const SystemMessage = Schema.Struct({
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const UserMessage = Schema.Struct({
   role: Schema.Literal("user"),
@@ -54,7 +54,7 @@ export const UserMessage = Schema.Struct({
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const AssistantMessage = Schema.Struct({
   role: Schema.Literal("assistant"),
@@ -66,7 +66,7 @@ export const AssistantMessage = Schema.Struct({
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const ToolMessage = Schema.Struct({
   role: Schema.Literal("tool"),
@@ -76,7 +76,7 @@ export const ToolMessage = Schema.Struct({
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const FunctionMessage = Schema.Struct({
   role: Schema.Literal("function"),
@@ -86,13 +86,13 @@ export const FunctionMessage = Schema.Struct({
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const Message = Schema.Union(SystemMessage, UserMessage, AssistantMessage, ToolMessage, FunctionMessage)
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type Message = typeof Message.Type
 
@@ -104,7 +104,7 @@ const FunctionDefinition = Schema.Struct({
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const Tool = Schema.Struct({
   type: Schema.Literal("function"),
@@ -115,7 +115,7 @@ const Penalty = Schema.Number.pipe(Schema.between(-2, 2))
 
 /**
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const ChatRequest = Schema.Struct({
   // Non-empty is checked at run time, not in the type, so that an ordinary `Array<Message>` can be passed.
@@ -152,7 +152,7 @@ export const ChatRequest = Schema.Struct({
  * `model_kwargs`.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type ChatRequest = typeof ChatRequest.Type
 
@@ -160,7 +160,7 @@ export type ChatRequest = typeof ChatRequest.Type
  * Request fields a fallback model may override (for example a larger `max_tokens` on a larger model).
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type Overrides = Omit<Partial<ChatRequest>, "messages">
 
@@ -180,7 +180,7 @@ const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
  * fields are kept.
  *
  * @since 0.1.0
- * @category Validation
+ * @category validation
  */
 export const validate = (input: unknown): Either.Either<ChatRequest, InvalidRequest> => {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
@@ -218,7 +218,7 @@ const hasOwn = (o: object, key: string): boolean => Object.prototype.hasOwnPrope
  * `model_kwargs` spread in. `messages` is included.
  *
  * @since 0.1.0
- * @category Encoding
+ * @category encoding
  */
 export const toWireParams = (request: ChatRequest): Record<string, unknown> => {
   const params: Record<string, unknown> = {}

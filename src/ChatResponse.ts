@@ -9,7 +9,7 @@ import { Attempt } from "./Attempt.js"
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export class Usage extends Schema.Class<Usage>("effect-llm-router/Usage")({
   promptTokens: Schema.Number,
@@ -21,7 +21,7 @@ export class Usage extends Schema.Class<Usage>("effect-llm-router/Usage")({
  * A tool call the model asked for. `arguments` is the JSON text as the model wrote it.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export class ToolCall extends Schema.Class<ToolCall>("effect-llm-router/ToolCall")({
   id: Schema.String,
@@ -33,7 +33,7 @@ export class ToolCall extends Schema.Class<ToolCall>("effect-llm-router/ToolCall
  * A legacy `function_call`.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export class FunctionCall extends Schema.Class<FunctionCall>("effect-llm-router/FunctionCall")({
   name: Schema.String,
@@ -42,7 +42,7 @@ export class FunctionCall extends Schema.Class<FunctionCall>("effect-llm-router/
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export class Choice extends Schema.Class<Choice>("effect-llm-router/Choice")({
   index: Schema.Int,
@@ -56,7 +56,7 @@ export class Choice extends Schema.Class<Choice>("effect-llm-router/Choice")({
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export class ChatResponse extends Schema.Class<ChatResponse>("effect-llm-router/ChatResponse")({
   id: Schema.String,

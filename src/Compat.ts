@@ -29,7 +29,7 @@ import type * as RouterError from "./RouterError.js"
  * `GPT_ROUTER_API_KEY` (required, `Redacted`), unless other `Config`s are given.
  *
  * @since 0.2.0
- * @category Config
+ * @category config
  */
 export const gptRouterEndpoint = (options: {
   readonly baseUrl?: Config.Config<string> | undefined
@@ -48,7 +48,7 @@ export const gptRouterEndpoint = (options: {
  * `OPENAI_API_KEY` (optional: local servers need none), unless other `Config`s are given.
  *
  * @since 0.2.0
- * @category Config
+ * @category config
  */
 export const openAiEndpoint = (options: {
   readonly baseUrl?: Config.Config<string> | undefined
@@ -66,7 +66,7 @@ export const openAiEndpoint = (options: {
  * A model of {@link modelsConfig}: which endpoint serves it.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface ConfiguredModel {
   readonly name: string
@@ -82,7 +82,7 @@ export interface ConfiguredModel {
  * OpenAI-compatible models does not ask for `GPT_ROUTER_API_KEY`.
  *
  * @since 0.2.0
- * @category Models
+ * @category models
  */
 export interface Endpoints {
   /** Default {@link gptRouterEndpoint}`()`. */
@@ -95,7 +95,7 @@ export interface Endpoints {
  * The models of a priority list on the endpoints from configuration.
  *
  * @since 0.2.0
- * @category Config
+ * @category config
  */
 export const modelsConfig = (
   models: ReadonlyArray<ConfiguredModel>,
@@ -123,7 +123,7 @@ export const modelsConfig = (
  * Options of {@link layerConfig}: the router's options, with models on endpoints from configuration.
  *
  * @since 0.2.0
- * @category Models
+ * @category models
  */
 export interface LayerConfigOptions extends Omit<Router.Options, "models">, Endpoints {
   readonly models: ReadonlyArray<ConfiguredModel>
@@ -151,7 +151,7 @@ export interface LayerConfigOptions extends Omit<Router.Options, "models">, Endp
  * ```
  *
  * @since 0.1.0
- * @category Layers
+ * @category layers
  */
 export const layerConfig = (
   options: LayerConfigOptions
@@ -170,7 +170,7 @@ export const layerConfig = (
  * A model of GPTRouter's priority list: `GPTRouterModel { name, provider_name }`.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface PriorityModel {
   readonly name: string
@@ -181,7 +181,7 @@ export interface PriorityModel {
  * Options of {@link completionWithRetry}.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type CompletionOptions = Omit<Router.Options, "models"> & {
   /** Where the models are served (default: {@link gptRouterEndpoint}`()`, from the environment). */
@@ -211,7 +211,7 @@ export type CompletionOptions = Omit<Router.Options, "models"> & {
  * ```
  *
  * @since 0.1.0
- * @category Constructors
+ * @category constructors
  */
 export function completionWithRetry(
   models: ReadonlyArray<PriorityModel>,

@@ -22,7 +22,7 @@ import { TypeId } from "./Provider.js"
  * GPTRouter's default server.
  *
  * @since 0.1.0
- * @category Constants
+ * @category constants
  */
 export const defaultBaseUrl = "https://gpt-router-preview.writesonic.com"
 
@@ -30,7 +30,7 @@ export const defaultBaseUrl = "https://gpt-router-preview.writesonic.com"
  * The non-streaming response body.
  *
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const WireResponse = Schema.Struct({
   id: Schema.optional(Schema.NullOr(Schema.String)),
@@ -51,7 +51,7 @@ export const WireResponse = Schema.Struct({
  * One streamed event: `data: {"event": …, "data": …}`.
  *
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const WireEvent = Schema.Struct({
   event: Schema.String,
@@ -76,7 +76,7 @@ const sourceValidator = compile(SourceData)
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface Options {
   /** The server (default GPTRouter's own, {@link defaultBaseUrl}); `/api` is added unless it already ends in it. */
@@ -97,7 +97,7 @@ export interface Options {
  * The generate URL for a base, as LangChain's GPTRouter client builds it.
  *
  * @since 0.1.0
- * @category Encoding
+ * @category encoding
  */
 export const generateUrl = (baseUrl: string): string => {
   const base = baseUrl.replace(/\/+$/, "")
@@ -107,8 +107,21 @@ export const generateUrl = (baseUrl: string): string => {
 /**
  * A GPTRouter endpoint.
  *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { GptRouter, Model } from "effect-llm-router"
+ *
+ * const gptRouter = GptRouter.endpoint({ apiKey: Redacted.make(process.env.GPT_ROUTER_API_KEY ?? "") })
+ * // GPTRouter serves models of several providers; `provider` is sent as its `providerName`.
+ * export const models = [
+ *   Model.make({ name: "gpt-4o-mini", provider: "openai", endpoint: gptRouter }),
+ *   Model.make({ name: "claude-3-haiku", provider: "anthropic", endpoint: gptRouter })
+ * ]
+ * ```
+ *
  * @since 0.1.0
- * @category Constructors
+ * @category constructors
  */
 export const endpoint = (options: Options): Endpoint => {
   const baseUrl = options.baseUrl ?? defaultBaseUrl

@@ -9,7 +9,7 @@ import type { RetryPolicy } from "./RetryPolicy.js"
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface Model {
   /** The model name sent to the provider. */
@@ -25,7 +25,7 @@ export interface Model {
 
 /**
  * @since 0.1.0
- * @category Constructors
+ * @category constructors
  */
 export const make = (options: {
   readonly name: string

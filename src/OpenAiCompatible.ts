@@ -28,7 +28,7 @@ const WireFunctionCall = Schema.Struct({ name: Schema.String, arguments: Schema.
  * The non-streaming response body, as far as the router reads it.
  *
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const WireResponse = Schema.Struct({
   id: Schema.optional(Schema.String),
@@ -50,7 +50,7 @@ export const WireResponse = Schema.Struct({
  * One streamed `chat.completion.chunk`, as far as the router reads it.
  *
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const WireChunk = Schema.Struct({
   id: Schema.optional(Schema.String),
@@ -84,7 +84,7 @@ const chunkValidator = compile(WireChunk)
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface Options {
   /** e.g. `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`. */
@@ -101,10 +101,23 @@ export interface Options {
 const trimSlash = (url: string): string => url.replace(/\/+$/, "")
 
 /**
- * An OpenAI-compatible endpoint.
+ * An OpenAI-compatible endpoint: OpenAI, OpenRouter, vLLM, llama.cpp, Ollama, LiteLLM's proxy, Groq, Together…
+ *
+ * @example
+ * ```ts
+ * import { Config, Effect } from "effect"
+ * import { OpenAiCompatible } from "effect-llm-router"
+ *
+ * // The key is Redacted: it never appears in errors, logs or spans.
+ * export const openai = Effect.map(Config.redacted("OPENAI_API_KEY"), (apiKey) =>
+ *   OpenAiCompatible.endpoint({ baseUrl: "https://api.openai.com/v1", apiKey }))
+ *
+ * // A local server needs no key; `provider` labels its models in the trail.
+ * export const ollama = OpenAiCompatible.endpoint({ baseUrl: "http://127.0.0.1:11434/v1", provider: "ollama" })
+ * ```
  *
  * @since 0.1.0
- * @category Constructors
+ * @category constructors
  */
 export const endpoint = (options: Options): Endpoint => {
   const url = `${trimSlash(options.baseUrl)}/chat/completions`

@@ -67,13 +67,13 @@ import type { AttemptErrorTag } from "./RouterError.js"
 
 /**
  * @since 0.1.0
- * @category Type Ids
+ * @category type ids
  */
 export const TypeId: unique symbol = Symbol.for("effect-llm-router/Endpoint")
 
 /**
  * @since 0.1.0
- * @category Type Ids
+ * @category type ids
  */
 export type TypeId = typeof TypeId
 
@@ -81,7 +81,7 @@ export type TypeId = typeof TypeId
  * One attempt on one model, as a protocol sees it.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface Call {
   readonly model: string
@@ -102,7 +102,7 @@ export interface Call {
  * A decoded non-streaming answer, before the router adds the trail.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface ResponseData {
   readonly id: string
@@ -118,7 +118,7 @@ export interface ResponseData {
  * protocol; the router bounds each event's size (`maxEventBytes`).
  *
  * @since 0.2.0
- * @category Models
+ * @category models
  */
 export interface ServerSentEvent {
   readonly event: string
@@ -134,7 +134,7 @@ export interface ServerSentEvent {
  * - `Malformed`: the event is not what the protocol allows.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type EventOutcome =
   | undefined
@@ -146,7 +146,7 @@ export type EventOutcome =
  * Decodes the events of one streamed response. Stateful: make one per attempt.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface StreamDecoder {
   /** Appends the chunks this event carries to `out`. */
@@ -159,7 +159,7 @@ export interface StreamDecoder {
  * A configured server speaking one wire protocol.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface Endpoint {
   readonly [TypeId]: TypeId
@@ -182,6 +182,6 @@ export interface Endpoint {
 
 /**
  * @since 0.1.0
- * @category Guards
+ * @category guards
  */
 export const isEndpoint = (u: unknown): u is Endpoint => Predicate.hasProperty(u, TypeId)

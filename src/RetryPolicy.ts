@@ -11,19 +11,19 @@ import { type AttemptError, type AttemptErrorTag, attemptErrorTagList, failureMo
 
 /**
  * @since 0.1.0
- * @category Type Ids
+ * @category type ids
  */
 export const TypeId: unique symbol = Symbol.for("effect-llm-router/RetryPolicy")
 
 /**
  * @since 0.1.0
- * @category Type Ids
+ * @category type ids
  */
 export type TypeId = typeof TypeId
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface RetryPolicy {
   readonly [TypeId]: TypeId
@@ -46,7 +46,7 @@ export interface RetryPolicy {
  * `Timeout`, `NetworkError`), read from each mode's `FailureMode`.
  *
  * @since 0.1.0
- * @category Constants
+ * @category constants
  */
 export const defaultRetryOn: ReadonlySet<AttemptErrorTag> = new Set(
   attemptErrorTagList.filter((tag) => failureModes[tag].retryable)
@@ -57,7 +57,7 @@ export const defaultRetryOn: ReadonlySet<AttemptErrorTag> = new Set(
  * `1 s × 2^n` clamped to 4 s..10 s (so 4 s, 4 s, 4 s), plus ±20% jitter kept inside the clamp.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface ExponentialOptions {
   /** Attempts per model, counting the first (default 4, as LangChain's `max_retries`). */
@@ -84,8 +84,26 @@ const clamp = (min: Duration.Duration, max: Duration.Duration) => (_: unknown, d
 /**
  * Exponential backoff built on `Schedule.exponential`, with jitter and a cap on each wait.
  *
+ * @example
+ * ```ts
+ * import { Model, OpenAiCompatible, RetryPolicy, Router } from "effect-llm-router"
+ *
+ * // Three attempts per model, waits of 500 ms then 1 s, no jitter; only rate limits and 503s are retried.
+ * const patient = RetryPolicy.exponential({
+ *   maxAttempts: 3,
+ *   initialDelay: "500 millis",
+ *   minDelay: 0,
+ *   jitter: 0,
+ *   retryOn: ["RateLimited", "ServiceUnavailable"]
+ * })
+ * const local = OpenAiCompatible.endpoint({ baseUrl: "http://127.0.0.1:11434/v1" })
+ * export const router = Router.make({
+ *   models: [Model.make({ name: "llama3.2", endpoint: local, retry: patient }), Model.make({ name: "qwen2.5", endpoint: local })]
+ * })
+ * ```
+ *
  * @since 0.1.0
- * @category Constructors
+ * @category constructors
  */
 export const exponential = (options: ExponentialOptions = {}): RetryPolicy => {
   const maxAttempts = options.maxAttempts ?? 4
@@ -113,8 +131,19 @@ export const exponential = (options: ExponentialOptions = {}): RetryPolicy => {
 /**
  * A policy from any `Schedule`: its delays are the waits and it decides when the model's retries are spent.
  *
+ * @example
+ * ```ts
+ * import { Schedule } from "effect"
+ * import { RetryPolicy } from "effect-llm-router"
+ *
+ * // A fixed 2 s wait, at most 5 retries (6 attempts), Retry-After honoured up to 30 s.
+ * export const steady = RetryPolicy.fromSchedule(Schedule.intersect(Schedule.spaced("2 seconds"), Schedule.recurs(5)), {
+ *   maxRetryAfter: "30 seconds"
+ * })
+ * ```
+ *
  * @since 0.1.0
- * @category Constructors
+ * @category constructors
  */
 export const fromSchedule = (
   schedule: Schedule.Schedule<unknown, AttemptError>,
@@ -133,13 +162,13 @@ export const fromSchedule = (
  * One attempt per model, no retries (fallback still applies).
  *
  * @since 0.1.0
- * @category Constructors
+ * @category constructors
  */
 export const none: RetryPolicy = fromSchedule(Schedule.stop)
 
 /**
  * @since 0.1.0
- * @category Guards
+ * @category guards
  */
 export const isRetryPolicy = (u: unknown): u is RetryPolicy => Predicate.hasProperty(u, TypeId)
 
@@ -147,7 +176,7 @@ export const isRetryPolicy = (u: unknown): u is RetryPolicy => Predicate.hasProp
  * Checks the options of {@link exponential}; returns the offending option and why, or `undefined`.
  *
  * @since 0.1.0
- * @category Validation
+ * @category validation
  */
 export const checkExponentialOptions = (
   options: ExponentialOptions

@@ -25,7 +25,7 @@ import type * as RouterError from "./RouterError.js"
  * reject the same way (read from each mode's `FailureMode`).
  *
  * @since 0.1.0
- * @category Constants
+ * @category constants
  */
 export const defaultFallbackOn: ReadonlySet<RouterError.AttemptErrorTag> = internal.defaultFallbackOn
 
@@ -33,7 +33,7 @@ export const defaultFallbackOn: ReadonlySet<RouterError.AttemptErrorTag> = inter
  * Time limits of a routed call.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface Timeouts {
   /**
@@ -56,7 +56,7 @@ export interface Timeouts {
  * What a router is built from.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface Options {
   /** The priority list, tried in order. */
@@ -76,7 +76,7 @@ export interface Options {
  * The router's service.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface Service {
   readonly models: ReadonlyArray<Model.Model>
@@ -90,7 +90,7 @@ export interface Service {
  * The router in context.
  *
  * @since 0.1.0
- * @category Context
+ * @category context
  */
 export class Router extends Context.Tag("effect-llm-router/Router")<Router, Service>() {}
 
@@ -121,7 +121,7 @@ export class Router extends Context.Tag("effect-llm-router/Router")<Router, Serv
  * ```
  *
  * @since 0.1.0
- * @category Constructors
+ * @category constructors
  */
 export const make: (options: Options) => Effect.Effect<Service, RouterError.RouterConfigError, HttpClient.HttpClient> =
   internal.make
@@ -152,7 +152,7 @@ export const make: (options: Options) => Effect.Effect<Service, RouterError.Rout
  * ```
  *
  * @since 0.1.0
- * @category Layers
+ * @category layers
  */
 export const layer = (options: Options): Layer.Layer<Router, RouterError.RouterConfigError, HttpClient.HttpClient> =>
   Layer.effect(Router, make(options))
@@ -161,7 +161,7 @@ export const layer = (options: Options): Layer.Layer<Router, RouterError.RouterC
  * One routed call through the `Router` in context.
  *
  * @since 0.1.0
- * @category Accessors
+ * @category accessors
  */
 export const generate = (
   request: ChatRequest.ChatRequest
@@ -183,7 +183,7 @@ export const generate = (
  * ```
  *
  * @since 0.1.0
- * @category Accessors
+ * @category accessors
  */
 export const stream = (
   request: ChatRequest.ChatRequest
@@ -194,7 +194,7 @@ export const stream = (
  * Runs a stream to its end and returns the same response `generate` would (streaming transport, one result).
  *
  * @since 0.1.0
- * @category Combinators
+ * @category combinators
  */
 export const collect: <E, R>(self: Stream.Stream<ChatChunk, E, R>) => Effect.Effect<ChatResponse, E, R> =
   streaming.collect

@@ -5,6 +5,21 @@
  * status and a redacted excerpt of the body when there was one, and the wait the server asked for. The error that
  * ends a routed call also carries the whole `trail` of attempts that led to it.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Attempt, Router } from "effect-llm-router"
+ *
+ * export const answer = Router.generate({ messages: [{ role: "user", content: "Hello" }] }).pipe(
+ *   Effect.map((response) => response.text),
+ *   Effect.catchTags({
+ *     // Every model failed with a rate limit: the last one's error, with the whole trail.
+ *     RateLimited: (e) => Effect.succeed(`busy (${e.provider}/${e.model}); ${e.trail?.length ?? 0} attempts`),
+ *     DeadlineExceeded: (e) => Effect.fail(new Error(Attempt.formatTimeline(e.trail ?? [])))
+ *   })
+ * )
+ * ```
+ *
  * @since 0.1.0
  */
 import * as Predicate from "effect/Predicate"
@@ -14,13 +29,13 @@ import { formatMillis } from "./internal/format.js"
 
 /**
  * @since 0.1.0
- * @category Type Ids
+ * @category type ids
  */
 export const TypeId: unique symbol = Symbol.for("effect-llm-router/RouterError")
 
 /**
  * @since 0.1.0
- * @category Type Ids
+ * @category type ids
  */
 export type TypeId = typeof TypeId
 
@@ -31,7 +46,7 @@ const Trail = Schema.optional(Schema.Array(Schema.suspend((): Schema.Schema<Atte
  * Fields shared by every error that one attempt can produce.
  *
  * @since 0.1.0
- * @category Fields
+ * @category fields
  */
 export const AttemptFields = {
   /** The provider label of the model that failed (e.g. `openai`). */
@@ -55,7 +70,7 @@ export const AttemptFields = {
  * read by everything that needs it: the default retry and fallback sets, the status mapping, the formatters.
  *
  * @since 0.2.0
- * @category Models
+ * @category models
  */
 export interface FailureMode {
   /** The error's tag. */
@@ -127,7 +142,7 @@ const AttemptFailure = <Self>() =>
  * Too many requests (HTTP 429 without a quota code). Retried; falls back when retries are spent.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class RateLimited extends AttemptFailure<RateLimited>()("RateLimited", {
   summary: () => "rate limited",
@@ -141,7 +156,7 @@ export class RateLimited extends AttemptFailure<RateLimited>()("RateLimited", {
  * back.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class QuotaExhausted extends AttemptFailure<QuotaExhausted>()("QuotaExhausted", {
   summary: () => "quota exhausted",
@@ -154,7 +169,7 @@ export class QuotaExhausted extends AttemptFailure<QuotaExhausted>()("QuotaExhau
  * The provider rejected the key (HTTP 401). Not retried; falls back (another provider has its own key).
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class AuthenticationFailed extends AttemptFailure<AuthenticationFailed>()("AuthenticationFailed", {
   summary: () => "authentication failed",
@@ -167,7 +182,7 @@ export class AuthenticationFailed extends AttemptFailure<AuthenticationFailed>()
  * The key may not use this model or resource (HTTP 403). Not retried; falls back.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class PermissionDenied extends AttemptFailure<PermissionDenied>()("PermissionDenied", {
   summary: () => "permission denied",
@@ -181,7 +196,7 @@ export class PermissionDenied extends AttemptFailure<PermissionDenied>()("Permis
  * reject it the same way, so it is neither retried nor sent to the next model by default.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class BadRequest extends AttemptFailure<BadRequest>()("BadRequest", {
   summary: () => "bad request",
@@ -195,7 +210,7 @@ export class BadRequest extends AttemptFailure<BadRequest>()("BadRequest", {
  * retried; falls back (a larger model may take it).
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class ContextLengthExceeded extends AttemptFailure<ContextLengthExceeded>()("ContextLengthExceeded", {
   summary: () => "context length exceeded",
@@ -208,7 +223,7 @@ export class ContextLengthExceeded extends AttemptFailure<ContextLengthExceeded>
  * The provider's content policy refused the request. Not retried; falls back.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class ContentFiltered extends AttemptFailure<ContentFiltered>()("ContentFiltered", {
   summary: () => "content filtered",
@@ -221,7 +236,7 @@ export class ContentFiltered extends AttemptFailure<ContentFiltered>()("ContentF
  * The provider does not know this model (HTTP 404). Not retried; falls back.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class ModelNotFound extends AttemptFailure<ModelNotFound>()("ModelNotFound", {
   summary: () => "model not found",
@@ -234,7 +249,7 @@ export class ModelNotFound extends AttemptFailure<ModelNotFound>()("ModelNotFoun
  * The provider failed (HTTP 500, 502, 504 and the other 5xx, or an in-band server error). Retried; falls back.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class ServerError extends AttemptFailure<ServerError>()("ServerError", {
   summary: () => "server error",
@@ -248,7 +263,7 @@ export class ServerError extends AttemptFailure<ServerError>()("ServerError", {
  * side (HTTP 409, which openai-node and the Vercel AI SDK retry too). Retried; falls back.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class ServiceUnavailable extends AttemptFailure<ServiceUnavailable>()("ServiceUnavailable", {
   summary: () => "service unavailable",
@@ -263,7 +278,7 @@ export class ServiceUnavailable extends AttemptFailure<ServiceUnavailable>()("Se
  * started (`"stall"`), or the server's own timeout (HTTP 408, `"server"`). Retried; falls back.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class Timeout extends AttemptFailure<Timeout>()("Timeout", {
   summary: (self) =>
@@ -281,7 +296,7 @@ export class Timeout extends AttemptFailure<Timeout>()("Timeout", {
  * The connection failed: refused, reset, DNS, or cut before any content. Retried; falls back.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class NetworkError extends AttemptFailure<NetworkError>()("NetworkError", {
   summary: (self) => `network failure: ${self.reason}`,
@@ -298,7 +313,7 @@ export class NetworkError extends AttemptFailure<NetworkError>()("NetworkError",
  * over the size bound, or a stream that ended before any content. Not retried; falls back.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class MalformedResponse extends AttemptFailure<MalformedResponse>()("MalformedResponse", {
   summary: (self) => `malformed response: ${self.reason}`,
@@ -314,7 +329,7 @@ export class MalformedResponse extends AttemptFailure<MalformedResponse>()("Malf
  * The request was rejected before anything was sent: no model could accept it.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("effect-llm-router/InvalidRequest")(
   "InvalidRequest",
@@ -338,7 +353,7 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("effect-l
  * none of the models is available.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class NoModelAvailable extends Schema.TaggedError<NoModelAvailable>("effect-llm-router/NoModelAvailable")(
   "NoModelAvailable",
@@ -359,7 +374,7 @@ export class NoModelAvailable extends Schema.TaggedError<NoModelAvailable>("effe
  * The total deadline over all retries and fallbacks passed.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class DeadlineExceeded extends Schema.TaggedError<DeadlineExceeded>("effect-llm-router/DeadlineExceeded")(
   "DeadlineExceeded",
@@ -395,7 +410,7 @@ export class DeadlineExceeded extends Schema.TaggedError<DeadlineExceeded>("effe
  * event was `malformed`.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class StreamInterrupted extends Schema.TaggedError<StreamInterrupted>("effect-llm-router/StreamInterrupted")(
   "StreamInterrupted",
@@ -438,7 +453,7 @@ export class StreamInterrupted extends Schema.TaggedError<StreamInterrupted>("ef
  * Bad router configuration, reported when the layer is built.
  *
  * @since 0.1.0
- * @category Errors
+ * @category errors
  */
 export class RouterConfigError extends Schema.TaggedError<RouterConfigError>("effect-llm-router/RouterConfigError")(
   "RouterConfigError",
@@ -461,7 +476,7 @@ export class RouterConfigError extends Schema.TaggedError<RouterConfigError>("ef
  * list is the one place a new mode is registered; tags, guards and defaults are derived from it.
  *
  * @since 0.1.0
- * @category Schemas
+ * @category schemas
  */
 export const AttemptError = Schema.Union(
   RateLimited,
@@ -483,7 +498,7 @@ export const AttemptError = Schema.Union(
  * Every error one attempt on one model can end with.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type AttemptError = typeof AttemptError.Type
 
@@ -491,7 +506,7 @@ export type AttemptError = typeof AttemptError.Type
  * The tag of an {@link AttemptError}.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type AttemptErrorTag = AttemptError["_tag"]
 
@@ -499,7 +514,7 @@ export type AttemptErrorTag = AttemptError["_tag"]
  * The class of each failure mode, by tag.
  *
  * @since 0.2.0
- * @category Models
+ * @category models
  */
 export const classes: {
   readonly [Tag in AttemptErrorTag]: (typeof AttemptError.members)[number] & { readonly _tag: Tag }
@@ -509,7 +524,7 @@ export const classes: {
  * What each failure mode means to the router, by tag, in the order of the failure-mode table.
  *
  * @since 0.2.0
- * @category Models
+ * @category models
  */
 export const failureModes: { readonly [Tag in AttemptErrorTag]: FailureMode } = Object.fromEntries(
   AttemptError.members.map((member) => [member._tag, member.mode])
@@ -519,7 +534,7 @@ export const failureModes: { readonly [Tag in AttemptErrorTag]: FailureMode } = 
  * Every tag of {@link AttemptError}, in the order of the failure-mode table.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export const attemptErrorTagList: ReadonlyArray<AttemptErrorTag> = AttemptError.members.map((member) => member._tag)
 
@@ -527,7 +542,7 @@ export const attemptErrorTagList: ReadonlyArray<AttemptErrorTag> = AttemptError.
  * The error channel of a routed call: what one attempt can end with, plus the routing-level failures.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type RouterError = AttemptError | InvalidRequest | NoModelAvailable | DeadlineExceeded
 
@@ -535,7 +550,7 @@ export type RouterError = AttemptError | InvalidRequest | NoModelAvailable | Dea
  * The error channel of a routed stream: the routed call's errors, plus `StreamInterrupted` after content started.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type RouterStreamError = RouterError | StreamInterrupted
 
@@ -543,19 +558,19 @@ export type RouterStreamError = RouterError | StreamInterrupted
  * Any error of this library: a routed call's or stream's, or bad configuration.
  *
  * @since 0.2.0
- * @category Models
+ * @category models
  */
 export type AnyError = RouterStreamError | RouterConfigError
 
 /**
  * @since 0.1.0
- * @category Guards
+ * @category guards
  */
 export const isRouterError = (u: unknown): u is AnyError => Predicate.hasProperty(u, TypeId)
 
 /**
  * @since 0.1.0
- * @category Guards
+ * @category guards
  */
 export const isAttemptError = (u: unknown): u is AttemptError =>
   isRouterError(u) && Object.prototype.hasOwnProperty.call(failureModes, u._tag)
@@ -564,7 +579,7 @@ export const isAttemptError = (u: unknown): u is AttemptError =>
  * A copy of an error with the trail of the routed call attached.
  *
  * @since 0.1.0
- * @category Combinators
+ * @category combinators
  */
 export const withTrail = <E extends RouterError | StreamInterrupted>(error: E, trail: ReadonlyArray<Attempt>): E => {
   if (error._tag === "InvalidRequest") return error

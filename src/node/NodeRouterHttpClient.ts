@@ -173,7 +173,7 @@ const send = (
  * Without an argument it uses undici's global dispatcher.
  *
  * @since 0.1.0
- * @category Constructors
+ * @category constructors
  */
 export const make = (dispatcher: Undici.Dispatcher = Undici.getGlobalDispatcher()): HttpClient.HttpClient => {
   // Everything sent through `execute` goes through `HttpClient.make`: its spans, its abort on interruption, its
@@ -207,7 +207,7 @@ export const make = (dispatcher: Undici.Dispatcher = Undici.getGlobalDispatcher(
  * The client on the `NodeHttpClient.Dispatcher` in context.
  *
  * @since 0.1.0
- * @category Layers
+ * @category layers
  */
 export const layerUndiciWithoutDispatcher: Layer.Layer<HttpClient.HttpClient, never, NodeHttpClient.Dispatcher> = Layer
   .effect(HttpClient.HttpClient, Effect.map(NodeHttpClient.Dispatcher, make))
@@ -217,7 +217,7 @@ export const layerUndiciWithoutDispatcher: Layer.Layer<HttpClient.HttpClient, ne
  * destroyed when the layer is released.
  *
  * @since 0.1.0
- * @category Layers
+ * @category layers
  */
 export const layerUndiciWith = (options: Undici.Agent.Options): Layer.Layer<HttpClient.HttpClient> =>
   Layer.provide(
@@ -236,7 +236,7 @@ export const layerUndiciWith = (options: Undici.Agent.Options): Layer.Layer<Http
  * CPU per call than `fetch` on Node 20, and a fraction of `NodeHttpClient.layerUndici`'s per-call overhead.
  *
  * @since 0.1.0
- * @category Layers
+ * @category layers
  */
 export const layerUndici: Layer.Layer<HttpClient.HttpClient> = Layer.provide(
   layerUndiciWithoutDispatcher,

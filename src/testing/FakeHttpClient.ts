@@ -55,7 +55,7 @@ import type * as UpstreamScript from "./UpstreamScript.js"
  * The origin the fake answers on. Any origin works (only the path is routed); this one just reads well.
  *
  * @since 0.1.0
- * @category Constants
+ * @category constants
  */
 export const url = "http://fake-upstream.test"
 
@@ -63,7 +63,7 @@ export const url = "http://fake-upstream.test"
  * Base URL for OpenAI-compatible endpoints (`OpenAiCompatible.endpoint({ baseUrl })`).
  *
  * @since 0.1.0
- * @category Constants
+ * @category constants
  */
 export const openAiBaseUrl = `${url}/v1`
 
@@ -71,7 +71,7 @@ export const openAiBaseUrl = `${url}/v1`
  * Base URL for GPTRouter endpoints (`GptRouter.endpoint({ baseUrl })`).
  *
  * @since 0.1.0
- * @category Constants
+ * @category constants
  */
 export const gptRouterBaseUrl = url
 
@@ -79,7 +79,7 @@ export const gptRouterBaseUrl = url
  * Configuration of the fake.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface Options {
   /** Model name to steps; see `UpstreamScript`. */
@@ -98,7 +98,7 @@ export interface Options {
  * `it.effect`, so 0 for a call started at the beginning of a test).
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type RecordedRequest = UpstreamScript.RecordedRequest
 
@@ -106,7 +106,7 @@ export type RecordedRequest = UpstreamScript.RecordedRequest
  * The fake and what it saw.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface Service {
   readonly client: HttpClient.HttpClient
@@ -128,7 +128,7 @@ export interface Service {
  * The fake in context, provided by {@link layer} next to the `HttpClient` it backs.
  *
  * @since 0.1.0
- * @category Context
+ * @category context
  */
 export class FakeUpstream extends Context.Tag("effect-llm-router/testing/FakeUpstream")<FakeUpstream, Service>() {}
 
@@ -136,7 +136,7 @@ export class FakeUpstream extends Context.Tag("effect-llm-router/testing/FakeUps
  * The requests recorded by the fake in context.
  *
  * @since 0.1.0
- * @category Accessors
+ * @category accessors
  */
 export const requests: Effect.Effect<ReadonlyArray<RecordedRequest>, never, FakeUpstream> = Effect.map(
   FakeUpstream,
@@ -324,7 +324,7 @@ const concatBytes = (chunks: Chunk.Chunk<Uint8Array>): Uint8Array => {
  * Builds the fake. Each call has its own script state and recordings.
  *
  * @since 0.1.0
- * @category Constructors
+ * @category constructors
  */
 export const make = (options: Options): Service => {
   let clockNow = 0
@@ -375,7 +375,7 @@ export const make = (options: Options): Service => {
  * a fresh script state.
  *
  * @since 0.1.0
- * @category Layers
+ * @category layers
  */
 export const layer = (options: Options): Layer.Layer<HttpClient.HttpClient | FakeUpstream> =>
   Layer.effectContext(Effect.sync(() => {
