@@ -109,59 +109,69 @@ describe("Router under the TestClock: retries", () => {
       Effect.withRandomFixed([0.5])
     ))
 
-  it.effect("custom exponential options: 100 ms × 2^n, no jitter → 0, 100, 300, 700, 1500", () =>
+  // Each call ends exactly when its last request arrives (nothing is left to wait for).
+  const retryCases: ReadonlyArray<{
+    readonly name: string
+    readonly models: ReadonlyArray<Model.Model>
+    readonly retry: Router.Options["retry"]
+    readonly script: S.Script
+    readonly arrivals: ReadonlyArray<readonly [string, number]>
+    readonly outcomes: ReadonlyArray<Attempt["outcome"]>
+    readonly waits: ReadonlyArray<number>
+    readonly ends: "success" | RouterError.RouterStreamError["_tag"]
+  }> = [
+    {
+      name: "custom exponential options: 100 ms × 2^n, no jitter → 0, 100, 300, 700, 1500",
+      models: [model("a")],
+      retry: { initialDelay: "100 millis", factor: 2, minDelay: 0, maxDelay: "1 second", maxAttempts: 5, jitter: 0 },
+      script: { a: [S.serverError(), S.serverError(502), S.unavailable(), S.rateLimited(), S.succeed()] },
+      arrivals: [["a", 0], ["a", 100], ["a", 300], ["a", 700], ["a", 1500]],
+      outcomes: ["retry", "retry", "retry", "retry", "success"],
+      waits: [100, 200, 400, 800],
+      ends: "success"
+    },
+    {
+      name: "maxDelay caps the custom exponential: 100 ms × 10^n capped at 1 s",
+      models: [model("a")],
+      retry: { initialDelay: "100 millis", factor: 10, minDelay: 0, maxDelay: "1 second", maxAttempts: 4, jitter: 0 },
+      script: { a: [S.serverError()] },
+      arrivals: [["a", 0], ["a", 100], ["a", 1100], ["a", 2100]],
+      outcomes: ["retry", "retry", "retry", "failed"],
+      waits: [100, 1000, 1000],
+      ends: "ServerError"
+    },
+    {
+      name: "RetryPolicy.fromSchedule: spaced 250 ms, two recurrences → 0, 250, 500, then fallback at 500",
+      models: [model("a"), model("b")],
+      retry: RetryPolicy.fromSchedule(Schedule.spaced("250 millis").pipe(Schedule.intersect(Schedule.recurs(2)))),
+      script: { a: [S.unavailable()], b: [S.succeed()] },
+      arrivals: [["a", 0], ["a", 250], ["a", 500], ["b", 500]],
+      outcomes: ["retry", "retry", "fallback", "success"],
+      waits: [250, 250],
+      ends: "success"
+    },
+    {
+      name: "a model's own retry policy replaces the router's for that model only",
+      models: [model("a", { retry: RetryPolicy.none }), model("b")],
+      retry: { initialDelay: "1 second", factor: 1, minDelay: 0, maxAttempts: 2, jitter: 0 },
+      script: { a: [S.unavailable()], b: [S.unavailable(), S.succeed()] },
+      arrivals: [["a", 0], ["b", 0], ["b", 1000]],
+      outcomes: ["fallback", "retry", "success"],
+      waits: [1000],
+      ends: "success"
+    }
+  ]
+  it.effect.each(retryCases.map((c) => [c.name, c] as const))("%s", ([, c]) =>
     Effect.gen(function*() {
-      const router = yield* Router.make({
-        models: [model("a")],
-        retry: { initialDelay: "100 millis", factor: 2, minDelay: 0, maxDelay: "1 second", maxAttempts: 5, jitter: 0 }
-      })
+      const router = yield* Router.make({ models: c.models, retry: c.retry })
       const fiber = yield* Effect.fork(router.generate(hi))
-      const response = success(yield* doneExactlyAt(fiber, 1500))
-      expect((yield* arrivals).map(([, t]) => t)).toEqual([0, 100, 300, 700, 1500])
-      expect(waits(response.trail)).toEqual([100, 200, 400, 800])
-      expect(outcomes(response.trail)).toEqual(["retry", "retry", "retry", "retry", "success"])
-    }).pipe(
-      Effect.provide(fake({ a: [S.serverError(), S.serverError(502), S.unavailable(), S.rateLimited(), S.succeed()] }))
-    ))
-
-  it.effect("maxDelay caps the custom exponential: 100 ms × 10^n capped at 1 s", () =>
-    Effect.gen(function*() {
-      const router = yield* Router.make({
-        models: [model("a")],
-        retry: { initialDelay: "100 millis", factor: 10, minDelay: 0, maxDelay: "1 second", maxAttempts: 4, jitter: 0 }
-      })
-      const fiber = yield* Effect.fork(router.generate(hi))
-      yield* adjust(60_000)
-      const error = failure(yield* Fiber.await(fiber))
-      expect(error._tag).toBe("ServerError")
-      expect((yield* arrivals).map(([, t]) => t)).toEqual([0, 100, 1100, 2100])
-      expect(waits(trailOf(error))).toEqual([100, 1000, 1000])
-    }).pipe(Effect.provide(fake({ a: [S.serverError()] }))))
-
-  it.effect("RetryPolicy.fromSchedule: spaced 250 ms, two recurrences → 0, 250, 500, then fallback at 500", () =>
-    Effect.gen(function*() {
-      const router = yield* Router.make({
-        models: [model("a"), model("b")],
-        retry: RetryPolicy.fromSchedule(Schedule.spaced("250 millis").pipe(Schedule.intersect(Schedule.recurs(2))))
-      })
-      const fiber = yield* Effect.fork(router.generate(hi))
-      const response = success(yield* doneExactlyAt(fiber, 500))
-      expect(yield* arrivals).toEqual([["a", 0], ["a", 250], ["a", 500], ["b", 500]])
-      expect(outcomes(response.trail)).toEqual(["retry", "retry", "fallback", "success"])
-      expect(waits(response.trail)).toEqual([250, 250])
-    }).pipe(Effect.provide(fake({ a: [S.unavailable()], b: [S.succeed()] }))))
-
-  it.effect("a model's own retry policy replaces the router's for that model only", () =>
-    Effect.gen(function*() {
-      const router = yield* Router.make({
-        models: [model("a", { retry: RetryPolicy.none }), model("b")],
-        retry: { initialDelay: "1 second", factor: 1, minDelay: 0, maxAttempts: 2, jitter: 0 }
-      })
-      const fiber = yield* Effect.fork(router.generate(hi))
-      const response = success(yield* doneExactlyAt(fiber, 1000))
-      expect(yield* arrivals).toEqual([["a", 0], ["b", 0], ["b", 1000]])
-      expect(outcomes(response.trail)).toEqual(["fallback", "retry", "success"])
-    }).pipe(Effect.provide(fake({ a: [S.unavailable()], b: [S.unavailable(), S.succeed()] }))))
+      const exit = yield* doneExactlyAt(fiber, c.arrivals.at(-1)![1])
+      const trail = Exit.isSuccess(exit) ? exit.value.trail : trailOf(failure(exit))
+      expect(Exit.isSuccess(exit) ? "success" : failure(exit)._tag).toBe(c.ends)
+      expect(yield* arrivals).toEqual(c.arrivals)
+      expect(outcomes(trail)).toEqual(c.outcomes)
+      expect(waits(trail)).toEqual(c.waits)
+    }).pipe(Effect.provide(fake(c.script))))
 })
 
 describe("Router under the TestClock: jitter", () => {
@@ -222,18 +232,20 @@ describe("Router under the TestClock: jitter", () => {
       expect(new Set(fourth).size).toBeGreaterThan(1)
     }))
 
+  // Nominal waits 1000, 2000, 4000, each ±50%.
+  const halfJitter: RetryPolicy.ExponentialOptions = {
+    initialDelay: "1 second",
+    factor: 2,
+    minDelay: 0,
+    maxDelay: "1 minute",
+    maxAttempts: 4,
+    jitter: 0.5
+  }
+
   it.effect("jitter 0.5 with minDelay 0: waits vary between seeds and stay within [0.5 d, 1.5 d]", () =>
     Effect.gen(function*() {
-      const retry: RetryPolicy.ExponentialOptions = {
-        initialDelay: "1 second",
-        factor: 2,
-        minDelay: 0,
-        maxDelay: "1 minute",
-        maxAttempts: 4,
-        jitter: 0.5
-      }
       const all: Array<ReadonlyArray<number>> = []
-      for (const seed of seeds) all.push(yield* waitsWith(Random.make(seed), retry))
+      for (const seed of seeds) all.push(yield* waitsWith(Random.make(seed), halfJitter))
       const nominal = [1000, 2000, 4000]
       for (const ws of all) {
         expect(ws).toHaveLength(3)
@@ -247,14 +259,7 @@ describe("Router under the TestClock: jitter", () => {
 
   it.effect("with the random pinned at 0.5 the jitter factor is exactly 1", () =>
     Effect.gen(function*() {
-      const ws = yield* waitsWith(Random.fixed([0.5]), {
-        initialDelay: "1 second",
-        factor: 2,
-        minDelay: 0,
-        maxDelay: "1 minute",
-        maxAttempts: 4,
-        jitter: 0.5
-      })
+      const ws = yield* waitsWith(Random.fixed([0.5]), halfJitter)
       expect(ws).toEqual([1000, 2000, 4000])
     }))
 })
@@ -274,54 +279,64 @@ describe("Router under the TestClock: Retry-After", () => {
       return times[1]!
     }).pipe(Effect.provide(fake({ a: [step, S.succeed()] })), Effect.withRandomFixed([0.5]))
 
-  it.effect("retry-after: 7 → the next request at exactly 7000", () =>
+  it.effect.each<readonly [name: string, step: S.Step, at: number]>([
+    ["retry-after: 7 → the next request at exactly 7000", S.rateLimited({ retryAfter: 7 }), 7000],
+    ["retry-after-ms below the backoff → the backoff (4000)", S.rateLimited({ retryAfterMs: 1500 }), 4000],
+    ["retry-after-ms above the backoff → the server's 6500", S.rateLimited({ retryAfterMs: 6500 }), 6500],
+    [
+      "retry-after-ms wins over Retry-After when both are sent",
+      S.rateLimited({ retryAfterMs: 5500, retryAfter: 20 }),
+      5500
+    ],
+    [
+      "Retry-After as an HTTP date is measured on the Clock: 9 s after the epoch → 9000",
+      S.rateLimited({ retryAfter: new Date(9000).toUTCString() }),
+      9000
+    ],
+    ["Retry-After on a 503 is honoured too", S.unavailable({ headers: { "retry-after": "11" } }), 11000]
+  ])("%s", ([, step, at]) =>
     Effect.gen(function*() {
-      expect(yield* secondRequestAt(S.rateLimited({ retryAfter: 7 }))).toBe(7000)
+      expect(yield* secondRequestAt(step)).toBe(at)
     }))
 
-  it.effect("retry-after-ms below the backoff → the backoff (4000); above it → the server's 6500", () =>
+  // A Retry-After the call cannot honour moves on to the next model at once, noting why.
+  const capCases: ReadonlyArray<{
+    readonly name: string
+    readonly options: Omit<Router.Options, "models">
+    readonly retryAfter: number
+    readonly note: string
+  }> = [
+    {
+      name: "a Retry-After over the cap (120 s > 60 s) moves to the next model at once, with a note",
+      options: {},
+      retryAfter: 120,
+      note: "server asked to wait 120s, over the 60s cap"
+    },
+    {
+      name: "a custom maxRetryAfter moves the cap",
+      options: { retry: { maxRetryAfter: "5 seconds" } },
+      retryAfter: 7,
+      note: "server asked to wait 7s, over the 5s cap"
+    },
+    {
+      name: "a Retry-After under the cap that would pass the deadline moves to the next model at once",
+      options: { timeout: { deadline: "30 seconds" } },
+      retryAfter: 40,
+      note: "waiting 40s would pass the deadline"
+    }
+  ]
+  it.effect.each(capCases.map((c) => [c.name, c] as const))("%s", ([, c]) =>
     Effect.gen(function*() {
-      expect(yield* secondRequestAt(S.rateLimited({ retryAfterMs: 1500 }))).toBe(4000)
-      expect(yield* secondRequestAt(S.rateLimited({ retryAfterMs: 6500 }))).toBe(6500)
-    }))
-
-  it.effect("retry-after-ms wins over Retry-After when both are sent", () =>
-    Effect.gen(function*() {
-      expect(yield* secondRequestAt(S.rateLimited({ retryAfterMs: 5500, retryAfter: 20 }))).toBe(5500)
-    }))
-
-  it.effect("Retry-After as an HTTP date is measured on the Clock: 9 s after the epoch → 9000", () =>
-    Effect.gen(function*() {
-      expect(yield* secondRequestAt(S.rateLimited({ retryAfter: new Date(9000).toUTCString() }))).toBe(9000)
-    }))
-
-  it.effect("Retry-After on a 503 is honoured too", () =>
-    Effect.gen(function*() {
-      expect(yield* secondRequestAt(S.unavailable({ headers: { "retry-after": "11" } }))).toBe(11000)
-    }))
-
-  it.effect("a Retry-After over the cap (120 s > 60 s) moves to the next model at once, with a note", () =>
-    Effect.gen(function*() {
-      const router = yield* Router.make({ models: [model("a"), model("b")] })
+      const router = yield* Router.make({ models: [model("a"), model("b")], ...c.options })
       const fiber = yield* Effect.fork(router.generate(hi))
       yield* adjust(0)
       const response = success(yield* Fiber.await(fiber))
       expect(yield* arrivals).toEqual([["a", 0], ["b", 0]])
       expect(outcomes(response.trail)).toEqual(["fallback", "success"])
       expect(response.trail[0]!.error?._tag).toBe("RateLimited")
-      expect(response.trail[0]!.error?.retryAfterMillis).toBe(120_000)
-      expect(response.trail[0]!.note).toBe("server asked to wait 120s, over the 60s cap")
-    }).pipe(Effect.provide(fake({ a: [S.rateLimited({ retryAfter: 120 })], b: [S.succeed()] }))))
-
-  it.effect("a custom maxRetryAfter moves the cap", () =>
-    Effect.gen(function*() {
-      const router = yield* Router.make({ models: [model("a"), model("b")], retry: { maxRetryAfter: "5 seconds" } })
-      const fiber = yield* Effect.fork(router.generate(hi))
-      yield* adjust(0)
-      const response = success(yield* Fiber.await(fiber))
-      expect(yield* arrivals).toEqual([["a", 0], ["b", 0]])
-      expect(response.trail[0]!.note).toBe("server asked to wait 7s, over the 5s cap")
-    }).pipe(Effect.provide(fake({ a: [S.rateLimited({ retryAfter: 7 })], b: [S.succeed()] }))))
+      expect(response.trail[0]!.error?.retryAfterMillis).toBe(c.retryAfter * 1000)
+      expect(response.trail[0]!.note).toBe(c.note)
+    }).pipe(Effect.provide(fake({ a: [S.rateLimited({ retryAfter: c.retryAfter })], b: [S.succeed()] }))))
 
   it.effect("on the last model a Retry-After over the cap ends the call with that error, without sleeping", () =>
     Effect.gen(function*() {
@@ -333,17 +348,6 @@ describe("Router under the TestClock: Retry-After", () => {
       expect(outcomes(trailOf(error))).toEqual(["failed"])
       expect(trailOf(error)[0]?.note).toContain("over the 60s cap")
     }).pipe(Effect.provide(fake({ a: [S.rateLimited({ retryAfter: 120 })] }))))
-
-  it.effect("a Retry-After under the cap that would pass the deadline moves to the next model at once", () =>
-    Effect.gen(function*() {
-      const router = yield* Router.make({ models: [model("a"), model("b")], timeout: { deadline: "30 seconds" } })
-      const fiber = yield* Effect.fork(router.generate(hi))
-      yield* adjust(0)
-      const response = success(yield* Fiber.await(fiber))
-      expect(yield* arrivals).toEqual([["a", 0], ["b", 0]])
-      expect(outcomes(response.trail)).toEqual(["fallback", "success"])
-      expect(response.trail[0]!.note).toBe("waiting 40s would pass the deadline")
-    }).pipe(Effect.provide(fake({ a: [S.rateLimited({ retryAfter: 40 })], b: [S.succeed()] }))))
 })
 
 describe("Router under the TestClock: timeouts and the deadline", () => {
