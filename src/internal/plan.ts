@@ -149,20 +149,13 @@ export const run = <A>(
       deadlineAt: config.deadlineMillis === undefined ? Infinity : startedAt + config.deadlineMillis,
       trail: []
     }
-    return tryModel(ctx, 0, undefined)
+    return tryModel(ctx, 0)
   })
 
-const tryModel = <A>(ctx: Ctx<A>, index: number, lastError: RouterError.AttemptError | undefined): Outcome<A> => {
+// Only called with an index in the list: the layer rejects an empty list, and a model falls back only when it is not
+// the last (`PerModel.isLast`).
+const tryModel = <A>(ctx: Ctx<A>, index: number): Outcome<A> => {
   const { models } = ctx.config
-  if (index >= models.length) {
-    // Every model gave up with a fallback-eligible error but the list ran out: only reachable with an empty list,
-    // which the layer rejects; kept total for safety.
-    return Effect.fail(
-      lastError === undefined
-        ? new RouterError.NoModelAvailable({ reason: "no model was tried", trail: [...ctx.trail] })
-        : RouterError.withTrail(lastError, [...ctx.trail])
-    )
-  }
   const model = models[index]!
   const policy = model.retry ?? ctx.config.retry
   const perModel: PerModel = {
@@ -284,7 +277,7 @@ const afterFailure = <A>(
     canFallBack
       ? Effect.zipRight(
         record(ctx, { ...attemptRecord, outcome: "fallback", ...(note === undefined ? {} : { note }) }),
-        Effect.suspend(() => tryModel(ctx, m.index + 1, error))
+        Effect.suspend(() => tryModel(ctx, m.index + 1))
       )
       : Effect.zipRight(
         record(ctx, { ...attemptRecord, outcome: "failed", ...(note === undefined ? {} : { note }) }),
