@@ -17,15 +17,18 @@ const gpt = GptRouter.endpoint({ baseUrl: FakeHttpClient.gptRouterBaseUrl, apiKe
 const openai = OpenAiCompatible.endpoint({ baseUrl: FakeHttpClient.openAiBaseUrl, apiKey: Redacted.make(KEY) })
 const noModels = S.fail(400, { body: { message: "No models available" } })
 const hi = { messages: [{ role: "user" as const, content: "hi" }] }
+const gptThenOpenAi = [Model.make({ name: "a", endpoint: gpt }), Model.make({ name: "c", endpoint: openai })]
+
+// One call through a router over `models`, one attempt a model.
+const generate = (models: ReadonlyArray<Model.Model>) =>
+  Effect.flatMap(Router.make({ models, retry: { maxAttempts: 1 } }), (router) => router.generate(hi))
 
 describe("no model available", () => {
   it.effect("ends the call as NoModelAvailable when the upstream router has no healthy model and nothing is left", () =>
     Effect.gen(function*() {
-      const router = yield* Router.make({
-        models: [Model.make({ name: "a", endpoint: gpt }), Model.make({ name: "b", endpoint: gpt })],
-        retry: { maxAttempts: 1 }
-      })
-      const error = yield* Effect.flip(router.generate(hi))
+      const error = yield* Effect.flip(
+        generate([Model.make({ name: "a", endpoint: gpt }), Model.make({ name: "b", endpoint: gpt })])
+      )
       expect(error._tag).toBe("NoModelAvailable")
       if (error._tag !== "NoModelAvailable") return
       expect(error.reason).toContain("No models available")
@@ -38,22 +41,14 @@ describe("no model available", () => {
 
   it.effect("falls back from GPTRouter's 'No models available' to a model on another endpoint", () =>
     Effect.gen(function*() {
-      const router = yield* Router.make({
-        models: [Model.make({ name: "a", endpoint: gpt }), Model.make({ name: "c", endpoint: openai })],
-        retry: { maxAttempts: 1 }
-      })
-      const response = yield* router.generate(hi)
+      const response = yield* generate(gptThenOpenAi)
       expect(response.model).toBe("c")
       expect(response.trail.map((a) => a.outcome)).toEqual(["fallback", "success"])
     }).pipe(Effect.provide(FakeHttpClient.layer({ script: { a: [noModels], c: [S.succeed()] }, apiKey: KEY }))))
 
   it.effect("an ordinary 400 is still a BadRequest that ends the call", () =>
     Effect.gen(function*() {
-      const router = yield* Router.make({
-        models: [Model.make({ name: "a", endpoint: gpt }), Model.make({ name: "c", endpoint: openai })],
-        retry: { maxAttempts: 1 }
-      })
-      const error = yield* Effect.flip(router.generate(hi))
+      const error = yield* Effect.flip(generate(gptThenOpenAi))
       expect(error._tag).toBe("BadRequest")
       expect(yield* FakeHttpClient.requests).toHaveLength(1)
     }).pipe(Effect.provide(FakeHttpClient.layer({

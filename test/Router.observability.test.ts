@@ -1,11 +1,11 @@
-import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Redacted, Tracer } from "effect"
 import type { Exit } from "effect"
 import { GptRouter, Model, OpenAiCompatible, Router } from "../src/index.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as Script from "../src/testing/UpstreamScript.js"
-import { captureLogs, quietLogs } from "./support/logs.js"
+import { run } from "./support/live.js"
+import { captureLogs } from "./support/logs.js"
 
 const SECRET = "sk-observability-secret-0123456789"
 
@@ -58,6 +58,13 @@ const recordingTracer = () => {
   return { spans, tracer }
 }
 
+// No attribute of any span, key or value, carries the secret.
+const expectNoSecret = (spans: ReadonlyArray<Recorded>) => {
+  for (const s of spans) {
+    for (const [key, value] of s.attributes) expect(`${key}=${String(value)}`).not.toContain(SECRET)
+  }
+}
+
 const fastRetry = { minDelay: "1 millis", maxDelay: "2 millis", initialDelay: "1 millis", maxAttempts: 3 } as const
 
 describe("observability", () => {
@@ -94,7 +101,7 @@ describe("observability", () => {
       expect(attempts[1]!.attributes.get("llm.usage.completion_tokens")).toBe(3)
       // The HTTP client's own spans are kept when a tracer is installed.
       expect(spans.filter((s) => s.parent === "effect-llm-router.attempt").length).toBeGreaterThanOrEqual(2)
-    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer), quietLogs))
+    }).pipe(run))
 
   it.live("no span attribute carries a key, for a bearer key or GPTRouter's ws-secret", () =>
     Effect.gen(function*() {
@@ -112,10 +119,8 @@ describe("observability", () => {
       const headerAttributes = spans.flatMap((s) => [...s.attributes.keys()]).filter((k) => k.includes("header"))
       expect(headerAttributes.some((k) => k.endsWith("ws-secret"))).toBe(true)
       expect(headerAttributes.some((k) => k.endsWith("authorization"))).toBe(true)
-      for (const s of spans) {
-        for (const [key, value] of s.attributes) expect(`${key}=${String(value)}`).not.toContain(SECRET)
-      }
-    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer), quietLogs))
+      expectNoSecret(spans)
+    }).pipe(run))
 
   it.live("a traced stream runs in a span, and its requests' ws-secret is redacted", () =>
     Effect.gen(function*() {
@@ -137,10 +142,8 @@ describe("observability", () => {
       expect(attempts.map((s) => s.parent)).toEqual(["effect-llm-router.stream", "effect-llm-router.stream"])
       const headerKeys = spans.flatMap((s) => [...s.attributes.keys()])
       expect(headerKeys.some((k) => k.endsWith("ws-secret"))).toBe(true)
-      for (const s of spans) {
-        for (const [key, value] of s.attributes) expect(`${key}=${String(value)}`).not.toContain(SECRET)
-      }
-    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer), quietLogs))
+      expectNoSecret(spans)
+    }).pipe(run))
 
   it.live("each retry logs a warning naming the model, failure tag and wait, and no key", () =>
     Effect.gen(function*() {
@@ -161,5 +164,5 @@ describe("observability", () => {
         waitMillis: 20
       })
       expect(JSON.stringify(lines)).not.toContain(SECRET)
-    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer), quietLogs))
+    }).pipe(run))
 })
