@@ -374,19 +374,24 @@ describe("SseReader", () => {
       expect(r.events.length).toBe(100)
     })
 
+    // Pushes `bytes` again and again: the number of pushes up to and including the first refused one (at most 1000,
+    // and a reader that never refuses fails the test).
+    const pushesUntilRefused = (
+      reader: ReturnType<typeof SseReader.make>,
+      bytes: Uint8Array,
+      out: Array<SseReader.SseEvent>
+    ): number => {
+      for (let pushes = 1; pushes <= 1000; pushes++) {
+        if (!reader.push(bytes, out)) return pushes
+      }
+      throw new Error("the reader never refused")
+    }
+
     it("a huge line without a newline fails promptly", () => {
       const reader = SseReader.make()
       const out: Array<SseReader.SseEvent> = []
-      const chunk = new Uint8Array(64 * 1024).fill(120)
-      let pushes = 0
-      let ok = true
-      while (ok && pushes < 1000) {
-        ok = reader.push(chunk, out)
-        pushes++
-      }
-      expect(ok).toBe(false)
       // 1 MiB / 64 KiB = 16 reads fit, the 17th crosses the bound
-      expect(pushes).toBe(17)
+      expect(pushesUntilRefused(reader, new Uint8Array(64 * 1024).fill(120), out)).toBe(17)
       expect(out).toEqual([])
       expect(reader.push(bytesOf("\n\ndata: a\n\n"), out)).toBe(false)
       expect(out).toEqual([])
@@ -400,15 +405,7 @@ describe("SseReader", () => {
     it("an event with many data lines fails promptly", () => {
       const reader = SseReader.make({ maxEventBytes: 64 * 1024 })
       const out: Array<SseReader.SseEvent> = []
-      const line = bytesOf(`data: ${"y".repeat(1018)}\n`)
-      let pushes = 0
-      let ok = true
-      while (ok && pushes < 1000) {
-        ok = reader.push(line, out)
-        pushes++
-      }
-      expect(ok).toBe(false)
-      expect(pushes).toBe(65)
+      expect(pushesUntilRefused(reader, bytesOf(`data: ${"y".repeat(1018)}\n`), out)).toBe(65)
       expect(out).toEqual([])
     })
 
