@@ -501,6 +501,8 @@ describe("llm-router CLI", () => {
         ],
         [["-m", "openai:x", "--prompt"], "Expected a value following option: '--prompt' (see llm-router --help)"],
         [["-m", "openai:x", "-m"], "Expected a value following option: '--model' (see llm-router --help)"],
+        [["-m", "openai:x", "-p", "--json"], "Expected a value following option: '--prompt' (see llm-router --help)"],
+        [["-m", "-v", "hi"], "Expected a value following option: '--model' (see llm-router --help)"],
         [
           ["-m", "openai:x", "--promt", "hi"],
           "The flag '--promt' is not recognized. Did you mean '--prompt'? (see llm-router --help)"

@@ -463,15 +463,20 @@ const strayFlag = (arg: string): string => {
 export const parse = (argv: ReadonlyArray<string>): Effect.Effect<Parsed> => {
   // After `--` everything is prompt text, even words that look like flags.
   const end = argv.indexOf("--")
-  const before = (end < 0 ? argv : argv.slice(0, end)).map((arg) =>
-    booleanNames.has(arg) ? `${booleanNames.get(arg)}=true` : arg
-  )
+  const flagArgs = end < 0 ? argv : argv.slice(0, end)
   const forced = end < 0 ? [] : argv.slice(end + 1)
-  const last = before[before.length - 1]
-  // `@effect/cli` drops a trailing repeatable flag without its value; say so instead.
-  if (last !== undefined && valueNames.get(last) === "--model") {
-    return Effect.succeed({ _tag: "UsageError", message: `Expected a value following option: '--model'` })
+  // A flag that takes a value must get one: `@effect/cli` would take the next flag as the value (`-p --json`), and
+  // drops a trailing repeatable flag (`-m`) without a word.
+  for (let i = 0; i < flagArgs.length; i++) {
+    const name = valueNames.get(flagArgs[i]!)
+    if (name === undefined) continue
+    const value = flagArgs[i + 1]
+    if (value === undefined || valueNames.has(value) || booleanNames.has(value)) {
+      return Effect.succeed({ _tag: "UsageError", message: `Expected a value following option: '${name}'` })
+    }
+    i++
   }
+  const before = flagArgs.map((arg) => booleanNames.has(arg) ? `${booleanNames.get(arg)}=true` : arg)
   return CliOptions.processCommandLine(flags, before, cliConfig).pipe(
     Effect.map(([error, leftover, values]): Parsed => {
       const stray = leftover.find((arg) => arg.length > 1 && arg.startsWith("-"))
