@@ -168,13 +168,18 @@ describe("llm-router CLI", () => {
           "--max-attempts",
           "1",
           "--stream",
-          "-v",
+          // Short flags grouped: -v and -p with its value.
+          "-vp",
           "hi"
         ],
         { env: envFor(upstream) }
       )
       expect(ran.code).toBe(0)
       expect(ran.stdout).toBe("From Claude\n")
+      expect((upstream.requests[0]!.body as any).messages).toEqual([{ role: "user", content: "hi" }])
+      expect((upstream.requests[1]!.body as any).data[0].promptParams.messages).toEqual([
+        { role: "user", content: "hi" }
+      ])
       const lines = ran.stderr.trimEnd().split("\n")
       expect(lines).toHaveLength(2)
       expect(lines[0]).toMatch(/^llm-router: \+\d+\.\d\ds openai\/gpt-4o #1: 503 service unavailable → next model$/)
@@ -425,8 +430,14 @@ describe("llm-router CLI", () => {
           new RegExp(`^ +${code} +${name} +${meaning.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m")
         )
       }
-      // What the timeouts bound, in the flags' own entries.
-      const entry = (flag: string) => ran.stdout.slice(ran.stdout.indexOf(`\n${flag} `) + 1).split(/\n(?=--|\()/)[0]!
+      // What the timeouts bound, in the flags' own entries: the flag's line and the indented lines continuing it.
+      const entry = (flag: string) => {
+        const lines = ran.stdout.split("\n")
+        const start = lines.findIndex((line) => new RegExp(`^ +(-\\w, )?${flag} `).test(line))
+        expect(start).toBeGreaterThanOrEqual(0)
+        const end = lines.findIndex((line, i) => i > start && !/^ {33}\S/.test(line))
+        return lines.slice(start, end).join(" ").replace(/\s+/g, " ")
+      }
       expect(entry("--timeout")).toMatch(
         /bounds each attempt\. For a stream it bounds the wait for the response headers/
       )
@@ -439,7 +450,7 @@ describe("llm-router CLI", () => {
   it.live("words after a flag stay the prompt, and after -- even words that look like flags", () =>
     Effect.gen(function*() {
       const upstream = yield* upstreamWith({ "gpt-4o": [S.succeed({ text: "A" }), S.succeed({ text: "B" })] })
-      // @effect/cli would read `no` as the value of a boolean flag; the command keeps it as the prompt's first word.
+      // A boolean flag takes no value: `no` is the prompt's first word.
       const afterFlag = yield* cli(["-m", "openai:gpt-4o", "--json", "no", "way"], { env: envFor(upstream) })
       expect(afterFlag.code).toBe(0)
       expect(JSON.parse(afterFlag.stdout)).toMatchObject({ ok: true, text: "A" })
@@ -479,7 +490,8 @@ describe("llm-router CLI", () => {
           "(see llm-router --help)"
         ],
         [
-          ["-m", "openai:x", "--stream", "--stall-timeout", "-1 seconds", "hi"],
+          // A value that starts with - goes after =.
+          ["-m", "openai:x", "--stream", "--stall-timeout=-1 seconds", "hi"],
           "--stall-timeout: expected a positive duration such as 500ms, 2s, 1m or \"30 seconds\" (got \"-1 seconds\") " +
           "(see llm-router --help)"
         ],
@@ -499,15 +511,27 @@ describe("llm-router CLI", () => {
           ["-m", "openai:x", "-p", "a", "b"],
           "give the prompt either with --prompt or as text, not both (extra: b) (see llm-router --help)"
         ],
-        [["-m", "openai:x", "--prompt"], "Expected a value following option: '--prompt' (see llm-router --help)"],
-        [["-m", "openai:x", "-m"], "Expected a value following option: '--model' (see llm-router --help)"],
-        [["-m", "openai:x", "-p", "--json"], "Expected a value following option: '--prompt' (see llm-router --help)"],
-        [["-m", "-v", "hi"], "Expected a value following option: '--model' (see llm-router --help)"],
+        [["-m", "openai:x", "--prompt"], "--prompt needs a value (see llm-router --help)"],
+        [["-m", "openai:x", "-m"], "--model needs a value (see llm-router --help)"],
+        // The next word is a flag: the value was forgotten, rather than a prompt that starts with -.
+        [
+          ["-m", "openai:x", "-p", "--json"],
+          "--prompt needs a value (a value that starts with - is written --prompt=-…) (see llm-router --help)"
+        ],
+        [
+          ["-m", "-v", "hi"],
+          "--model needs a value (a value that starts with - is written --model=-…) (see llm-router --help)"
+        ],
+        [["-m", "openai:x", "--json=yes", "hi"], "--json takes no value (see llm-router --help)"],
         [
           ["-m", "openai:x", "--promt", "hi"],
-          "The flag '--promt' is not recognized. Did you mean '--prompt'? (see llm-router --help)"
+          "unknown option --promt (did you mean --prompt?) (see llm-router --help)"
         ],
         [["-m", "openai:x", "-p", "a", "-p", "b"], "--prompt is given more than once (see llm-router --help)"],
+        [
+          ["-m", "openai:x", "--timeout", "1s", "--timeout=2s", "hi"],
+          "--timeout is given more than once (see llm-router --help)"
+        ],
         [["-m", "openai:x", "--version", "hi"], "unknown option --version (see llm-router --help)"],
         [["-m", "openai:x", "hi", "-x"], "unknown option -x (see llm-router --help)"],
         [

@@ -5,31 +5,20 @@
  *
  * @since 0.1.0
  */
-import * as Args from "@effect/cli/Args"
-import * as CliConfig from "@effect/cli/CliConfig"
-import * as Descriptor from "@effect/cli/CommandDescriptor"
-import * as HelpDoc from "@effect/cli/HelpDoc"
-import * as Span from "@effect/cli/HelpDoc/Span"
-import * as CliOptions from "@effect/cli/Options"
-import * as Usage from "@effect/cli/Usage"
-import * as ValidationError from "@effect/cli/ValidationError"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import * as Path from "@effect/platform/Path"
-import * as Terminal from "@effect/platform/Terminal"
-import * as Doc from "@effect/printer/Doc"
 import * as Cause from "effect/Cause"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as HashMap from "effect/HashMap"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import { parseArgs } from "node:util"
 import * as Attempt from "../Attempt.js"
 import type { ChatChunk } from "../ChatChunk.js"
 import type * as ChatRequest from "../ChatRequest.js"
@@ -43,7 +32,7 @@ import * as RouterError from "../RouterError.js"
  * The exit codes, one per failure mode. When every model fails, the code is that of the last model's failure.
  *
  * @since 0.1.0
- * @category Constants
+ * @category constants
  */
 export const exitCodes = {
   Ok: { code: 0, meaning: "the call was served" },
@@ -71,7 +60,7 @@ export const exitCodes = {
 
 /**
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type ExitCodeName = keyof typeof exitCodes
 
@@ -79,7 +68,7 @@ export type ExitCodeName = keyof typeof exitCodes
  * The exit code of an error that ends a run.
  *
  * @since 0.1.0
- * @category Constants
+ * @category constants
  */
 export const exitCodeOf = (error: RouterError.RouterStreamError | RouterError.RouterConfigError): number =>
   error._tag === "RouterConfigError" ? exitCodes.Usage.code : exitCodes[error._tag].code
@@ -88,7 +77,7 @@ export const exitCodeOf = (error: RouterError.RouterStreamError | RouterError.Ro
  * Where a model is served: `openai` (any OpenAI-compatible server) or `gptrouter`.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type Via = "openai" | "gptrouter"
 
@@ -96,7 +85,7 @@ export type Via = "openai" | "gptrouter"
  * One `--model` value, parsed.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface ModelSpec {
   readonly via: Via
@@ -112,7 +101,7 @@ export interface ModelSpec {
  * Returns the reason when the value is not valid.
  *
  * @since 0.1.0
- * @category Parsing
+ * @category parsing
  */
 export const parseModelSpec = (text: string): ModelSpec | string => {
   const colon = text.indexOf(":")
@@ -138,7 +127,7 @@ export const parseModelSpec = (text: string): ModelSpec | string => {
  * Base URLs given on the command line; they win over the environment.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface EndpointFlags {
   readonly openAiBaseUrl?: string | undefined
@@ -151,7 +140,7 @@ export interface EndpointFlags {
  * the environment. Fails when a GPTRouter model has no key.
  *
  * @since 0.1.0
- * @category Configuration
+ * @category configuration
  */
 export const modelsFor = (
   specs: ReadonlyArray<ModelSpec>,
@@ -187,7 +176,7 @@ export const modelsFor = (
  * The options of a run, from the command line.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface Options extends EndpointFlags {
   readonly models: ReadonlyArray<ModelSpec>
@@ -210,12 +199,35 @@ export interface Options extends EndpointFlags {
  * What the command line asks for.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export type Parsed =
   | { readonly _tag: "Help" }
   | { readonly _tag: "Run"; readonly options: Options }
   | { readonly _tag: "UsageError"; readonly message: string }
+
+const flagSpec = {
+  model: { type: "string", short: "m", multiple: true },
+  prompt: { type: "string", short: "p" },
+  system: { type: "string" },
+  stream: { type: "boolean" },
+  json: { type: "boolean" },
+  verbose: { type: "boolean", short: "v" },
+  temperature: { type: "string" },
+  "max-tokens": { type: "string" },
+  "max-attempts": { type: "string" },
+  timeout: { type: "string" },
+  deadline: { type: "string" },
+  "first-token-timeout": { type: "string" },
+  "stall-timeout": { type: "string" },
+  "openai-base-url": { type: "string" },
+  "gptrouter-base-url": { type: "string" },
+  help: { type: "boolean", short: "h" }
+} as const
+
+type FlagName = keyof typeof flagSpec
+
+const flagNames = Object.keys(flagSpec) as Array<FlagName>
 
 // The short forms users already write (`500ms`, `2s`, `1.5m`, `1h`, a bare number of seconds), spelled out for
 // `Duration.decode`, which wants a number, a space and a unit name (`500 millis`).
@@ -228,7 +240,7 @@ const shortUnits = { ms: "millis", s: "seconds", m: "minutes", h: "hours" } as c
  * positive, finite duration.
  *
  * @since 0.1.0
- * @category Parsing
+ * @category parsing
  */
 export const parseDuration = (text: string): Option.Option<Duration.Duration> => {
   const trimmed = text.trim()
@@ -242,318 +254,232 @@ export const parseDuration = (text: string): Option.Option<Duration.Duration> =>
   )
 }
 
-const invalid = (message: string) => ValidationError.invalidValue(HelpDoc.p(message))
-
-// `Options.integer` and `Options.float` report "'1.5' is not a integer" without naming the flag; the message here
-// names it. Range checks are the request's and the router's (exit 3 and 2 with their own messages).
-const numberFlag = (name: string, integer: boolean, description: string) =>
-  CliOptions.text(name).pipe(
-    CliOptions.withPseudoName(integer ? "integer" : "number"),
-    CliOptions.mapEffect((text) => {
-      const value = text.trim() === "" ? NaN : Number(text)
-      return Number.isFinite(value) && (!integer || Number.isInteger(value))
-        ? Effect.succeed(value)
-        : Effect.fail(
-          invalid(`--${name}: expected ${integer ? "an integer" : "a number"} (got ${JSON.stringify(text)})`)
-        )
-    }),
-    CliOptions.withDescription(description),
-    CliOptions.optional,
-    CliOptions.map(Option.getOrUndefined)
-  )
-
-const durationFlag = (name: string, description: string) =>
-  CliOptions.text(name).pipe(
-    CliOptions.withPseudoName("duration"),
-    CliOptions.mapEffect((text) =>
-      Option.match(parseDuration(text), {
-        onNone: () =>
-          Effect.fail(invalid(
-            `--${name}: expected a positive duration such as 500ms, 2s, 1m or "30 seconds" (got ${
-              JSON.stringify(text)
-            })`
-          )),
-        onSome: Effect.succeed
-      })
-    ),
-    CliOptions.withDescription(description),
-    CliOptions.optional,
-    CliOptions.map(Option.getOrUndefined)
-  )
-
-const textFlag = (name: string, pseudoName: string, description: string) =>
-  CliOptions.text(name).pipe(
-    CliOptions.withPseudoName(pseudoName),
-    CliOptions.withDescription(description),
-    CliOptions.optional,
-    CliOptions.map(Option.getOrUndefined)
-  )
-
-// The flags that take no value. `@effect/cli` lets a boolean flag take an optional `true`/`false`/`yes`/`no`/… after
-// it, which would swallow the first word of a prompt written after the flag (`--json no way`); `parse` therefore
-// passes them as `--json=true`.
-const booleanFlags = [
-  ["stream", undefined],
-  ["json", undefined],
-  ["verbose", "v"],
-  ["help", "h"]
-] as const
-
-// The flags that take a value.
-const valueFlags = [
-  ["model", "m"],
-  ["prompt", "p"],
-  ["system", undefined],
-  ["temperature", undefined],
-  ["max-tokens", undefined],
-  ["max-attempts", undefined],
-  ["timeout", undefined],
-  ["first-token-timeout", undefined],
-  ["stall-timeout", undefined],
-  ["deadline", undefined],
-  ["openai-base-url", undefined],
-  ["gptrouter-base-url", undefined]
-] as const
-
-const namesOf = (flags: ReadonlyArray<readonly [string, string | undefined]>): Map<string, string> =>
-  new Map(flags.flatMap(([name, alias]) => [
-    [`--${name}`, `--${name}`],
-    ...(alias === undefined ? [] : [[`-${alias}`, `--${name}`] as const])
-  ]))
-const booleanNames = namesOf(booleanFlags)
-const valueNames = namesOf(valueFlags)
-
-const flags = CliOptions.all({
-  model: CliOptions.text("model").pipe(
-    CliOptions.withAlias("m"),
-    CliOptions.withPseudoName("via:name"),
-    CliOptions.withDescription(
-      "A model, in priority order: the first that answers serves the call. Repeatable. via is openai (an " +
-        "OpenAI-compatible server: OpenAI, OpenRouter, vLLM, Ollama, …; the rest is the model name as that server " +
-        "knows it) or gptrouter (GPTRouter: name, or provider/name), e.g. -m openai:gpt-4o-mini " +
-        "-m gptrouter:anthropic/claude-3-haiku-20240307."
-    ),
-    CliOptions.repeated
-  ),
-  prompt: textFlag(
-    "prompt",
-    "text",
-    "The user message. Otherwise the text after the flags, or stdin when it is piped."
-  ).pipe(CliOptions.withAlias("p")),
-  system: textFlag("system", "text", "A system message sent before the prompt."),
-  temperature: numberFlag("temperature", false, "Sampling temperature, 0..2."),
-  maxTokens: numberFlag("max-tokens", true, "Upper bound on the answer's tokens."),
-  stream: CliOptions.boolean("stream").pipe(CliOptions.withDescription(
-    "Print tokens as they arrive (streaming transport). Retries and fallback happen only before the first " +
-      "token; a failure after it ends the output (exit 19)."
-  )),
-  json: CliOptions.boolean("json").pipe(CliOptions.withDescription(
-    "Print one JSON object on stdout instead of text: " +
-      "{\"ok\":true,\"text\",\"model\",\"provider\",\"usage\",\"finishReason\",\"trail\":[...]} or " +
-      "{\"ok\":false,\"error\":{\"tag\",\"message\",...},\"trail\":[...]}. With --stream it uses the streaming " +
-      "transport and still prints one object."
-  )),
-  verbose: CliOptions.boolean("verbose").pipe(
-    CliOptions.withAlias("v"),
-    CliOptions.withDescription("Print each attempt on stderr as it ends (model, outcome, wait).")
-  ),
-  maxAttempts: numberFlag(
-    "max-attempts",
-    true,
-    "Attempts per model, counting the first (default 4). Waits between them: 4s each (exponential, clamped to " +
-      "4s..10s, +-20% jitter), or the server's Retry-After up to 60s. Rate limits, 5xx, 503, timeouts and network " +
-      "errors are retried; every failure but a bad request then falls back to the next model."
-  ),
-  timeout: durationFlag(
-    "timeout",
-    "The attempt timeout: bounds each attempt. For a stream it bounds the wait for the response headers, " +
-      "whatever else is set."
-  ),
-  firstTokenTimeout: durationFlag(
-    "first-token-timeout",
-    "With --stream: bounds the wait for the first content of the stream, from the start of an attempt " +
-      "(keep-alives do not count)."
-  ),
-  stallTimeout: durationFlag(
-    "stall-timeout",
-    "With --stream: the longest gap between content chunks once content started."
-  ),
-  deadline: durationFlag(
-    "deadline",
-    "Total limit over every attempt, wait and fallback (with --stream: until the first content; " +
-      "--stall-timeout guards the rest)."
-  ),
-  openAiBaseUrl: textFlag(
-    "openai-base-url",
-    "url",
-    "Default: $OPENAI_BASE_URL, else https://api.openai.com/v1. Key: $OPENAI_API_KEY (optional, e.g. for a " +
-      "local server)."
-  ),
-  gptRouterBaseUrl: textFlag(
-    "gptrouter-base-url",
-    "url",
-    `Default: $GPT_ROUTER_API_BASE, else ${GptRouter.defaultBaseUrl}. Key: $GPT_ROUTER_API_KEY (required for ` +
-      "gptrouter: models)."
-  ),
-  help: CliOptions.boolean("help").pipe(CliOptions.withAlias("h"), CliOptions.withDescription("Show this help."))
-})
-
-/**
- * The command's description for `@effect/cli`: its flags and its positional prompt words. `parse` reads the command
- * line with its flags; `helpText` renders its help.
- *
- * @since 0.1.0
- * @category Parsing
- */
-export const command = Descriptor.make(
-  "llm-router",
-  flags,
-  Args.text({ name: "prompt" }).pipe(
-    Args.withDescription("The prompt, as words after the flags (or after --). Otherwise --prompt, or stdin."),
-    Args.repeated
-  )
-).pipe(Descriptor.withDescription(
-  "Send one prompt through an ordered list of models, with retries, fallback and typed failures."
-))
-
-const cliConfig = CliConfig.make({ isCaseSensitive: true, showBuiltIns: false })
-
-// Parsing text, integer and boolean flags touches neither files nor the terminal, but `@effect/cli` asks for them
-// (for file options and prompts): no-op services keep the parse in-process.
-const parseEnvironment = Layer.mergeAll(
-  FileSystem.layerNoop({}),
-  Path.layer,
-  Layer.succeed(
-    Terminal.Terminal,
-    Terminal.Terminal.of({
-      columns: Effect.succeed(80),
-      rows: Effect.succeed(24),
-      isTTY: Effect.succeed(false),
-      readInput: Effect.dieMessage("llm-router does not read the terminal"),
-      readLine: Effect.dieMessage("llm-router does not read the terminal"),
-      display: () => Effect.void
-    })
-  )
-)
-
-const plainText = (doc: HelpDoc.HelpDoc): string =>
-  Doc.render(Doc.unAnnotate(HelpDoc.toAnsiDoc(doc)), { style: "pretty" })
+class UsageError {
+  constructor(readonly message: string) {}
+}
 
 const oneLine = (text: string): string => text.replace(/\s+/g, " ").trim()
 
-// What `@effect/cli` leaves as positional words but is a flag: unknown, repeated, or in a form it does not read.
-const strayFlag = (arg: string): string => {
-  const name = arg.startsWith("--") ? arg.split("=")[0]! : arg
-  const known = valueNames.get(name) ?? booleanNames.get(name)
-  if (known !== undefined) {
-    return arg.includes("=") ? `${arg}: write ${known} <value>` : `${known} is given more than once`
-  }
-  // Someone looking for a key flag: say where keys come from.
-  const hint = /key/i.test(arg) ? " (keys are read only from OPENAI_API_KEY and GPT_ROUTER_API_KEY)" : ""
-  return `unknown option ${arg}${hint}`
-}
-
 /**
- * Parses the arguments (without `node` and the script) with `@effect/cli`. Never fails: a bad command line is a
- * `UsageError` with a one-line message naming the flag.
+ * Parses the arguments (without `node` and the script). Never throws: a bad command line is a `UsageError` with a
+ * one-line message naming the flag. Everything after `--` is prompt text, even words that look like flags.
  *
  * @since 0.1.0
- * @category Parsing
+ * @category parsing
  */
-export const parse = (argv: ReadonlyArray<string>): Effect.Effect<Parsed> => {
-  // After `--` everything is prompt text, even words that look like flags.
-  const end = argv.indexOf("--")
-  const flagArgs = end < 0 ? argv : argv.slice(0, end)
-  const forced = end < 0 ? [] : argv.slice(end + 1)
-  // A flag that takes a value must get one: `@effect/cli` would take the next flag as the value (`-p --json`), and
-  // drops a trailing repeatable flag (`-m`) without a word.
-  for (let i = 0; i < flagArgs.length; i++) {
-    const name = valueNames.get(flagArgs[i]!)
-    if (name === undefined) continue
-    const value = flagArgs[i + 1]
-    if (value === undefined || valueNames.has(value) || booleanNames.has(value)) {
-      return Effect.succeed({ _tag: "UsageError", message: `Expected a value following option: '${name}'` })
-    }
-    i++
+export const parse = (argv: ReadonlyArray<string>): Parsed => {
+  let values: ReturnType<typeof parseFlags>["values"]
+  let positionals: Array<string>
+  let tokens: ReturnType<typeof parseFlags>["tokens"]
+  try {
+    ;({ positionals, tokens, values } = parseFlags(argv))
+  } catch (error) {
+    return { _tag: "UsageError", message: flagErrorMessage(error) }
   }
-  const before = flagArgs.map((arg) => booleanNames.has(arg) ? `${booleanNames.get(arg)}=true` : arg)
-  return CliOptions.processCommandLine(flags, before, cliConfig).pipe(
-    Effect.map(([error, leftover, values]): Parsed => {
-      const stray = leftover.find((arg) => arg.length > 1 && arg.startsWith("-"))
-      const reported = Option.map(error, (e) => oneLine(plainText(e.error)))
-      if (Option.isSome(reported) && reported.value !== "") return { _tag: "UsageError", message: reported.value }
-      if (stray !== undefined) return { _tag: "UsageError", message: strayFlag(stray) }
-      if (values.help) return { _tag: "Help" }
-      return fromFlags(values, [...leftover, ...forced])
-    }),
-    Effect.catchAll((error) =>
-      Effect.succeed<Parsed>({ _tag: "UsageError", message: oneLine(plainText(error.error)) })
-    ),
-    Effect.provide(parseEnvironment)
+  if (values.help === true) return { _tag: "Help" }
+  try {
+    // parseArgs keeps the last of a repeated value silently; two prompts (or timeouts) are more likely a mistake.
+    const seen = new Set<string>()
+    for (const token of tokens) {
+      if (token.kind !== "option" || token.value === undefined || token.name === "model") continue
+      if (seen.has(token.name)) throw new UsageError(`--${token.name} is given more than once`)
+      seen.add(token.name)
+    }
+    const models = (values.model ?? []).map((text) => {
+      const spec = parseModelSpec(text)
+      if (typeof spec === "string") throw new UsageError(spec)
+      return spec
+    })
+    if (models.length === 0) {
+      throw new UsageError("at least one --model is needed, e.g. -m openai:gpt-4o-mini")
+    }
+    if (values.prompt !== undefined && positionals.length > 0) {
+      throw new UsageError(`give the prompt either with --prompt or as text, not both (extra: ${positionals[0]})`)
+    }
+    const prompt = values.prompt ?? (positionals.length > 0 ? positionals.join(" ") : undefined)
+    if (prompt !== undefined && prompt.trim() === "") throw new UsageError("the prompt is empty")
+    const stream = values.stream === true
+    for (const flag of ["first-token-timeout", "stall-timeout"] as const) {
+      if (values[flag] !== undefined && !stream) {
+        throw new UsageError(`--${flag} applies to streams only: add --stream`)
+      }
+    }
+    return {
+      _tag: "Run",
+      options: {
+        models,
+        prompt,
+        system: values.system,
+        stream,
+        json: values.json === true,
+        verbose: values.verbose === true,
+        temperature: number("temperature", values.temperature, false),
+        maxTokens: number("max-tokens", values["max-tokens"], true),
+        maxAttempts: number("max-attempts", values["max-attempts"], true),
+        timeout: duration("timeout", values.timeout),
+        firstTokenTimeout: duration("first-token-timeout", values["first-token-timeout"]),
+        stallTimeout: duration("stall-timeout", values["stall-timeout"]),
+        deadline: duration("deadline", values.deadline),
+        openAiBaseUrl: values["openai-base-url"],
+        gptRouterBaseUrl: values["gptrouter-base-url"]
+      }
+    }
+  } catch (error) {
+    if (error instanceof UsageError) return { _tag: "UsageError", message: error.message }
+    throw error
+  }
+}
+
+const parseFlags = (argv: ReadonlyArray<string>) =>
+  parseArgs({ args: [...argv], options: flagSpec, strict: true, allowPositionals: true, tokens: true })
+
+// `-p` or `--prompt` (as Node's messages write them) to `--prompt`.
+const longName = (flag: string): string => {
+  if (flag.startsWith("--")) return flag
+  const name = flagNames.find((name) => {
+    const spec: { readonly type: string; readonly short?: string } = flagSpec[name]
+    return spec.short !== undefined && `-${spec.short}` === flag
+  })
+  return name === undefined ? flag : `--${name}`
+}
+
+// Node's messages run over several lines and add hints of their own; the command says the same in one line.
+const flagErrorMessage = (error: unknown): string => {
+  const text = oneLine(error instanceof Error ? error.message : String(error))
+  const unknown = /^Unknown option '([^']*)'/.exec(text)
+  if (unknown !== null) {
+    const flag = unknown[1]!
+    // Someone looking for a key flag: say where keys come from.
+    if (/key/i.test(flag)) {
+      return `unknown option ${flag} (keys are read only from OPENAI_API_KEY and GPT_ROUTER_API_KEY)`
+    }
+    const near = flag.startsWith("--") ? closestFlag(flag.slice(2)) : undefined
+    return `unknown option ${flag}${near === undefined ? "" : ` (did you mean --${near}?)`}`
+  }
+  const missing = /^Option '(?:-\w, )?(--[\w-]+)[^']*' argument missing/.exec(text)
+  if (missing !== null) return `${missing[1]} needs a value`
+  // `-p --json`: the next word is a flag, so the value was most likely forgotten.
+  const ambiguous = /^Option '([^']*)' argument is ambiguous/.exec(text)
+  if (ambiguous !== null) {
+    const flag = longName(ambiguous[1]!)
+    return `${flag} needs a value (a value that starts with - is written ${flag}=-…)`
+  }
+  const noValue = /^Option '([^']*)' does not take an argument/.exec(text)
+  if (noValue !== null) return `${longName(noValue[1]!)} takes no value`
+  return text
+}
+
+// The known flag within two edits of a misspelt one (`--promt`), if any.
+const closestFlag = (name: string): FlagName | undefined => {
+  let best: FlagName | undefined
+  let bestDistance = 3
+  for (const candidate of flagNames) {
+    const distance = editDistance(name, candidate)
+    if (distance < bestDistance) {
+      best = candidate
+      bestDistance = distance
+    }
+  }
+  return best
+}
+
+const editDistance = (a: string, b: string): number => {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]!
+}
+
+// Range checks are the request's and the router's (exit 3 and 2 with their own messages); here only the syntax.
+const number = (flag: string, text: string | undefined, integer: boolean): number | undefined => {
+  if (text === undefined) return undefined
+  const value = text.trim() === "" ? NaN : Number(text)
+  if (!Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${flag}: expected ${integer ? "an integer" : "a number"} (got ${JSON.stringify(text)})`)
+  }
+  return value
+}
+
+const duration = (flag: string, text: string | undefined): Duration.Duration | undefined => {
+  if (text === undefined) return undefined
+  return Option.getOrThrowWith(
+    parseDuration(text),
+    () =>
+      new UsageError(
+        `--${flag}: expected a positive duration such as 500ms, 2s, 1m or "30 seconds" (got ${JSON.stringify(text)})`
+      )
   )
 }
 
-type FlagValues = typeof flags extends CliOptions.Options<infer A> ? A : never
-
-const fromFlags = (values: FlagValues, positionals: ReadonlyArray<string>): Parsed => {
-  const usage = (message: string): Parsed => ({ _tag: "UsageError", message })
-  const models: Array<ModelSpec> = []
-  for (const text of values.model) {
-    const spec = parseModelSpec(text)
-    if (typeof spec === "string") return usage(spec)
-    models.push(spec)
-  }
-  if (models.length === 0) return usage("at least one --model is needed, e.g. -m openai:gpt-4o-mini")
-  if (values.prompt !== undefined && positionals.length > 0) {
-    return usage(`give the prompt either with --prompt or as text, not both (extra: ${positionals[0]})`)
-  }
-  const prompt = values.prompt ?? (positionals.length > 0 ? positionals.join(" ") : undefined)
-  if (prompt !== undefined && prompt.trim() === "") return usage("the prompt is empty")
-  if (!values.stream) {
-    if (values.firstTokenTimeout !== undefined) {
-      return usage("--first-token-timeout applies to streams only: add --stream")
-    }
-    if (values.stallTimeout !== undefined) return usage("--stall-timeout applies to streams only: add --stream")
-  }
-  const { help: _, model: __, ...rest } = values
-  return { _tag: "Run", options: { ...rest, models, prompt } }
-}
-
 /**
- * The `--help` text: `@effect/cli`'s usage and flag list, then where keys come from and the exit codes.
+ * The `--help` text.
  *
  * @since 0.1.0
- * @category Help
+ * @category help
  */
 export const helpText = (): string => {
-  const usage = Usage.enumerate(Descriptor.getUsage(command), cliConfig).map((span) =>
-    HelpDoc.p(Span.concat(Span.text("$ "), span))
-  )
   const codes = Object.entries(exitCodes).map(([name, { code, meaning }]) =>
     `  ${String(code).padStart(3)}  ${name.padEnd(22)}${meaning}`
   )
-  return `${
-    plainText(HelpDoc.blocks([
-      HelpDoc.h1("USAGE"),
-      ...usage,
-      HelpDoc.p("$ echo \"prompt\" | llm-router -m <via:name> [flags]"),
-      Descriptor.getHelp(command, cliConfig),
-      HelpDoc.h1("DURATIONS"),
-      HelpDoc.p(
-        "500ms, 2s, 1.5s, 1m, 1h (a bare number is seconds), or as Effect's Duration reads them: \"500 millis\", " +
-          "\"30 seconds\", \"2 minutes\"."
-      ),
-      HelpDoc.h1("ENVIRONMENT"),
-      HelpDoc.p(
-        "Keys are read only from the environment, never from flags, so they stay out of shell history: " +
-          "OPENAI_API_KEY, GPT_ROUTER_API_KEY. Base URLs: OPENAI_BASE_URL, GPT_ROUTER_API_BASE (the flags win)."
-      )
-    ]))
-  }
-EXIT CODES
+  return `llm-router: send one prompt through an ordered list of models, with retries, fallback and typed failures.
+
+Usage
+  llm-router -m <via:model> [-m <via:model> ...] [options] [--] [prompt ...]
+  echo "prompt" | llm-router -m <via:model> [options]
+
+Models, in priority order: the first that answers serves the call
+  -m, --model <via:name>         Repeatable. via is one of:
+                                   openai     an OpenAI-compatible server (OpenAI, OpenRouter, vLLM, Ollama, ...);
+                                              the rest is the model name as that server knows it
+                                   gptrouter  GPTRouter: name, or provider/name
+                                 e.g. -m openai:gpt-4o-mini -m gptrouter:anthropic/claude-3-haiku-20240307
+
+Prompt
+  -p, --prompt <text>            The user message. Otherwise the text after the flags, or stdin when it is piped.
+                                 Prompt words that start with - go after --, e.g. -- -5 degrees.
+      --system <text>            A system message sent before the prompt.
+      --temperature <0..2>       Sampling temperature.
+      --max-tokens <n>           Upper bound on the answer's tokens.
+
+Output
+      --stream                   Print tokens as they arrive (streaming transport). Retries and fallback happen only
+                                 before the first token; a failure after it ends the output (exit 19).
+      --json                     Print one JSON object on stdout instead of text:
+                                   {"ok":true,"text","model","provider","usage","finishReason","trail":[...]}
+                                   {"ok":false,"error":{"tag","message",...},"trail":[...]}
+                                 With --stream it uses the streaming transport and still prints one object.
+  -v, --verbose                  Print each attempt on stderr as it ends (model, outcome, wait).
+  -h, --help                     Show this help.
+
+Retries and timeouts
+  Durations: 500ms, 2s, 1.5s, 1m, 1h (a bare number is seconds), or as Effect's Duration reads them:
+  "500 millis", "30 seconds", "2 minutes".
+      --max-attempts <n>         Attempts per model, counting the first (default 4). Waits between them: 4s each
+                                 (exponential, clamped to 4s..10s, +-20% jitter), or the server's Retry-After up to
+                                 60s. Rate limits, 5xx, 503, timeouts and network errors are retried; every failure
+                                 but a bad request then falls back to the next model.
+      --timeout <duration>       The attempt timeout: bounds each attempt. For a stream it bounds the wait for the
+                                 response headers, whatever else is set.
+      --first-token-timeout <d>  With --stream: bounds the wait for the first content of the stream, from the start
+                                 of an attempt (keep-alives do not count).
+      --stall-timeout <d>        With --stream: the longest gap between content chunks once content started.
+      --deadline <duration>      Total limit over every attempt, wait and fallback (with --stream: until the first
+                                 content; --stall-timeout guards the rest).
+
+Endpoints (keys are read only from the environment, never from flags, so they stay out of shell history)
+      --openai-base-url <url>    Default: $OPENAI_BASE_URL, else https://api.openai.com/v1.
+                                 Key: $OPENAI_API_KEY (optional, e.g. for a local server).
+      --gptrouter-base-url <url> Default: $GPT_ROUTER_API_BASE, else ${GptRouter.defaultBaseUrl}.
+                                 Key: $GPT_ROUTER_API_KEY (required for gptrouter: models).
 
 Errors print one line on stderr. When every model fails, the exit code is that of the last failure.
 
+Exit codes
 ${codes.join("\n")}
 `
 }
@@ -562,7 +488,7 @@ ${codes.join("\n")}
  * The process as the command sees it.
  *
  * @since 0.1.0
- * @category Models
+ * @category models
  */
 export interface Io {
   readonly stdout: (text: string) => void
@@ -579,7 +505,7 @@ export interface Io {
  * notices are left out because `onAttempt` reports every attempt.
  *
  * @since 0.1.0
- * @category Logging
+ * @category logging
  */
 export const terminalLogger = (write: (line: string) => void): Layer.Layer<never> =>
   Logger.replace(
@@ -627,11 +553,12 @@ interface Outcome {
  * The command as an effect: runs the arguments and returns the exit code. Never fails; needs an `HttpClient`.
  *
  * @since 0.1.0
- * @category Running
+ * @category running
  */
 export const program = (argv: ReadonlyArray<string>, io: Io): Effect.Effect<number, never, HttpClient.HttpClient> =>
-  Effect.flatMap(parse(argv), (parsed) => {
+  Effect.suspend(() => {
     const err = (line: string) => io.stderr(`llm-router: ${line}\n`)
+    const parsed = parse(argv)
     if (parsed._tag === "Help") {
       io.stdout(helpText())
       return Effect.succeed(exitCodes.Ok.code)
@@ -797,7 +724,7 @@ const streamed = (
  * Runs the command on `FetchHttpClient` and resolves with its exit code. Never rejects.
  *
  * @since 0.1.0
- * @category Running
+ * @category running
  */
 export const run = async (argv: ReadonlyArray<string>, io: Io): Promise<number> => {
   const exit = await Effect.runPromiseExit(
