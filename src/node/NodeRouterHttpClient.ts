@@ -2,6 +2,13 @@
  * Node-only HTTP client layers. Kept out of the main entry because importing `@effect/platform-node` installs its own
  * undici as the process-wide dispatcher behind `globalThis.fetch`.
  *
+ * Hand-written in place of `NodeHttpClient`/`FetchHttpClient` for speed. Measured 2026-11-30 (router on each layer,
+ * same machine, interleaved; load average ~5–9 on 2 cores, so ±10%): client CPU per non-streaming call 550 µs vs
+ * 1,430 µs on `FetchHttpClient` (bench `throughput`: 349 vs 1,555 µs/call, ×0.41 vs ×1.81 of raw-fetch), CPU per
+ * 100-chunk stream 1,240 µs vs 2,440 µs (bench `stream-seq`: 4.4 vs 7.4 ms/stream). Only the router's direct untraced
+ * send gets all of it: a client wrapped by the caller's combinators goes through `HttpClient.make` (+15% CPU per call,
+ * +47% per stream against the direct send).
+ *
  * @since 0.1.0
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
