@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The suite against the lowest versions the peer ranges allow: a copy of the repository in a temporary folder, whose
-# devDependencies pin effect, @effect/platform and @effect/platform-node to the bottom of package.json's
-# peerDependencies ranges (and the CLI's dependencies to the bottom of theirs), installed without the lock file.
+# devDependencies pin every peer (effect, @effect/platform, @effect/platform-node) and dependency to the bottom of its
+# range in package.json, installed without the lock file.
 # Type-check and tests run there; the exit status is theirs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,18 +10,18 @@ root=$(pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/llm-router-lowest.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# The floor of a caret range: "^3.22.2" -> "3.22.2".
-floor() { node -e 'const p = require(process.argv[1]); const r = p[process.argv[2]][process.argv[3]]; if (!/^\^\d+\.\d+\.\d+$/.test(r)) { console.error(`not a caret range: ${process.argv[3]} ${r}`); process.exit(1) } console.log(r.slice(1))' "$root/package.json" "$1" "$2"; }
-
-pins=()
-for name in effect @effect/platform @effect/platform-node; do
-  v=$(floor peerDependencies "$name") || exit 1
-  pins+=("$name@$v")
-done
-for name in @effect/cli @effect/printer @effect/printer-ansi; do
-  v=$(floor dependencies "$name") || exit 1
-  pins+=("$name@$v")
-done
+# The floor of every caret range of peerDependencies and dependencies: "^3.22.0" -> "effect@3.22.0".
+ranges=$(node -e '
+  const p = require(process.argv[1])
+  for (const field of ["peerDependencies", "dependencies"]) {
+    for (const [name, range] of Object.entries(p[field] ?? {})) {
+      if (!/^\^\d+\.\d+\.\d+$/.test(range)) { console.error(`not a caret range: ${name} ${range}`); process.exit(1) }
+      console.log(`${name}@${range.slice(1)}`)
+    }
+  }
+' "$root/package.json") || exit 1
+mapfile -t pins <<<"$ranges"
+[ "${#pins[@]}" -gt 0 ] || { echo "lowest: no ranges found" >&2; exit 1; }
 echo "lowest versions: ${pins[*]}"
 
 git ls-files -z | xargs -0 -I{} cp --parents {} "$work" 2>/dev/null || tar -c --files-from <(git ls-files) | tar -x -C "$work"
