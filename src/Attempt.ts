@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
-import { formatMillis } from "./internal/format.js"
+import { formatMillis, tagInWords } from "./internal/format.js"
 import { AttemptError } from "./RouterError.js"
 
 /**
@@ -138,7 +138,7 @@ const describeError = (error: AttemptError): string => {
       what = `malformed response (${oneLine(error.reason)})`
       break
     default:
-      what = error._tag.replace(/(?<=[a-z])(?=[A-Z])/g, " ").toLowerCase()
+      what = tagInWords(error._tag)
   }
   const status = error.status === undefined ? "" : `${error.status} `
   const wait = error.retryAfterMillis === undefined

@@ -25,7 +25,7 @@
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import { Attempt } from "./Attempt.js"
-import { formatMillis } from "./internal/format.js"
+import { formatMillis, tagInWords } from "./internal/format.js"
 
 /**
  * @since 0.1.0
@@ -103,8 +103,8 @@ const AttemptFailure = <Self>() =>
 <const Tag extends string, Extra extends Schema.Struct.Fields = {}>(
   tag: Tag,
   mode: Omit<FailureMode, "tag"> & {
-    /** What went wrong, in a few words (the middle of the message). */
-    readonly summary: (self: Schema.Struct.Type<Extra>) => string
+    /** What went wrong, in a few words (the middle of the message); by default the tag in words (`rate limited`). */
+    readonly summary?: (self: Schema.Struct.Type<Extra>) => string
   },
   extra?: Extra
 ):
@@ -127,7 +127,7 @@ const AttemptFailure = <Self>() =>
     readonly [TypeId]: TypeId = TypeId
     override get message(): string {
       let text = `${this.provider}/${this.model} (attempt ${this.attempt}): ${
-        mode.summary(this as unknown as Schema.Struct.Type<Extra>)
+        mode.summary === undefined ? tagInWords(tag) : mode.summary(this as unknown as Schema.Struct.Type<Extra>)
       }`
       if (this.status !== undefined) text += ` (HTTP ${this.status})`
       if (this.retryAfterMillis !== undefined) text += `; server asked to wait ${formatMillis(this.retryAfterMillis)}`
@@ -145,7 +145,6 @@ const AttemptFailure = <Self>() =>
  * @category errors
  */
 export class RateLimited extends AttemptFailure<RateLimited>()("RateLimited", {
-  summary: () => "rate limited",
   retryable: true,
   fallsBack: true,
   statuses: [429]
@@ -159,7 +158,6 @@ export class RateLimited extends AttemptFailure<RateLimited>()("RateLimited", {
  * @category errors
  */
 export class QuotaExhausted extends AttemptFailure<QuotaExhausted>()("QuotaExhausted", {
-  summary: () => "quota exhausted",
   retryable: false,
   fallsBack: true,
   statuses: [402]
@@ -172,7 +170,6 @@ export class QuotaExhausted extends AttemptFailure<QuotaExhausted>()("QuotaExhau
  * @category errors
  */
 export class AuthenticationFailed extends AttemptFailure<AuthenticationFailed>()("AuthenticationFailed", {
-  summary: () => "authentication failed",
   retryable: false,
   fallsBack: true,
   statuses: [401]
@@ -185,7 +182,6 @@ export class AuthenticationFailed extends AttemptFailure<AuthenticationFailed>()
  * @category errors
  */
 export class PermissionDenied extends AttemptFailure<PermissionDenied>()("PermissionDenied", {
-  summary: () => "permission denied",
   retryable: false,
   fallsBack: true,
   statuses: [403]
@@ -199,7 +195,6 @@ export class PermissionDenied extends AttemptFailure<PermissionDenied>()("Permis
  * @category errors
  */
 export class BadRequest extends AttemptFailure<BadRequest>()("BadRequest", {
-  summary: () => "bad request",
   retryable: false,
   fallsBack: false,
   statuses: [400, 422, "4xx"]
@@ -213,7 +208,6 @@ export class BadRequest extends AttemptFailure<BadRequest>()("BadRequest", {
  * @category errors
  */
 export class ContextLengthExceeded extends AttemptFailure<ContextLengthExceeded>()("ContextLengthExceeded", {
-  summary: () => "context length exceeded",
   retryable: false,
   fallsBack: true,
   statuses: [413]
@@ -226,7 +220,6 @@ export class ContextLengthExceeded extends AttemptFailure<ContextLengthExceeded>
  * @category errors
  */
 export class ContentFiltered extends AttemptFailure<ContentFiltered>()("ContentFiltered", {
-  summary: () => "content filtered",
   retryable: false,
   fallsBack: true,
   statuses: []
@@ -239,7 +232,6 @@ export class ContentFiltered extends AttemptFailure<ContentFiltered>()("ContentF
  * @category errors
  */
 export class ModelNotFound extends AttemptFailure<ModelNotFound>()("ModelNotFound", {
-  summary: () => "model not found",
   retryable: false,
   fallsBack: true,
   statuses: [404]
@@ -252,7 +244,6 @@ export class ModelNotFound extends AttemptFailure<ModelNotFound>()("ModelNotFoun
  * @category errors
  */
 export class ServerError extends AttemptFailure<ServerError>()("ServerError", {
-  summary: () => "server error",
   retryable: true,
   fallsBack: true,
   statuses: [500, 502, 504, "5xx"]
@@ -266,7 +257,6 @@ export class ServerError extends AttemptFailure<ServerError>()("ServerError", {
  * @category errors
  */
 export class ServiceUnavailable extends AttemptFailure<ServiceUnavailable>()("ServiceUnavailable", {
-  summary: () => "service unavailable",
   retryable: true,
   fallsBack: true,
   statuses: [409, 503, 529]
