@@ -14,11 +14,13 @@ import { AttemptError } from "./RouterError.js"
  * - `retry`: the same model is tried again after `waitMillis`.
  * - `fallback`: the next model in the list is tried.
  * - `failed`: the call ends with this attempt's error.
+ * - `skipped`: nothing was sent: the deployment's health said no (its breaker is open, a probe is in flight, or the
+ *   server asked to wait); the next model is tried. `note` says why and `reopensAt` when it reopens.
  *
  * @since 0.1.0
  * @category models
  */
-export const Outcome = Schema.Literal("success", "retry", "fallback", "failed")
+export const Outcome = Schema.Literal("success", "retry", "fallback", "failed", "skipped")
 
 /**
  * @since 0.1.0
@@ -48,7 +50,9 @@ export class Attempt extends Schema.Class<Attempt>("effect-llm-router/Attempt")(
   /** The wait before the next attempt on the same model (only for `retry`). */
   waitMillis: Schema.optional(Schema.NonNegative),
   /** Why the router chose this outcome, when it is not obvious (e.g. a `Retry-After` over the cap). */
-  note: Schema.optional(Schema.String)
+  note: Schema.optional(Schema.String),
+  /** `skipped`: when the deployment reopens (epoch milliseconds), when known. */
+  reopensAt: Schema.optional(Schema.Number)
 }) {
   /**
    * How long the attempt took, in milliseconds.
@@ -91,9 +95,11 @@ export const formatAttempt = (attempt: Attempt): string =>
 
 /** What happened and what the router did next: `429 rate limited → retry in 1s (note)`. */
 const describe = (attempt: Attempt): string => {
-  const what = attempt.error === undefined
-    ? `ok after ${formatMillis(attempt.durationMillis)}`
-    : describeError(attempt.error)
+  const what = attempt.error !== undefined
+    ? describeError(attempt.error)
+    : attempt.outcome === "skipped"
+    ? "skipped"
+    : `ok after ${formatMillis(attempt.durationMillis)}`
   const note = attempt.note === undefined ? "" : ` (${attempt.note})`
   return `${what} → ${describeOutcome(attempt)}${note}`
 }
@@ -105,6 +111,7 @@ const describeOutcome = (attempt: Attempt): string => {
     case "retry":
       return `retry in ${formatMillis(attempt.waitMillis ?? 0)}`
     case "fallback":
+    case "skipped":
       return "next model"
     case "failed":
       return "gave up"

@@ -14,6 +14,7 @@ import type { Attempt } from "./Attempt.js"
 import type { ChatChunk } from "./ChatChunk.js"
 import type * as ChatRequest from "./ChatRequest.js"
 import type { ChatResponse } from "./ChatResponse.js"
+import type * as Health from "./Health.js"
 import * as internal from "./internal/router.js"
 import * as streaming from "./internal/streaming.js"
 import type * as Model from "./Model.js"
@@ -70,6 +71,12 @@ export interface Options {
   readonly onAttempt?: ((attempt: Attempt) => void | Effect.Effect<void>) | undefined
   /** Streams: the largest SSE event accepted, in bytes (default 1 MiB); a larger one is a `MalformedResponse`. */
   readonly maxEventBytes?: number | undefined
+  /**
+   * Deployment health across calls (a circuit breaker per deployment; see `Health`), on by default; `false` turns it
+   * off, so that every call starts again at the top of the list. The table is the `Health.HealthStore` in context,
+   * or this router's own.
+   */
+  readonly health?: Health.Options | false | undefined
 }
 
 /**
@@ -84,6 +91,8 @@ export interface Service {
   readonly generate: (request: ChatRequest.ChatRequest) => Effect.Effect<ChatResponse, RouterError.RouterError>
   /** One routed stream; it starts with `Started` naming the model that answers. */
   readonly stream: (request: ChatRequest.ChatRequest) => Stream.Stream<ChatChunk, RouterError.RouterStreamError>
+  /** The health of each model of the list, in order. */
+  readonly health: Effect.Effect<ReadonlyArray<Health.Deployment>>
 }
 
 /**

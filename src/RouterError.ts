@@ -80,6 +80,11 @@ export interface FailureMode {
   /** Moves on to the next model by default ({@link Router.defaultFallbackOn}). */
   readonly fallsBack: boolean
   /**
+   * What it says about the deployment's health (`Health`): a `transient` failure counts towards opening its breaker,
+   * a `fatal` one (no retry on that deployment can fix it) opens it at once, an `ignored` one is the caller's own.
+   */
+  readonly health: "transient" | "fatal" | "ignored"
+  /**
    * The HTTP statuses that mean this mode when the body names nothing more precise. `"4xx"` and `"5xx"` stand for the
    * statuses of their class that no mode claims exactly.
    */
@@ -122,6 +127,7 @@ const AttemptFailure = <Self>() =>
       tag,
       retryable: mode.retryable,
       fallsBack: mode.fallsBack,
+      health: mode.health,
       statuses: mode.statuses
     }
     readonly [TypeId]: TypeId = TypeId
@@ -147,6 +153,7 @@ const AttemptFailure = <Self>() =>
 export class RateLimited extends AttemptFailure<RateLimited>()("RateLimited", {
   retryable: true,
   fallsBack: true,
+  health: "transient",
   statuses: [429]
 }) {}
 
@@ -160,6 +167,7 @@ export class RateLimited extends AttemptFailure<RateLimited>()("RateLimited", {
 export class QuotaExhausted extends AttemptFailure<QuotaExhausted>()("QuotaExhausted", {
   retryable: false,
   fallsBack: true,
+  health: "fatal",
   statuses: [402]
 }) {}
 
@@ -172,6 +180,7 @@ export class QuotaExhausted extends AttemptFailure<QuotaExhausted>()("QuotaExhau
 export class AuthenticationFailed extends AttemptFailure<AuthenticationFailed>()("AuthenticationFailed", {
   retryable: false,
   fallsBack: true,
+  health: "fatal",
   statuses: [401]
 }) {}
 
@@ -184,6 +193,7 @@ export class AuthenticationFailed extends AttemptFailure<AuthenticationFailed>()
 export class PermissionDenied extends AttemptFailure<PermissionDenied>()("PermissionDenied", {
   retryable: false,
   fallsBack: true,
+  health: "fatal",
   statuses: [403]
 }) {}
 
@@ -197,6 +207,7 @@ export class PermissionDenied extends AttemptFailure<PermissionDenied>()("Permis
 export class BadRequest extends AttemptFailure<BadRequest>()("BadRequest", {
   retryable: false,
   fallsBack: false,
+  health: "ignored",
   statuses: [400, 422, "4xx"]
 }) {}
 
@@ -210,6 +221,7 @@ export class BadRequest extends AttemptFailure<BadRequest>()("BadRequest", {
 export class ContextLengthExceeded extends AttemptFailure<ContextLengthExceeded>()("ContextLengthExceeded", {
   retryable: false,
   fallsBack: true,
+  health: "ignored",
   statuses: [413]
 }) {}
 
@@ -222,6 +234,7 @@ export class ContextLengthExceeded extends AttemptFailure<ContextLengthExceeded>
 export class ContentFiltered extends AttemptFailure<ContentFiltered>()("ContentFiltered", {
   retryable: false,
   fallsBack: true,
+  health: "ignored",
   statuses: []
 }) {}
 
@@ -234,6 +247,7 @@ export class ContentFiltered extends AttemptFailure<ContentFiltered>()("ContentF
 export class ModelNotFound extends AttemptFailure<ModelNotFound>()("ModelNotFound", {
   retryable: false,
   fallsBack: true,
+  health: "fatal",
   statuses: [404]
 }) {}
 
@@ -246,6 +260,7 @@ export class ModelNotFound extends AttemptFailure<ModelNotFound>()("ModelNotFoun
 export class ServerError extends AttemptFailure<ServerError>()("ServerError", {
   retryable: true,
   fallsBack: true,
+  health: "transient",
   statuses: [500, 502, 504, "5xx"]
 }) {}
 
@@ -259,6 +274,7 @@ export class ServerError extends AttemptFailure<ServerError>()("ServerError", {
 export class ServiceUnavailable extends AttemptFailure<ServiceUnavailable>()("ServiceUnavailable", {
   retryable: true,
   fallsBack: true,
+  health: "transient",
   statuses: [409, 503, 529]
 }) {}
 
@@ -275,6 +291,7 @@ export class Timeout extends AttemptFailure<Timeout>()("Timeout", {
     `timed out (${self.phase})${self.afterMillis === undefined ? "" : ` after ${formatMillis(self.afterMillis)}`}`,
   retryable: true,
   fallsBack: true,
+  health: "transient",
   statuses: [408]
 }, {
   phase: Schema.Literal("attempt", "first-token", "stall", "server"),
@@ -292,6 +309,7 @@ export class NetworkError extends AttemptFailure<NetworkError>()("NetworkError",
   summary: (self) => `network failure: ${self.reason}`,
   retryable: true,
   fallsBack: true,
+  health: "transient",
   statuses: []
 }, {
   /** What the transport reported, with secrets redacted. */
@@ -309,6 +327,7 @@ export class MalformedResponse extends AttemptFailure<MalformedResponse>()("Malf
   summary: (self) => `malformed response: ${self.reason}`,
   retryable: false,
   fallsBack: true,
+  health: "transient",
   statuses: []
 }, {
   /** What was wrong with it. */
@@ -349,6 +368,8 @@ export class NoModelAvailable extends Schema.TaggedError<NoModelAvailable>("effe
   "NoModelAvailable",
   {
     reason: Schema.String,
+    /** When every deployment was skipped: when the earliest one reopens (epoch ms). */
+    reopensAt: Schema.optional(Schema.Number),
     trail: Trail
   }
 ) {

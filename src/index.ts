@@ -48,6 +48,13 @@ export * as Compat from "./Compat.js"
 export * as GptRouter from "./GptRouter.js"
 
 /**
+ * Deployment health across calls: a circuit breaker per deployment, and the store that keeps it.
+ *
+ * @since 0.2.0
+ */
+export * as Health from "./Health.js"
+
+/**
  * One entry of the priority list.
  *
  * @since 0.1.0

@@ -48,7 +48,10 @@ runClient("ours", async ({ url, variant = "fetch", workload }) => {
     ? Router.layer({
       models: [Model.make({ name: "fail-first", endpoint }), Model.make({ name: "m", endpoint })],
       // One attempt per model: the 503 moves straight on to the next model, no backoff.
-      retry: { maxAttempts: 1 }
+      retry: { maxAttempts: 1 },
+      // The failover itself is measured: with health on, the dead model would be skipped after its first failures
+      // (what the outage workload measures).
+      health: false
     })
     : Router.layer({
       models: [Model.make({ name: "m", endpoint }), Model.make({ name: "m2", endpoint })],

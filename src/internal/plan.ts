@@ -21,11 +21,13 @@ import * as Intervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
 import { Attempt } from "../Attempt.js"
 import type { ChatRequest } from "../ChatRequest.js"
+import type * as Health from "../Health.js"
 import type { Model } from "../Model.js"
 import type { Call } from "../Provider.js"
 import type { RetryPolicy } from "../RetryPolicy.js"
 import * as RouterError from "../RouterError.js"
 import { formatMillis } from "./format.js"
+import type * as health from "./health.js"
 
 /** @internal */
 export interface PlanConfig {
@@ -37,7 +39,30 @@ export interface PlanConfig {
   readonly onAttempt: ((attempt: Attempt) => void | Effect.Effect<void>) | undefined
   /** Whether spans are worth creating (a tracer other than the built-in no-export one is installed). */
   readonly traced: boolean
+  /** Deployment health: asked before each attempt, told after it (absent when the router has health off). */
+  readonly health: HealthConfig | undefined
 }
+
+/** @internal */
+export interface HealthConfig {
+  readonly store: Health.Store
+  readonly policy: health.Policy
+}
+
+/**
+ * What a failed attempt says about its deployment.
+ *
+ * @internal
+ */
+export const healthReport = (error: RouterError.AttemptError): Health.Report => {
+  const kind = RouterError.failureModes[error._tag].health
+  return kind === "ignored"
+    ? released
+    : { _tag: "Failure", kind, tag: error._tag, retryAfterMillis: error.retryAfterMillis }
+}
+
+const released: Health.Report = { _tag: "Released" }
+const succeeded: Health.Report = { _tag: "Success" }
 
 /** @internal */
 export interface Success<A> {
@@ -103,6 +128,13 @@ interface Ctx<A> {
   readonly clock: Clock.Clock
   readonly deadlineAt: number
   readonly trail: Array<Attempt>
+  /** The last error of a model that was really tried: what the call fails with when the list runs out. */
+  lastError: RouterError.AttemptError | undefined
+  /** In this pass over the list: whether a request was sent, and the earliest instant a skipped deployment reopens. */
+  sent: boolean
+  earliestReopen: number
+  /** Waited so far for skipped deployments to reopen (bounded by the health policy's `maxWait`). */
+  waitedMillis: number
 }
 
 type Outcome<A> = Effect.Effect<Success<A> & { readonly scope: Scope.CloseableScope }, RouterError.RouterError>
@@ -154,15 +186,18 @@ export const run = <A>(
       timeoutPhase,
       clock,
       deadlineAt: config.deadlineMillis === undefined ? Infinity : startedAt + config.deadlineMillis,
-      trail: []
+      trail: [],
+      lastError: undefined,
+      sent: false,
+      earliestReopen: Infinity,
+      waitedMillis: 0
     }
     return tryModel(ctx, 0)
   })
 
-// Only called with an index in the list: the layer rejects an empty list, and a model falls back only when it is not
-// the last (`PerModel.isLast`).
 const tryModel = <A>(ctx: Ctx<A>, index: number): Outcome<A> => {
   const { models } = ctx.config
+  if (index >= models.length) return endOfList(ctx)
   const model = models[index]!
   const policy = model.retry ?? ctx.config.retry
   const perModel: PerModel = {
@@ -177,6 +212,39 @@ const tryModel = <A>(ctx: Ctx<A>, index: number): Outcome<A> => {
   return tryAttempt(ctx, perModel, 1, policy.schedule.initial)
 }
 
+/**
+ * The list ran out after skips (a model that fails as the last one ends the call itself). When a model was tried,
+ * the call fails with its error. When every deployment was skipped, the call waits for the earliest reopening if that
+ * comes before the deadline and within the health policy's `maxWait`, then goes over the list again; otherwise it
+ * fails with `NoModelAvailable`, naming when the earliest one reopens.
+ */
+const endOfList = <A>(ctx: Ctx<A>): Outcome<A> => {
+  if (ctx.lastError !== undefined) return Effect.fail(finalError(ctx.lastError, [...ctx.trail]))
+  const now = ctx.clock.unsafeCurrentTimeMillis()
+  const reopen = ctx.earliestReopen
+  const wait = Math.max(0, reopen - now)
+  const maxWait = ctx.config.health?.policy.maxWaitMillis ?? 0
+  if (!ctx.sent && Number.isFinite(reopen) && reopen < ctx.deadlineAt && ctx.waitedMillis + wait <= maxWait) {
+    ctx.waitedMillis += wait
+    ctx.earliestReopen = Infinity
+    return Effect.zipRight(
+      Effect.logDebug(`Every deployment is unavailable: waiting ${formatMillis(wait)} for the first to reopen`),
+      Effect.zipRight(Effect.sleep(Duration.millis(wait)), Effect.suspend(() => tryModel(ctx, 0)))
+    )
+  }
+  return Effect.fail(
+    new RouterError.NoModelAvailable({
+      reason: Number.isFinite(reopen)
+        ? `every deployment is unavailable (circuit open or cooling down); the first reopens in ${formatMillis(wait)}${
+          reopen >= ctx.deadlineAt ? ", after the deadline" : ""
+        }`
+        : "every deployment is unavailable (circuit open or cooling down)",
+      ...(Number.isFinite(reopen) ? { reopensAt: reopen } : {}),
+      trail: [...ctx.trail]
+    }, { disableValidation: true })
+  )
+}
+
 interface PerModel {
   readonly index: number
   readonly model: Model
@@ -188,11 +256,62 @@ interface PerModel {
 }
 
 const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleState: unknown): Outcome<A> => {
+  const attemptStart = ctx.clock.unsafeCurrentTimeMillis()
+  if (ctx.deadlineAt - attemptStart <= 0) return Effect.fail(deadlineExceeded(ctx))
+  const health = ctx.config.health
+  if (health === undefined) return send(ctx, m, attemptNo, scheduleState, attemptStart, "none")
+  return Effect.flatMap(
+    health.store.admit(m.model, health.policy, attemptStart),
+    (admission) =>
+      admission._tag === "Admitted"
+        ? send(ctx, m, attemptNo, scheduleState, attemptStart, admission.probe ? "probe" : "admitted")
+        : skip(ctx, m, attemptNo, attemptStart, admission)
+  )
+}
+
+/** The deployment's health said no: nothing is sent, the trail says why, and the next model is tried. */
+const skip = <A>(
+  ctx: Ctx<A>,
+  m: PerModel,
+  attemptNo: number,
+  now: number,
+  admission: Extract<Health.Admission, { readonly _tag: "Skipped" }>
+): Outcome<A> => {
+  const until = admission.until
+  if (until !== undefined) ctx.earliestReopen = Math.min(ctx.earliestReopen, until)
+  const note = until === undefined ? admission.reason : `${admission.reason}; reopens in ${formatMillis(until - now)}`
+  return Effect.zipRight(
+    record(ctx, {
+      index: ctx.trail.length + 1,
+      attempt: attemptNo,
+      model: m.model.name,
+      provider: m.model.provider,
+      startedAt: now,
+      endedAt: now,
+      outcome: "skipped",
+      note,
+      ...(until === undefined ? {} : { reopensAt: until })
+    }),
+    Effect.suspend(() => tryModel(ctx, m.index + 1))
+  )
+}
+
+const send = <A>(
+  ctx: Ctx<A>,
+  m: PerModel,
+  attemptNo: number,
+  scheduleState: unknown,
+  attemptStart: number,
+  permit: health.Permit
+): Outcome<A> => {
   const { config, trail } = ctx
   const model = m.model
-  const attemptStart = ctx.clock.unsafeCurrentTimeMillis()
   const remaining = ctx.deadlineAt - attemptStart
-  if (remaining <= 0) return Effect.fail(deadlineExceeded(ctx))
+  ctx.sent = true
+  const tell = (report: Health.Report): Effect.Effect<Health.State | undefined> =>
+    config.health === undefined
+      ? Effect.succeed(undefined)
+      : config.health.store.report(model, config.health.policy, ctx.clock.unsafeCurrentTimeMillis(), report, permit)
   const call: Call = {
     model: model.name,
     provider: model.provider,
@@ -246,24 +365,34 @@ const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleStat
       startedAt: attemptStart,
       endedAt: ctx.clock.unsafeCurrentTimeMillis()
     })
-    return Effect.matchEffect(
-      // Success leaves the scope open for the caller (a stream's body); anything else closes it now, which aborts
-      // the request.
-      Effect.onExit(attempt, (exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)),
-      {
-        onSuccess: (value) => Effect.as(record(ctx, { ...base(), outcome: "success" }), { value, model, trail, scope }),
-        onFailure: (failure) => {
-          const fields = base()
-          if (failure._tag === "DeadlineCut") {
-            return Effect.zipRight(
-              record(ctx, { ...fields, outcome: "failed", error: timedOut(), note: "cut by the deadline" }),
-              Effect.suspend(() => Effect.fail(deadlineExceeded(ctx, model)))
-            )
-          }
-          return afterFailure(ctx, m, attemptNo, scheduleState, failure, fields)
+    // Success leaves the scope open for the caller (a stream's body); anything else closes it now, which aborts the
+    // request. An interruption (the caller cancelled) tells health nothing about the deployment.
+    let settled = Effect.onExit(attempt, (exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
+    if (config.health !== undefined) settled = Effect.onInterrupt(settled, () => tell(released))
+    return Effect.matchEffect(settled, {
+      onSuccess: (value) =>
+        Effect.zipRight(
+          tell(succeeded),
+          Effect.as(record(ctx, { ...base(), outcome: "success" }), { value, model, trail, scope })
+        ),
+      onFailure: (failure) => {
+        const fields = base()
+        if (failure._tag === "DeadlineCut") {
+          return Effect.zipRight(
+            Effect.zipRight(
+              tell(released),
+              record(ctx, { ...fields, outcome: "failed", error: timedOut(), note: "cut by the deadline" })
+            ),
+            Effect.suspend(() => Effect.fail(deadlineExceeded(ctx, model)))
+          )
         }
+        ctx.lastError = failure
+        return Effect.flatMap(
+          tell(healthReport(failure)),
+          (state) => afterFailure(ctx, m, attemptNo, scheduleState, failure, fields, state === "open")
+        )
       }
-    )
+    })
   })
 }
 
@@ -273,7 +402,8 @@ const afterFailure = <A>(
   attemptNo: number,
   scheduleState: unknown,
   error: RouterError.AttemptError,
-  fields: Omit<ConstructorParameters<typeof Attempt>[0], "outcome">
+  fields: Omit<ConstructorParameters<typeof Attempt>[0], "outcome">,
+  opened: boolean
 ): Outcome<A> => {
   const { model, policy } = m
   const attemptEnd = fields.endedAt
@@ -292,11 +422,13 @@ const afterFailure = <A>(
         Effect.suspend(() => Effect.fail(finalError(error, [...ctx.trail])))
       )
 
-  if (!policy.retryOn.has(error._tag)) return giveUp(undefined)
+  if (!policy.retryOn.has(error._tag)) return giveUp(opened ? "its circuit opened" : undefined)
   return Effect.flatMap(policy.schedule.step(attemptEnd, error, scheduleState as never), ([nextState, , decision]) => {
     if (ScheduleDecision.isDone(decision)) {
       return giveUp(attemptNo > 1 ? `retries spent after ${attemptNo} attempts` : undefined)
     }
+    // Its breaker just opened: a retry would only be skipped, so move on now instead of waiting for it.
+    if (opened) return giveUp("its circuit opened")
     let wait = Math.max(0, Math.round(Intervals.start(decision.intervals) - attemptEnd))
     let skip: string | undefined
     const retryAfter = error.retryAfterMillis

@@ -6,6 +6,7 @@
  */
 import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
 import * as Duration from "effect/Duration"
@@ -18,12 +19,14 @@ import * as Tracer from "effect/Tracer"
 import type { ChatChunk } from "../ChatChunk.js"
 import * as ChatRequest from "../ChatRequest.js"
 import { ChatResponse } from "../ChatResponse.js"
+import * as Health from "../Health.js"
 import type * as Model from "../Model.js"
 import type { Endpoint, ResponseData } from "../Provider.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import type { Options, Service } from "../Router.js"
 import * as RouterError from "../RouterError.js"
 import * as errors from "./errorMapping.js"
+import * as healthInternal from "./health.js"
 import * as plan from "./plan.js"
 import * as streaming from "./streaming.js"
 import * as transport from "./transport.js"
@@ -92,6 +95,34 @@ const resolveRetry = (
 // nowhere, so the router makes none.
 const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
+const resolveHealth = (
+  options: Options["health"]
+): Effect.Effect<plan.HealthConfig | undefined, RouterError.RouterConfigError> => {
+  if (options === false) return Effect.succeed(undefined)
+  const policy = healthInternal.resolvePolicy(options ?? {})
+  if (policy instanceof RouterError.RouterConfigError) return Effect.fail(policy)
+  // A store in context is shared (across routers, or processes); without one, this router keeps its own.
+  return Effect.map(
+    Effect.serviceOption(Health.HealthStore),
+    (store) => ({ store: Option.getOrElse(store, Health.makeMemory), policy })
+  )
+}
+
+const emptyHealth = (model: Model.Model): Health.Deployment => ({
+  id: Health.deploymentId(model),
+  model: model.name,
+  provider: model.provider,
+  state: "closed",
+  consecutiveFailures: 0,
+  recentRequests: 0,
+  recentFailures: 0,
+  trips: 0,
+  reopensAt: undefined,
+  inFlight: 0,
+  probing: false,
+  reason: undefined
+})
+
 /** @internal */
 export const make = (options: Options): Effect.Effect<Service, RouterError.RouterConfigError, HttpClient.HttpClient> =>
   Effect.gen(function*() {
@@ -107,6 +138,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       return yield* Effect.fail(configError("maxEventBytes", `must be a positive integer (got ${maxEventBytes})`))
     }
     const fallbackOn = new Set(options.fallbackOn ?? defaultFallbackOn)
+    const healthConfig = yield* resolveHealth(options.health)
     const models = [...options.models]
 
     const baseClient = yield* HttpClient.HttpClient
@@ -139,7 +171,8 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       attemptTimeoutMillis,
       deadlineMillis,
       onAttempt: options.onAttempt,
-      traced
+      traced,
+      health: healthConfig
     })
     const tracedPlan = planConfig(true)
     const quietPlan = planConfig(false)
@@ -218,7 +251,15 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
         })
       )
 
-    return { models, generate, stream } satisfies Service
+    const health = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      healthConfig === undefined
+        ? Effect.succeed(models.map((model) => emptyHealth(model)))
+        : Effect.map(healthConfig.store.snapshot(now), (known) => {
+          const byId = new Map(known.map((d) => [d.id, d]))
+          return models.map((model) => byId.get(Health.deploymentId(model)) ?? emptyHealth(model))
+        }))
+
+    return { models, generate, stream, health } satisfies Service
   })
 
 const annotateUsage = (data: ResponseData) =>

@@ -10,6 +10,7 @@
 // read (503 vs 981 µs) (medians of 11 rounds, 2026-11-30).
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -170,13 +171,14 @@ export const opener = (
       Effect.as(
         // The winning attempt's scope holds the open response; it lives as long as the consumer's stream.
         Scope.addFinalizerExit(scope, (exit) => Scope.close(opened.scope, Exit.isSuccess(exit) ? Exit.void : exit)),
-        makeBody(config.stallTimeoutMillis, opened)
+        makeBody(config.stallTimeoutMillis, opened, planConfig.health)
       ))
 }
 
 const makeBody = (
   stall: number | undefined,
-  opened: plan.Success<Opened>
+  opened: plan.Success<Opened>,
+  health: plan.HealthConfig | undefined
 ): Body => {
   const { first, reader } = opened.value
   const served = reader.decoder.served()
@@ -200,6 +202,18 @@ const makeBody = (
     ? reader.next
     : Effect.timeoutFail(reader.next, { duration: Duration.millis(stall), onTimeout: () => "stall" as const })
 
+  // A stream that breaks after content is its deployment's failure (its admission ended when content began).
+  const fail = (error: RouterError.StreamInterrupted) =>
+    health === undefined || error.cause === undefined
+      ? Effect.fail(error)
+      : Effect.zipRight(
+        Effect.flatMap(
+          Clock.currentTimeMillis,
+          (now) => health.store.report(opened.model, health.policy, now, plan.healthReport(error.cause!), "none")
+        ),
+        Effect.fail(error)
+      )
+
   const pull: Pull = Effect.matchEffect(next, {
     onFailure: (failure) => {
       if (failure === "stall") {
@@ -208,9 +222,9 @@ const makeBody = (
           phase: "stall",
           afterMillis: stall ?? 0
         }, { disableValidation: true })
-        return Effect.fail(interrupted(acc, "stall", cause, opened.trail))
+        return fail(interrupted(acc, "stall", cause, opened.trail))
       }
-      return Effect.fail(interrupted(acc, failure.reason, failure.error, opened.trail))
+      return fail(interrupted(acc, failure.reason, failure.error, opened.trail))
     },
     onSuccess: (batch) => {
       if (batch === undefined) return Effect.succeed(undefined)

@@ -1,0 +1,217 @@
+/**
+ * Deployment health across calls. A **deployment** is one model name on one endpoint (one base URL, one key). Each has
+ * a circuit breaker: closed → open (cooling down) → half-open (one call probes) → closed. While a deployment is open
+ * the router skips it without sending anything, and the trail says so; so during an outage only the first calls pay
+ * the failing deployment's retries and timeouts, and the rest go straight to the next model.
+ *
+ * What counts against a deployment is declared on each failure mode (`RouterError.FailureMode.health`):
+ *
+ * - transient (`RateLimited`, `ServerError`, `ServiceUnavailable`, `Timeout`, `NetworkError`, `MalformedResponse`,
+ *   and a stream cut or stalled after content): `consecutiveFailures` in a row, or a failure rate of `failureRate.threshold`
+ *   over `failureRate.window` once `failureRate.minRequests` were seen, open it for `cooldown`, growing by
+ *   `cooldownFactor` on each trip up to `maxCooldown`;
+ * - fatal (`AuthenticationFailed`, `PermissionDenied`, `QuotaExhausted`, `ModelNotFound`): no retry on that deployment
+ *   can fix them, so it opens at once for `fatalCooldown`;
+ * - never counted: the caller's own request (`BadRequest`, `ContextLengthExceeded`, `ContentFiltered`), a cancellation
+ *   by the caller, and a deadline that ran out while waiting.
+ *
+ * A `Retry-After` keeps the deployment skipped until that instant whatever its state. A new trip always extends the
+ * reopening instant, never shortens it. Once a deployment reopens, exactly one call probes it while the others skip it;
+ * the probe's success closes it, its failure opens it again, for longer.
+ *
+ * The state lives in a {@link HealthStore}: a router with none in context keeps its own in memory.
+ *
+ * @since 0.2.0
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as internal from "./internal/health.js"
+import type { Model } from "./Model.js"
+
+/**
+ * The breaker's options (all optional; the defaults are in brackets).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * Transient failures in a row that open a deployment [5: one call under the default retry policy, 4 attempts, never
+   * opens it on its own; the next call's first failure does].
+   */
+  readonly consecutiveFailures?: number | undefined
+  /**
+   * A failure rate that opens a deployment, over a sliding window, once enough requests were seen
+   * [`{ threshold: 0.5, window: "60 seconds", minRequests: 10 }`]; `false` turns the rate rule off.
+   */
+  readonly failureRate?:
+    | {
+      readonly threshold: number
+      readonly window: Duration.DurationInput
+      readonly minRequests: number
+    }
+    | false
+    | undefined
+  /** How long the first trip keeps a deployment open [5 seconds]. */
+  readonly cooldown?: Duration.DurationInput | undefined
+  /** Growth of the cooldown on each further trip before the deployment closes again [2]. */
+  readonly cooldownFactor?: number | undefined
+  /** The longest cooldown [5 minutes]. */
+  readonly maxCooldown?: Duration.DurationInput | undefined
+  /** The cooldown after a fatal failure (a rejected key, an exhausted quota, an unknown model) [10 minutes]. */
+  readonly fatalCooldown?: Duration.DurationInput | undefined
+  /**
+   * When every deployment of the list is skipped, the call waits for the earliest reopening and probes, if that comes
+   * within this bound and before the deadline; otherwise it fails at once with `NoModelAvailable`, which says when the
+   * earliest one reopens [30 seconds; `false` never waits].
+   */
+  readonly maxWait?: Duration.DurationInput | false | undefined
+}
+
+/**
+ * A deployment's breaker state.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type State = "closed" | "open" | "half-open"
+
+/**
+ * One deployment's health, as {@link Store.snapshot} shows it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Deployment {
+  /** Provider, model, base URL and a fingerprint of the key (never the key). */
+  readonly id: string
+  readonly model: string
+  readonly provider: string
+  readonly state: State
+  readonly consecutiveFailures: number
+  /** Requests and failures in the failure-rate window. */
+  readonly recentRequests: number
+  readonly recentFailures: number
+  /** Trips since the deployment last closed. */
+  readonly trips: number
+  /** When it reopens (its cooldown, or a server's `Retry-After`), if it is not open to requests now (epoch ms). */
+  readonly reopensAt: number | undefined
+  readonly inFlight: number
+  /** Whether a half-open probe is in flight. */
+  readonly probing: boolean
+  /** Why it last opened. */
+  readonly reason: string | undefined
+}
+
+/**
+ * Whether a request may go to a deployment now.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Admission =
+  | { readonly _tag: "Admitted"; readonly probe: boolean }
+  | { readonly _tag: "Skipped"; readonly reason: string; readonly until: number | undefined }
+
+/**
+ * What a request to a deployment ended with, as health sees it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Report =
+  | { readonly _tag: "Success" }
+  | {
+    readonly _tag: "Failure"
+    readonly kind: "transient" | "fatal"
+    /** The failure mode's tag. */
+    readonly tag: string
+    readonly retryAfterMillis?: number | undefined
+  }
+  /** Ended without saying anything about the deployment: cancelled, the caller's bad request, the deadline. */
+  | { readonly _tag: "Released" }
+
+/**
+ * The health table. A store on another medium (Redis) implements the same three operations with the same rules.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Store {
+  /** May a request go to this deployment now (at `now`, epoch ms)? An admission must be reported. */
+  readonly admit: (deployment: Model, policy: Policy, now: number) => Effect.Effect<Admission>
+  /** What an admitted request ended with (`permit` says what it releases); returns the state after it. */
+  readonly report: (
+    deployment: Model,
+    policy: Policy,
+    now: number,
+    report: Report,
+    permit: Permit
+  ) => Effect.Effect<State>
+  /** Every deployment this store has seen. */
+  readonly snapshot: (now: number) => Effect.Effect<ReadonlyArray<Deployment>>
+}
+
+/**
+ * The breaker's options, checked, in milliseconds (what a {@link Store} applies).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Policy = internal.Policy
+
+/**
+ * What a report releases: the half-open probe, an ordinary admission, or nothing (a stream that broke after content,
+ * whose admission was released when content began).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Permit = internal.Permit
+
+/**
+ * The health table in context, shared by every router built with it (by default each router keeps its own).
+ *
+ * @since 0.2.0
+ * @category context
+ */
+export class HealthStore extends Context.Tag("effect-llm-router/HealthStore")<HealthStore, Store>() {}
+
+/**
+ * A store in this process's memory.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeMemory: () => Store = internal.makeMemory
+
+/**
+ * One in-memory health table for every router built with this layer in context.
+ *
+ * @example
+ * ```ts
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Layer, Redacted } from "effect"
+ * import { Health, Model, OpenAiCompatible, Router } from "effect-llm-router"
+ *
+ * const openai = OpenAiCompatible.endpoint({ baseUrl: "https://api.openai.com/v1", apiKey: Redacted.make("sk-...") })
+ * export const RouterLive = Router.layer({
+ *   models: [Model.make({ name: "gpt-4o", endpoint: openai }), Model.make({ name: "gpt-4o-mini", endpoint: openai })],
+ *   health: { consecutiveFailures: 5, cooldown: "10 seconds", maxWait: "5 seconds" }
+ * }).pipe(Layer.provide(Health.layerMemory), Layer.provide(FetchHttpClient.layer))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<HealthStore> = Layer.sync(HealthStore, makeMemory)
+
+/**
+ * A deployment's id: provider, model name, base URL, and a fingerprint of its key (never the key itself).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const deploymentId: (model: Model) => string = internal.deploymentId

@@ -1,0 +1,376 @@
+/**
+ * Deployment health: the circuit breaker's transitions, and the in-memory store that keeps them. The transitions are
+ * plain functions over one deployment's record, so a store on another medium (Redis) applies the same rules.
+ *
+ * @internal
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Health from "../Health.js"
+import type { Model } from "../Model.js"
+import * as RouterError from "../RouterError.js"
+import { formatMillis } from "./format.js"
+
+/**
+ * The breaker's options, checked and in milliseconds.
+ *
+ * @internal
+ */
+export interface Policy {
+  readonly consecutiveFailures: number
+  readonly rateThreshold: number
+  readonly rateWindowMillis: number
+  readonly rateMinRequests: number
+  readonly cooldownMillis: number
+  readonly cooldownFactor: number
+  readonly maxCooldownMillis: number
+  readonly fatalCooldownMillis: number
+  readonly probeIntervalMillis: number
+  readonly maxWaitMillis: number
+}
+
+/** @internal */
+export const defaults = {
+  consecutiveFailures: 5,
+  failureRate: { threshold: 0.5, window: Duration.seconds(60), minRequests: 10 },
+  cooldown: Duration.seconds(5),
+  cooldownFactor: 2,
+  maxCooldown: Duration.minutes(5),
+  fatalCooldown: Duration.minutes(10),
+  maxWait: Duration.seconds(30)
+} as const
+
+const millis = (
+  value: Duration.DurationInput | undefined,
+  fallback: Duration.Duration,
+  option: string,
+  positive: boolean
+): number | RouterError.RouterConfigError => {
+  const decoded = value === undefined ? Option.some(fallback) : Duration.decodeUnknown(value)
+  const ms = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
+  if (!(positive ? ms > 0 : ms >= 0) || !Number.isFinite(ms)) {
+    return new RouterError.RouterConfigError({
+      option,
+      reason: `must be a ${positive ? "positive" : "non-negative"} finite duration (got ${String(value)})`
+    })
+  }
+  return ms
+}
+
+/**
+ * Checks the health options; a bad one is a `RouterConfigError` naming it.
+ *
+ * @internal
+ */
+export const resolvePolicy = (options: Health.Options): Policy | RouterError.RouterConfigError => {
+  const fail = (option: string, reason: string) => new RouterError.RouterConfigError({ option, reason })
+  const consecutiveFailures = options.consecutiveFailures ?? defaults.consecutiveFailures
+  if (!Number.isInteger(consecutiveFailures) || consecutiveFailures < 1) {
+    return fail("health.consecutiveFailures", `must be an integer ≥ 1 (got ${consecutiveFailures})`)
+  }
+  const rate = options.failureRate === false ? undefined : options.failureRate ?? defaults.failureRate
+  const rateThreshold = rate?.threshold ?? 1
+  if (rate !== undefined && !(rateThreshold > 0 && rateThreshold <= 1)) {
+    return fail("health.failureRate.threshold", `must be in (0, 1] (got ${rateThreshold})`)
+  }
+  const rateMinRequests = rate?.minRequests ?? 1
+  if (!Number.isInteger(rateMinRequests) || rateMinRequests < 1) {
+    return fail("health.failureRate.minRequests", `must be an integer ≥ 1 (got ${rateMinRequests})`)
+  }
+  const rateWindowMillis = rate === undefined
+    ? 0
+    : millis(rate.window, defaults.failureRate.window, "health.failureRate.window", true)
+  if (typeof rateWindowMillis !== "number") return rateWindowMillis
+  const cooldownMillis = millis(options.cooldown, defaults.cooldown, "health.cooldown", true)
+  if (typeof cooldownMillis !== "number") return cooldownMillis
+  const cooldownFactor = options.cooldownFactor ?? defaults.cooldownFactor
+  if (!(Number.isFinite(cooldownFactor) && cooldownFactor >= 1)) {
+    return fail("health.cooldownFactor", `must be a number ≥ 1 (got ${cooldownFactor})`)
+  }
+  const maxCooldownMillis = millis(options.maxCooldown, defaults.maxCooldown, "health.maxCooldown", true)
+  if (typeof maxCooldownMillis !== "number") return maxCooldownMillis
+  if (maxCooldownMillis < cooldownMillis) {
+    return fail("health.maxCooldown", "must not be below health.cooldown")
+  }
+  const fatalCooldownMillis = millis(options.fatalCooldown, defaults.fatalCooldown, "health.fatalCooldown", true)
+  if (typeof fatalCooldownMillis !== "number") return fatalCooldownMillis
+  const maxWaitMillis = options.maxWait === false
+    ? 0
+    : millis(options.maxWait, defaults.maxWait, "health.maxWait", false)
+  if (typeof maxWaitMillis !== "number") return maxWaitMillis
+  return {
+    consecutiveFailures,
+    rateThreshold,
+    rateWindowMillis,
+    rateMinRequests,
+    cooldownMillis,
+    cooldownFactor,
+    maxCooldownMillis,
+    fatalCooldownMillis,
+    // A caller that finds a probe in flight looks again this much later (when every deployment is skipped).
+    probeIntervalMillis: Math.min(250, cooldownMillis),
+    maxWaitMillis
+  }
+}
+
+// FNV-1a, 32 bits: tells keys apart in a deployment's id without putting the key, or anything that recovers it, there.
+const fingerprint = (text: string): string => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return (hash >>> 0).toString(16).padStart(8, "0")
+}
+
+const ids = new WeakMap<Model, string>()
+
+/**
+ * A deployment's id: provider, model name, base URL, and a fingerprint of the key.
+ *
+ * @internal
+ */
+export const deploymentId = (model: Model): string => {
+  let id = ids.get(model)
+  if (id === undefined) {
+    const key = model.endpoint.secrets.map((s) => Redacted.value(s)).join("\u0000")
+    id = `${model.provider}/${model.name}@${model.endpoint.baseUrl}${key.length === 0 ? "" : `#${fingerprint(key)}`}`
+    ids.set(model, id)
+  }
+  return id
+}
+
+/**
+ * One deployment's record.
+ *
+ * @internal
+ */
+export interface Record {
+  readonly model: string
+  readonly provider: string
+  state: Health.State
+  /** Transient failures since the last success. */
+  consecutive: number
+  /** Trips since the deployment last closed: each one's cooldown is longer. */
+  trips: number
+  /** Open: until when. */
+  openUntil: number
+  /** A server's Retry-After: no request before this instant, whatever the state. */
+  notBefore: number
+  probing: boolean
+  inFlight: number
+  /** Outcomes in the failure-rate window, oldest first: the instant, and whether it failed. */
+  window: Array<{ readonly at: number; readonly failed: boolean }>
+  reason: string | undefined
+}
+
+const newRecord = (model: Model): Record => ({
+  model: model.name,
+  provider: model.provider,
+  state: "closed",
+  consecutive: 0,
+  trips: 0,
+  openUntil: 0,
+  notBefore: 0,
+  probing: false,
+  inFlight: 0,
+  window: [],
+  reason: undefined
+})
+
+// The failure-rate window keeps at most this many outcomes: enough for any threshold, bounded under any load.
+const maxWindow = 1024
+
+const prune = (record: Record, policy: Policy, now: number): void => {
+  const window = record.window
+  let drop = 0
+  while (drop < window.length && window[drop]!.at <= now - policy.rateWindowMillis) drop++
+  if (window.length - drop > maxWindow) drop = window.length - maxWindow
+  if (drop > 0) window.splice(0, drop)
+}
+
+/**
+ * May a request go to this deployment now? Takes the half-open probe when it is the one to probe.
+ *
+ * @internal
+ */
+export const admit = (record: Record, policy: Policy, now: number): Health.Admission => {
+  if (now < record.notBefore) {
+    return { _tag: "Skipped", reason: "the server asked to wait (Retry-After)", until: record.notBefore }
+  }
+  if (record.state === "open") {
+    if (now < record.openUntil) {
+      return { _tag: "Skipped", reason: `circuit open (${record.reason ?? "failures"})`, until: record.openUntil }
+    }
+    record.state = "half-open"
+  }
+  if (record.state === "half-open") {
+    if (record.probing) {
+      return {
+        _tag: "Skipped",
+        reason: "half-open: another call is probing it",
+        until: now + policy.probeIntervalMillis
+      }
+    }
+    record.probing = true
+    record.inFlight++
+    return { _tag: "Admitted", probe: true }
+  }
+  record.inFlight++
+  return { _tag: "Admitted", probe: false }
+}
+
+const trip = (record: Record, policy: Policy, now: number, cooldownMillis: number, reason: string): void => {
+  record.state = "open"
+  record.trips++
+  record.consecutive = 0
+  record.window = []
+  record.reason = reason
+  // A new trip extends the reopening instant, never shortens it.
+  record.openUntil = Math.max(record.openUntil, now + cooldownMillis)
+}
+
+/**
+ * What a report releases: the probe, an ordinary admission, or nothing (a stream that broke after content, whose
+ * admission was released when its content began).
+ *
+ * @internal
+ */
+export type Permit = "probe" | "admitted" | "none"
+
+/**
+ * Applies what a request ended with. Returns the state after it.
+ *
+ * @internal
+ */
+export const report = (
+  record: Record,
+  policy: Policy,
+  now: number,
+  outcome: Health.Report,
+  permit: Permit
+): Health.State => {
+  if (permit !== "none") {
+    record.inFlight = Math.max(0, record.inFlight - 1)
+    if (permit === "probe") record.probing = false
+  }
+  switch (outcome._tag) {
+    case "Released":
+      return record.state
+    case "Success": {
+      if (record.state === "half-open" && permit === "probe") {
+        record.state = "closed"
+        record.trips = 0
+        record.reason = undefined
+      }
+      record.consecutive = 0
+      if (policy.rateWindowMillis > 0) {
+        prune(record, policy, now)
+        record.window.push({ at: now, failed: false })
+      }
+      return record.state
+    }
+    case "Failure": {
+      if (outcome.retryAfterMillis !== undefined) {
+        record.notBefore = Math.max(record.notBefore, now + outcome.retryAfterMillis)
+      }
+      const growth = Math.pow(policy.cooldownFactor, record.trips)
+      const cooldown = Math.min(policy.maxCooldownMillis, policy.cooldownMillis * growth)
+      if (outcome.kind === "fatal") {
+        trip(record, policy, now, Math.max(policy.fatalCooldownMillis, cooldown), outcome.tag)
+        return record.state
+      }
+      if (record.state !== "closed") {
+        // Only the probe decides a half-open deployment: its failure opens it again, longer. A request admitted before
+        // the trip that ends badly now adds nothing.
+        if (permit === "probe") trip(record, policy, now, cooldown, `probe failed: ${outcome.tag}`)
+        return record.state
+      }
+      record.consecutive++
+      if (record.consecutive >= policy.consecutiveFailures) {
+        trip(record, policy, now, cooldown, `${record.consecutive} consecutive failures, last ${outcome.tag}`)
+        return record.state
+      }
+      if (policy.rateWindowMillis > 0) {
+        prune(record, policy, now)
+        record.window.push({ at: now, failed: true })
+        const total = record.window.length
+        if (total >= policy.rateMinRequests) {
+          let failed = 0
+          for (const entry of record.window) if (entry.failed) failed++
+          if (failed / total >= policy.rateThreshold) {
+            trip(
+              record,
+              policy,
+              now,
+              cooldown,
+              `${Math.round((failed / total) * 100)}% of ${total} requests failed in ${
+                formatMillis(policy.rateWindowMillis)
+              }`
+            )
+          }
+        }
+      }
+      return record.state
+    }
+  }
+}
+
+/**
+ * A deployment's record as the public snapshot shows it.
+ *
+ * @internal
+ */
+export const toSnapshot = (id: string, record: Record, policy: Policy | undefined, now: number): Health.Deployment => {
+  if (policy !== undefined && policy.rateWindowMillis > 0) prune(record, policy, now)
+  const state = record.state === "open" && now >= record.openUntil ? "half-open" : record.state
+  const reopensAt = Math.max(state === "open" ? record.openUntil : 0, record.notBefore)
+  let failed = 0
+  for (const entry of record.window) if (entry.failed) failed++
+  return {
+    id,
+    model: record.model,
+    provider: record.provider,
+    state,
+    consecutiveFailures: record.consecutive,
+    recentRequests: record.window.length,
+    recentFailures: failed,
+    trips: record.trips,
+    reopensAt: reopensAt > now ? reopensAt : undefined,
+    inFlight: record.inFlight,
+    probing: record.probing,
+    reason: record.reason
+  }
+}
+
+/**
+ * The in-memory store: one record per deployment, in this process.
+ *
+ * @internal
+ */
+export const makeMemory = (): Health.Store => {
+  const records = new Map<string, Record>()
+  const policies = new Map<string, Policy>()
+  const recordOf = (model: Model): Record => {
+    const id = deploymentId(model)
+    let record = records.get(id)
+    if (record === undefined) {
+      record = newRecord(model)
+      records.set(id, record)
+    }
+    return record
+  }
+  return {
+    admit: (model, policy, now) =>
+      Effect.sync(() => {
+        policies.set(deploymentId(model), policy)
+        return admit(recordOf(model), policy, now)
+      }),
+    report: (model, policy, now, outcome, permit) =>
+      Effect.sync(() => report(recordOf(model), policy, now, outcome, permit)),
+    snapshot: (now) =>
+      Effect.sync(() => [...records].map(([id, record]) => toSnapshot(id, record, policies.get(id), now)))
+  }
+}
