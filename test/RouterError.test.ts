@@ -9,6 +9,7 @@ import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
+import { readFileSync } from "node:fs"
 import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
@@ -52,6 +53,24 @@ describe("failure modes: one declaration each", () => {
       RouterError.attemptErrorTagList.filter((tag) => tag !== "BadRequest").sort()
     )
     expect(RouterError.attemptErrorTagList).toHaveLength(13)
+  })
+
+  it("the README's failure-mode table says what each mode's declaration says", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8")
+    const rows = new Map<string, ReadonlyArray<string>>()
+    for (const line of readme.split("\n")) {
+      const cells = line.split("|").slice(1, -1).map((cell) => cell.trim())
+      const tag = /^`(\w+)`$/.exec(cells[0] ?? "")?.[1]
+      if (tag !== undefined && cells.length === 5) rows.set(tag, cells)
+    }
+    for (const tag of RouterError.attemptErrorTagList) {
+      const mode = RouterError.failureModes[tag]
+      const row = rows.get(tag)
+      expect(row, tag).toBeDefined()
+      expect(row![2], `${tag} retried`).toBe(mode.retryable ? "yes" : "no")
+      expect(row![3].startsWith(mode.fallsBack ? "yes" : "**no**"), `${tag} falls back`).toBe(true)
+      expect(row![4], `${tag} health`).toBe(mode.health === "ignored" ? "no" : mode.health)
+    }
   })
 
   it("no status is claimed by two modes, and each class's mode names its own tag", () => {
