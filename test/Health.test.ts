@@ -261,6 +261,20 @@ describe("health: half-open admits exactly one probe", () => {
       expect((yield* r.health)[0]).toMatchObject({ state: "closed", probing: false, inFlight: 0 })
     }).pipe(Effect.provide(fake({ a: [S.unavailable(), S.succeed({ headersDelayMs: 100 })], b: [S.succeed()] }))))
 
+  it.effect("a cancelled probe releases the probe: the next call probes at once", () =>
+    Effect.gen(function*() {
+      const r = yield* router({ consecutiveFailures: 1, failureRate: false, cooldown: "5 seconds" })
+      yield* r.generate(hi)
+      yield* adjust(5000)
+      const probing = yield* Effect.fork(r.generate(hi))
+      yield* adjust(10)
+      expect((yield* r.health)[0]).toMatchObject({ state: "half-open", probing: true, inFlight: 1 })
+      yield* Fiber.interrupt(probing)
+      expect((yield* r.health)[0]).toMatchObject({ state: "half-open", probing: false, inFlight: 0 })
+      expect((yield* r.generate(hi)).model).toBe("a")
+      expect((yield* arrivals).filter((x) => x.startsWith("a@"))).toEqual(["a@0", "a@5000", "a@5010"])
+    }).pipe(Effect.provide(fake({ a: [S.unavailable(), S.hang(), S.succeed()], b: [S.succeed()] }))))
+
   it.effect("a shared store: a second router skips what the first one tripped", () =>
     Effect.gen(function*() {
       const first = yield* router({ consecutiveFailures: 1, failureRate: false })
@@ -329,6 +343,20 @@ describe("health: the store's rules", () => {
       expect(second._tag).toBe("Skipped")
       yield* store.report(model!, p, 1000, { _tag: "Released" }, "probe")
       expect(yield* store.admit(model!, p, 1000)).toEqual({ _tag: "Admitted", probe: true })
+    }))
+
+  it.effect("a probe never reported (its caller died) is given up after the lease", () =>
+    Effect.gen(function*() {
+      const store = Health.makeMemory()
+      const p = policy({ consecutiveFailures: 1, cooldown: "1 second" })
+      yield* store.admit(model!, p, 0)
+      yield* store.report(model!, p, 0, failure, "admitted")
+      expect((yield* store.admit(model!, p, 1000))._tag).toBe("Admitted")
+      expect((yield* store.admit(model!, p, 1000 + healthInternal.probeLeaseMillis - 1))._tag).toBe("Skipped")
+      expect(yield* store.admit(model!, p, 1000 + healthInternal.probeLeaseMillis)).toEqual({
+        _tag: "Admitted",
+        probe: true
+      })
     }))
 
   it.each([

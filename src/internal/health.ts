@@ -160,6 +160,8 @@ export interface Record {
   /** A server's Retry-After: no request before this instant, whatever the state. */
   notBefore: number
   probing: boolean
+  /** When the probe was taken: a probe never reported (its process died) is given up after `probeLeaseMillis`. */
+  probeSince: number
   inFlight: number
   /** Outcomes in the failure-rate window, oldest first: the instant, and whether it failed. */
   window: Array<{ readonly at: number; readonly failed: boolean }>
@@ -175,10 +177,18 @@ const newRecord = (model: Model): Record => ({
   openUntil: 0,
   notBefore: 0,
   probing: false,
+  probeSince: 0,
   inFlight: 0,
   window: [],
   reason: undefined
 })
+
+/**
+ * How long a probe may stay unreported before another call may probe (the probing call or its process died).
+ *
+ * @internal
+ */
+export const probeLeaseMillis = 120_000
 
 // The failure-rate window keeps at most this many outcomes: enough for any threshold, bounded under any load.
 const maxWindow = 1024
@@ -207,7 +217,7 @@ export const admit = (record: Record, policy: Policy, now: number): Health.Admis
     record.state = "half-open"
   }
   if (record.state === "half-open") {
-    if (record.probing) {
+    if (record.probing && now - record.probeSince < probeLeaseMillis) {
       return {
         _tag: "Skipped",
         reason: "half-open: another call is probing it",
@@ -215,6 +225,7 @@ export const admit = (record: Record, policy: Policy, now: number): Health.Admis
       }
     }
     record.probing = true
+    record.probeSince = now
     record.inFlight++
     return { _tag: "Admitted", probe: true }
   }

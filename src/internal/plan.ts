@@ -259,15 +259,22 @@ const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleStat
   const attemptStart = ctx.clock.unsafeCurrentTimeMillis()
   if (ctx.deadlineAt - attemptStart <= 0) return Effect.fail(deadlineExceeded(ctx))
   const health = ctx.config.health
-  if (health === undefined) return send(ctx, m, attemptNo, scheduleState, attemptStart, "none")
-  return Effect.flatMap(
-    health.store.admit(m.model, health.policy, attemptStart),
-    (admission) =>
-      admission._tag === "Admitted"
-        ? send(ctx, m, attemptNo, scheduleState, attemptStart, admission.probe ? "probe" : "admitted")
-        : skip(ctx, m, attemptNo, attemptStart, admission)
+  if (health === undefined) return send(ctx, m, attemptNo, scheduleState, attemptStart, "none", identity)
+  // From the admission until the attempt's report is registered nothing may interrupt: an admission never reported
+  // would leave a probe taken for good. Only the attempt itself, and what follows its report, are interruptible.
+  return Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(
+      health.store.admit(m.model, health.policy, attemptStart),
+      (admission) =>
+        admission._tag === "Admitted"
+          ? send(ctx, m, attemptNo, scheduleState, attemptStart, admission.probe ? "probe" : "admitted", restore)
+          : restore(skip(ctx, m, attemptNo, attemptStart, admission))
+    )
   )
 }
+
+type Restore = <X, E, R>(effect: Effect.Effect<X, E, R>) => Effect.Effect<X, E, R>
+const identity: Restore = (effect) => effect
 
 /** The deployment's health said no: nothing is sent, the trail says why, and the next model is tried. */
 const skip = <A>(
@@ -302,7 +309,8 @@ const send = <A>(
   attemptNo: number,
   scheduleState: unknown,
   attemptStart: number,
-  permit: health.Permit
+  permit: health.Permit,
+  restore: Restore
 ): Outcome<A> => {
   const { config, trail } = ctx
   const model = m.model
@@ -367,29 +375,32 @@ const send = <A>(
     })
     // Success leaves the scope open for the caller (a stream's body); anything else closes it now, which aborts the
     // request. An interruption (the caller cancelled) tells health nothing about the deployment.
-    let settled = Effect.onExit(attempt, (exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
+    let settled = Effect.onExit(
+      restore(attempt),
+      (exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)
+    )
     if (config.health !== undefined) settled = Effect.onInterrupt(settled, () => tell(released))
     return Effect.matchEffect(settled, {
       onSuccess: (value) =>
         Effect.zipRight(
           tell(succeeded),
-          Effect.as(record(ctx, { ...base(), outcome: "success" }), { value, model, trail, scope })
+          restore(Effect.as(record(ctx, { ...base(), outcome: "success" }), { value, model, trail, scope }))
         ),
       onFailure: (failure) => {
         const fields = base()
         if (failure._tag === "DeadlineCut") {
           return Effect.zipRight(
-            Effect.zipRight(
-              tell(released),
-              record(ctx, { ...fields, outcome: "failed", error: timedOut(), note: "cut by the deadline" })
-            ),
-            Effect.suspend(() => Effect.fail(deadlineExceeded(ctx, model)))
+            tell(released),
+            restore(Effect.zipRight(
+              record(ctx, { ...fields, outcome: "failed", error: timedOut(), note: "cut by the deadline" }),
+              Effect.suspend(() => Effect.fail(deadlineExceeded(ctx, model)))
+            ))
           )
         }
         ctx.lastError = failure
         return Effect.flatMap(
           tell(healthReport(failure)),
-          (state) => afterFailure(ctx, m, attemptNo, scheduleState, failure, fields, state === "open")
+          (state) => restore(afterFailure(ctx, m, attemptNo, scheduleState, failure, fields, state === "open"))
         )
       }
     })
