@@ -134,6 +134,21 @@ export type Report =
   | { readonly _tag: "Released" }
 
 /**
+ * A deployment's state before and after a report; when they differ the router logs it and adds a span event.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Transition {
+  readonly from: State
+  readonly to: State
+  /** Why it opened, when it is open. */
+  readonly reason: string | undefined
+  /** When it reopens, when it is open (epoch ms). */
+  readonly reopensAt: number | undefined
+}
+
+/**
  * The health table. A store on another medium (Redis) implements the same three operations with the same rules.
  *
  * @since 0.2.0
@@ -142,14 +157,14 @@ export type Report =
 export interface Store {
   /** May a request go to this deployment now (at `now`, epoch ms)? An admission must be reported. */
   readonly admit: (deployment: Model, policy: Policy, now: number) => Effect.Effect<Admission>
-  /** What an admitted request ended with (`permit` says what it releases); returns the state after it. */
+  /** What an admitted request ended with (`permit` says what it releases); returns the state before and after it. */
   readonly report: (
     deployment: Model,
     policy: Policy,
     now: number,
     report: Report,
     permit: Permit
-  ) => Effect.Effect<State>
+  ) => Effect.Effect<Transition>
   /** Every deployment this store has seen. */
   readonly snapshot: (now: number) => Effect.Effect<ReadonlyArray<Deployment>>
 }

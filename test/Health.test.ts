@@ -21,6 +21,7 @@ import * as Router from "../src/Router.js"
 import type * as RouterError from "../src/RouterError.js"
 import * as FakeHttpClient from "../src/testing/FakeHttpClient.js"
 import * as S from "../src/testing/UpstreamScript.js"
+import { captureLogs } from "./support/logs.js"
 
 const KEY = "sk-health-test-0123456789"
 const endpoint = OpenAiCompatible.endpoint({ baseUrl: FakeHttpClient.openAiBaseUrl, apiKey: Redacted.make(KEY) })
@@ -47,7 +48,7 @@ describe("health: the breaker opens, skips, probes and closes at exact instants"
       expect(outcomes(skipped.trail)).toEqual(["a:skipped", "b:success"])
       expect(skipped.trail[0]!.reopensAt).toBe(5000)
       expect(skipped.trail[0]!.note).toMatch(
-        /^circuit open \(3 consecutive failures, last ServiceUnavailable\); reopens in 5s$/
+        /^circuit open \(3 failures in a row, last ServiceUnavailable\); reopens in 5s$/
       )
       yield* adjust(4999)
       expect(outcomes((yield* r.generate(hi)).trail)).toEqual(["a:skipped", "b:success"])
@@ -87,6 +88,25 @@ describe("health: the breaker opens, skips, probes and closes at exact instants"
       expect((yield* r.health)[0]).toMatchObject({ state: "open", reopensAt: 600_000, reason: "AuthenticationFailed" })
       expect(yield* arrivals).toEqual(["a@0", "b@0", "b@0"])
     }).pipe(Effect.provide(fake({ a: [S.unauthorized()], b: [S.succeed()] }))))
+
+  it.effect("each change of state is a log line naming the deployment, the states, the reason and the reopening", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const r = yield* router({ consecutiveFailures: 1, failureRate: false, cooldown: "5 seconds" })
+      yield* r.generate(hi)
+      yield* adjust(5000)
+      yield* r.generate(hi)
+      const health = logs.lines.filter((l) => l.message.startsWith("Deployment "))
+      expect(health.map((l) => `${l.level} ${l.message}`)).toEqual([
+        "INFO Deployment openai/a: closed → open (1 failure in a row, last ServiceUnavailable); reopens in 5s",
+        "INFO Deployment openai/a: half-open → closed"
+      ])
+      expect(health[0]!.annotations).toMatchObject({ model: "a", from: "closed", to: "open" })
+    }).pipe(
+      Effect.provide(fake({ a: [S.unavailable(), S.succeed()], b: [S.succeed()] })),
+      Effect.provide(logs.layer)
+    )
+  })
 
   it.effect("a Retry-After keeps it skipped until that instant, even though it did not trip", () =>
     Effect.gen(function*() {

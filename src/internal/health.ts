@@ -301,7 +301,13 @@ export const report = (
       }
       record.consecutive++
       if (record.consecutive >= policy.consecutiveFailures) {
-        trip(record, policy, now, cooldown, `${record.consecutive} consecutive failures, last ${outcome.tag}`)
+        trip(
+          record,
+          policy,
+          now,
+          cooldown,
+          `${record.consecutive} failure${record.consecutive === 1 ? "" : "s"} in a row, last ${outcome.tag}`
+        )
         return record.state
       }
       if (policy.rateWindowMillis > 0) {
@@ -380,7 +386,17 @@ export const makeMemory = (): Health.Store => {
         return admit(recordOf(model), policy, now)
       }),
     report: (model, policy, now, outcome, permit) =>
-      Effect.sync(() => report(recordOf(model), policy, now, outcome, permit)),
+      Effect.sync(() => {
+        const record = recordOf(model)
+        const from = record.state
+        const to = report(record, policy, now, outcome, permit)
+        return {
+          from,
+          to,
+          reason: to === "open" ? record.reason : undefined,
+          reopensAt: to === "open" ? record.openUntil : undefined
+        }
+      }),
     snapshot: (now) =>
       Effect.sync(() => [...records].map(([id, record]) => toSnapshot(id, record, policies.get(id), now)))
   }

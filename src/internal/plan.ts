@@ -276,6 +276,43 @@ const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleStat
 type Restore = <X, E, R>(effect: Effect.Effect<X, E, R>) => Effect.Effect<X, E, R>
 const identity: Restore = (effect) => effect
 
+/**
+ * A deployment's breaker changed state: a log line, and an event on the attempt's span when traced.
+ *
+ * @internal
+ */
+export const announce = (
+  model: Model,
+  transition: Health.Transition,
+  now: number,
+  traced: boolean
+): Effect.Effect<void> => {
+  const reopens = transition.reopensAt === undefined ? "" : `; reopens in ${formatMillis(transition.reopensAt - now)}`
+  const reason = transition.reason === undefined ? "" : ` (${transition.reason})`
+  const log = Effect.logInfo(
+    `Deployment ${model.provider}/${model.name}: ${transition.from} → ${transition.to}${reason}${reopens}`
+  ).pipe(Effect.annotateLogs({ model: model.name, provider: model.provider, from: transition.from, to: transition.to }))
+  if (!traced) return log
+  return Effect.zipRight(
+    log,
+    Effect.ignore(
+      Effect.flatMap(
+        Effect.currentSpan,
+        (span) =>
+          Effect.sync(() =>
+            span.event("effect-llm-router.health", BigInt(now) * 1_000_000n, {
+              "llm.model": model.name,
+              "llm.provider": model.provider,
+              "llm.health.from": transition.from,
+              "llm.health.to": transition.to,
+              ...(transition.reason === undefined ? {} : { "llm.health.reason": transition.reason })
+            })
+          )
+      )
+    )
+  )
+}
+
 /** The deployment's health said no: nothing is sent, the trail says why, and the next model is tried. */
 const skip = <A>(
   ctx: Ctx<A>,
@@ -316,10 +353,14 @@ const send = <A>(
   const model = m.model
   const remaining = ctx.deadlineAt - attemptStart
   ctx.sent = true
-  const tell = (report: Health.Report): Effect.Effect<Health.State | undefined> =>
-    config.health === undefined
-      ? Effect.succeed(undefined)
-      : config.health.store.report(model, config.health.policy, ctx.clock.unsafeCurrentTimeMillis(), report, permit)
+  const tell = (report: Health.Report): Effect.Effect<Health.Transition | undefined> => {
+    if (config.health === undefined) return Effect.succeed(undefined)
+    const now = ctx.clock.unsafeCurrentTimeMillis()
+    return Effect.tap(
+      config.health.store.report(model, config.health.policy, now, report, permit),
+      (transition) => transition.from === transition.to ? Effect.void : announce(model, transition, now, config.traced)
+    )
+  }
   const call: Call = {
     model: model.name,
     provider: model.provider,
@@ -400,7 +441,8 @@ const send = <A>(
         ctx.lastError = failure
         return Effect.flatMap(
           tell(healthReport(failure)),
-          (state) => restore(afterFailure(ctx, m, attemptNo, scheduleState, failure, fields, state === "open"))
+          (transition) =>
+            restore(afterFailure(ctx, m, attemptNo, scheduleState, failure, fields, transition?.to === "open"))
         )
       }
     })

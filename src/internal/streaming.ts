@@ -209,7 +209,14 @@ const makeBody = (
       : Effect.zipRight(
         Effect.flatMap(
           Clock.currentTimeMillis,
-          (now) => health.store.report(opened.model, health.policy, now, plan.healthReport(error.cause!), "none")
+          (now) =>
+            Effect.flatMap(
+              health.store.report(opened.model, health.policy, now, plan.healthReport(error.cause!), "none"),
+              (transition) =>
+                transition.from === transition.to
+                  ? Effect.void
+                  : plan.announce(opened.model, transition, now, false)
+            )
         ),
         Effect.fail(error)
       )
