@@ -8,9 +8,10 @@
 // Flags
 //   --rounds N            rounds (default 5; tiny: 1). Within a round, for each workload every client runs once,
 //                         in an order rotated by one each round.
-//   --clients a,b         subset of: raw-fetch, raw-undici, openai-node, ai, langchain, effect-ai, ours-fetch, ours-undici
+//   --clients a,b         subset of: raw-fetch, raw-undici, openai-node, ai, langchain, effect-ai, ours-fetch, ours-undici,
+//                         and (only when named) ours-fetch-nohealth, ours-undici-nohealth (health: false)
 //   --workloads a,b       subset of: latency, throughput, stream-big, stream-concurrent, stream-seq, stream-seq-warm,
-//                         memory, failover
+//                         failover, outage-503, outage-hang, memory (the outage ones run the ours-* clients only)
 //   --sizes default|tiny  tiny: 1 round, a handful of calls, small streams (the smoke test's size)
 //   --memory-rounds N     run the (slow, 100,000-call) memory workload in the first N rounds only (default 1)
 //   --memory-parallel N   memory-workload client processes run N at a time (default 2): it reports RSS only, no
@@ -53,6 +54,7 @@ const CLIENTS = {
     file: "ours.mjs",
     variant: "fetch",
     ours: true,
+    outage: true,
     benchDeps: false,
     about: "this library, FetchHttpClient"
   },
@@ -60,8 +62,27 @@ const CLIENTS = {
     file: "ours.mjs",
     variant: "undici",
     ours: true,
+    outage: true,
     benchDeps: false,
     about: "this library, NodeRouterHttpClient.layerUndici"
+  },
+  // Opt-in (not in the default matrix): the same with `health: false`, beside the default (health on) to measure what
+  // deployment health costs on the healthy path. Not for the outage workloads, which measure health off themselves.
+  "ours-fetch-nohealth": {
+    file: "ours.mjs",
+    variant: "fetch-nohealth",
+    ours: true,
+    optIn: true,
+    benchDeps: false,
+    about: "ours-fetch with health: false"
+  },
+  "ours-undici-nohealth": {
+    file: "ours.mjs",
+    variant: "undici-nohealth",
+    ours: true,
+    optIn: true,
+    benchDeps: false,
+    about: "ours-undici with health: false"
   }
 }
 
@@ -74,8 +95,11 @@ const WORKLOADS = [
   "stream-seq",
   "stream-seq-warm",
   "failover",
+  "outage-503",
+  "outage-hang",
   "memory"
 ]
+const OUTAGE_WORKLOADS = ["outage-503", "outage-hang"]
 
 // Call counts per workload. Tuned so that the default matrix (8 clients, 5 rounds, memory in 1 round) stays well
 // under 15 minutes on a 2-core machine; see bench/README.md for the measured durations.
@@ -90,6 +114,30 @@ const SIZES = {
     "stream-seq": { warmup: 10, warmupMaxMs: 300, count: 100, minCalls: 20, maxMs: 1_200, chunks: 100 },
     "stream-seq-warm": { warmup: 600, warmupMaxMs: 2_000, count: 200, minCalls: 20, maxMs: 1_200, chunks: 100 },
     failover: { warmup: 10, warmupMaxMs: 300, iterations: 100, minCalls: 30, maxMs: 1_000 },
+    // Per configuration (model m alone; the dead model then m with health on / off / on with a 100 ms cooldown) and
+    // concurrency: trip the breaker (health on, up to 3 s), warm up, then up to 1,000 calls (or 1.5 s, at least 20):
+    // with health off every hanging call waits out the 50 ms attempt timeout (~30 calls at c=1 in 1.5 s).
+    "outage-503": {
+      warmup: 200,
+      warmupMaxMs: 500,
+      calls: 1_000,
+      minCalls: 20,
+      maxMs: 1_500,
+      tripMaxMs: 3_000,
+      concurrencies: [1, 32],
+      shortCooldownMs: 100
+    },
+    "outage-hang": {
+      warmup: 200,
+      warmupMaxMs: 500,
+      calls: 1_000,
+      minCalls: 20,
+      maxMs: 1_500,
+      tripMaxMs: 3_000,
+      concurrencies: [1, 32],
+      shortCooldownMs: 100,
+      attemptMs: 50
+    },
     // 100,000 calls, but the 99,000 after the first 1,000 stop after 100 s: the slowest peers need ~180 s alone.
     memory: { first: 1_000, total: 100_000, maxMs: 100_000, concurrency: 32 }
   },
@@ -101,6 +149,27 @@ const SIZES = {
     "stream-seq": { warmup: 1, count: 5, chunks: 20 },
     "stream-seq-warm": { warmup: 3, count: 5, chunks: 20 },
     failover: { warmup: 1, iterations: 5 },
+    "outage-503": {
+      warmup: 2,
+      warmupMaxMs: 300,
+      calls: 10,
+      minCalls: 5,
+      maxMs: 500,
+      tripMaxMs: 3_000,
+      concurrencies: [1, 4],
+      shortCooldownMs: 100
+    },
+    "outage-hang": {
+      warmup: 2,
+      warmupMaxMs: 300,
+      calls: 10,
+      minCalls: 5,
+      maxMs: 500,
+      tripMaxMs: 3_000,
+      concurrencies: [1, 4],
+      shortCooldownMs: 100,
+      attemptMs: 50
+    },
     memory: { first: 50, total: 200, concurrency: 8 }
   }
 }
@@ -115,7 +184,9 @@ const LIMITS = {
     "stream-seq": 90_000,
     "stream-seq-warm": 90_000,
     memory: 400_000,
-    failover: 90_000
+    failover: 90_000,
+    "outage-503": 90_000,
+    "outage-hang": 90_000
   },
   tiny: Object.fromEntries(WORKLOADS.map((w) => [w, 60_000]))
 }
@@ -145,6 +216,24 @@ const FIGURES = {
   ],
   failover: [["failover_server_us", "failover µs (server)", "↓"], ["failover_call_ms", "whole call ms", "↓"]]
 }
+// The outage workloads' figures depend on their spec (the concurrencies); rendered by `outageTable`.
+const OUTAGE_CONFIGS = [
+  ["on", "health on (defaults)"],
+  ["short", "health on, cooldown 100 ms"],
+  ["off", "health off"],
+  ["base", "baseline: m alone"]
+]
+const outageFigures = (spec) =>
+  spec.concurrencies.flatMap((c) =>
+    OUTAGE_CONFIGS.flatMap(([k]) => {
+      const p = `${k}_c${c}`
+      const f = [[`${p}_p50_ms`], [`${p}_p99_ms`], [`${p}_dead`]]
+      if (k !== "base") f.push([`${p}_p50_x`], [`${p}_p99_x`])
+      if (k === "on" || k === "short") f.push([`${p}_tripdead`], [`${p}_afterdead`], [`${p}_reopenings`])
+      return f.map(([key]) => [key, key, "", "none"])
+    })
+  ).concat([["hang_open_at_end", "hung requests left open", "", "none"]])
+const figuresOf = (w, spec) => (OUTAGE_WORKLOADS.includes(w) ? outageFigures(spec) : FIGURES[w])
 
 const upTo = (n, s) => (s.maxMs !== undefined ? `up to ${n} (or ${s.maxMs / 1000} s, at least ${s.minCalls})` : `${n}`)
 const TITLES = {
@@ -168,7 +257,15 @@ const TITLES = {
   failover: (s) =>
     `Failover: model 1 answers 503, fall back to model 2; server-measured gap from the 503 sent to model 2's request (median of ${
       upTo(s.iterations, s)
-    } calls)`
+    } calls)`,
+  "outage-503": (s) =>
+    `Outage tax: models [down, m], \`down\` answers 503 to every request; one attempt per model; per configuration and concurrency, ${
+      upTo(s.calls, s)
+    } calls after the breaker opened (health on) and ${s.warmup} warm-up`,
+  "outage-hang": (s) =>
+    `Outage tax: models [hang, m], \`hang\` never answers (attempt timeout ${s.attemptMs} ms); one attempt per model; per configuration and concurrency, ${
+      upTo(s.calls, s)
+    } calls after the breaker opened (health on) and ${s.warmup} warm-up`
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -184,7 +281,7 @@ const memoryRounds = args["memory-rounds"] !== undefined ? Number(args["memory-r
 const memoryParallel = args["memory-parallel"] !== undefined ? Number(args["memory-parallel"]) : 2
 if (!Number.isInteger(memoryParallel) || memoryParallel < 1) fail("--memory-parallel must be a positive integer")
 const timeoutScale = args["timeout-scale"] !== undefined ? Number(args["timeout-scale"]) : 1
-const clients = list(args.clients) ?? Object.keys(CLIENTS)
+const clients = list(args.clients) ?? Object.keys(CLIENTS).filter((c) => !CLIENTS[c].optIn)
 for (const c of clients) if (!(c in CLIENTS)) fail(`unknown client ${c}; known: ${Object.keys(CLIENTS).join(", ")}`)
 const workloads = list(args.workloads) ?? WORKLOADS
 for (const w of workloads) if (!WORKLOADS.includes(w)) fail(`unknown workload ${w}; known: ${WORKLOADS.join(", ")}`)
@@ -299,7 +396,7 @@ if (oursRequested.length > 0) {
     }
   }
   for (const c of oursRequested) {
-    const need = CLIENTS[c].variant === "undici"
+    const need = CLIENTS[c].variant.startsWith("undici")
       ? ["dist/src/index.js", "dist/src/node/index.js"]
       : ["dist/src/index.js"]
     const missing = need.filter((p) => !existsSync(join(ROOT, p)))
@@ -501,7 +598,11 @@ try {
           }))
           continue
         }
-        for (const c of order) await runClientProcess(c, w, round)
+        for (const c of order) {
+          // The outage workloads need deployment health: the peers have none (their figure would be "health off").
+          if (OUTAGE_WORKLOADS.includes(w) && !CLIENTS[c].outage) continue
+          await runClientProcess(c, w, round)
+        }
       }
     }
   }
@@ -545,7 +646,7 @@ function render(h, records, elapsedS) {
     for (const c of h.requested) {
       const recs = records.filter((r) => r.workload === w && r.client === c)
       const figs = {}
-      for (const [key] of FIGURES[w]) {
+      for (const [key] of figuresOf(w, h.specs[w])) {
         const vals = recs.filter((r) => r.ok && typeof r.figures?.[key] === "number").map((r) => r.figures[key])
         if (vals.length > 0) {
           figs[key] = { median: med(vals), min: Math.min(...vals), max: Math.max(...vals), n: vals.length }
@@ -556,7 +657,7 @@ function render(h, records, elapsedS) {
   }
   for (const w of h.workloads) {
     for (const c of h.requested) {
-      for (const [key, , , compare] of FIGURES[w]) {
+      for (const [key, , , compare] of figuresOf(w, h.specs[w])) {
         const f = summary[w][c].figures[key]
         const base = summary[w]["raw-fetch"]?.figures[key]
         if (!f || !base) continue
@@ -606,6 +707,10 @@ function render(h, records, elapsedS) {
   for (const w of h.workloads) {
     md.push(`## ${w}: ${TITLES[w](h.specs[w])}`)
     md.push("")
+    if (OUTAGE_WORKLOADS.includes(w)) {
+      md.push(...outageTable(h, w, summary[w]))
+      continue
+    }
     const cols = FIGURES[w]
     md.push(`| client | ${cols.map(([, label, dir]) => (dir ? `${label} ${dir}` : label)).join(" | ")} |`)
     md.push(`|---|${cols.map(() => "---:").join("|")}|`)
@@ -626,6 +731,7 @@ function render(h, records, elapsedS) {
     }
     md.push("")
   }
+  md.push(...healthCost(h, records))
   const errors = records.filter((r) => !r.ok)
   if (errors.length > 0) {
     md.push("## Errors")
@@ -636,4 +742,131 @@ function render(h, records, elapsedS) {
     md.push("")
   }
   return { text: md.join("\n"), summary, errors }
+}
+
+/** A cell: median [min–max] over rounds. */
+function cell(f, digits) {
+  if (!f) return "–"
+  const v = (x) => (digits !== undefined ? x.toFixed(digits) : fmt(x))
+  return f.n > 1 && f.min !== f.max ? `${v(f.median)} [${v(f.min)}–${v(f.max)}]` : v(f.median)
+}
+
+/** The outage workloads' tables: one row per client and configuration, columns per concurrency. */
+function outageTable(h, w, sw) {
+  const spec = h.specs[w]
+  const cs = spec.concurrencies
+  const md = []
+  const rows = h.requested.filter((c) => CLIENTS[c]?.outage)
+  if (rows.length === 0) {
+    md.push("(no client with deployment health was run)", "")
+    return md
+  }
+  md.push(
+    "Per-call ms of the measured calls (median [min–max] over rounds), × the baseline's figure in the same round's " +
+      "process, and the requests that reached the dead deployment during the measured calls. Peers have no deployment " +
+      "health: their figures would be those of \"health off\"."
+  )
+  md.push("")
+  md.push(
+    `| client | configuration | ${
+      cs.map((c) => `c=${c} p50 ms | c=${c} p99 ms | c=${c} p50 ×base | c=${c} p99 ×base | c=${c} dead reqs`).join(
+        " | "
+      )
+    } |`
+  )
+  md.push(`|---|---|${cs.map(() => "---:|---:|---:|---:|---:").join("|")}|`)
+  for (const c of rows) {
+    const s = sw[c]
+    if (s.errors.length > 0 && Object.keys(s.figures).length === 0) {
+      md.push(`| ${c} | ERROR |${cs.map(() => " | | | | ").join("|")}|`)
+      continue
+    }
+    for (const [k, label] of OUTAGE_CONFIGS) {
+      const cells = cs.flatMap((n) => {
+        const p = `${k}_c${n}`
+        const F = s.figures
+        return [
+          cell(F[`${p}_p50_ms`]),
+          cell(F[`${p}_p99_ms`]),
+          k === "base" ? "1" : cell(F[`${p}_p50_x`], 2),
+          k === "base" ? "1" : cell(F[`${p}_p99_x`], 2),
+          cell(F[`${p}_dead`], 0)
+        ]
+      })
+      md.push(`| ${c} | ${label} | ${cells.join(" | ")} |`)
+    }
+  }
+  md.push("")
+  md.push(
+    "The trips (health on): requests that reached the dead deployment before its breaker opened, and from the trip to " +
+      "the end of the measured calls against the cooldown expiries in that time (each lets one probe through; " +
+      "cooldowns grow ×2 per trip)."
+  )
+  md.push("")
+  md.push("| client | configuration | concurrency | dead reqs before the trip | after the trip | cooldown expiries |")
+  md.push("|---|---|---:|---:|---:|---:|")
+  for (const c of rows) {
+    for (const [k, label] of OUTAGE_CONFIGS.filter(([k]) => k === "on" || k === "short")) {
+      for (const n of cs) {
+        const p = `${k}_c${n}`
+        const F = sw[c].figures
+        md.push(
+          `| ${c} | ${label} | ${n} | ${cell(F[`${p}_tripdead`], 0)} | ${cell(F[`${p}_afterdead`], 0)} | ${
+            cell(F[`${p}_reopenings`], 0)
+          } |`
+        )
+      }
+    }
+  }
+  const open = rows.map((c) => sw[c].figures.hang_open_at_end?.max).filter((x) => x !== undefined)
+  if (open.length > 0) {
+    md.push("")
+    md.push(`Requests still open at the upstream at the end of each process (at most): ${Math.max(...open)}.`)
+  }
+  md.push("")
+  return md
+}
+
+/**
+ * What deployment health costs on the healthy path: each `ours-X` beside `ours-X-nohealth` (health: false), per round
+ * (they run interleaved in the same round), the ratio of the figures; median [min–max] over rounds.
+ */
+function healthCost(h, records) {
+  const pairs = h.requested.filter((c) => h.requested.includes(`${c}-nohealth`))
+  const md = []
+  if (pairs.length === 0) return md
+  md.push("## Health on vs off on the healthy path")
+  md.push("")
+  md.push(
+    "Each `ours-*` (health on, the default) against the same client with `health: false`, per round: " +
+      "health on / health off (median [min–max] over rounds; ↓ or ↑ as in the workload's table)."
+  )
+  md.push("")
+  md.push("| client | workload | figure | health on | health off | on / off |")
+  md.push("|---|---|---|---:|---:|---:|")
+  for (const c of pairs) {
+    for (const w of h.workloads) {
+      if (OUTAGE_WORKLOADS.includes(w) || w === "failover") continue
+      for (const [key, label, dir] of FIGURES[w]) {
+        const get = (client) =>
+          records.filter((r) => r.ok && r.workload === w && r.client === client && typeof r.figures?.[key] === "number")
+        const on = get(c)
+        const off = get(`${c}-nohealth`)
+        if (on.length === 0 || off.length === 0) continue
+        const stat = (xs) => ({ median: med(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length })
+        const ratios = []
+        for (const r of on) {
+          const o = off.find((x) => x.round === r.round)
+          if (o && o.figures[key] !== 0) ratios.push(r.figures[key] / o.figures[key])
+        }
+        md.push(
+          `| ${c} | ${w} | ${label} ${dir} | ${cell(stat(on.map((r) => r.figures[key])))} | ${
+            cell(stat(off.map((r) => r.figures[key])))
+          } | ${ratios.length > 0 ? cell(stat(ratios), 3) : "–"} |`
+        )
+      }
+    }
+  }
+  md.push("")
+  return md
 }

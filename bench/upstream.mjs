@@ -23,6 +23,12 @@
 // difference is one failover sample: the client's cost to give up on the first model and reach the second.
 // If the client retried `fail-first` in between, the sample is measured from the LAST error response and the
 // number of extra attempts is counted in `failover.retriesOfFailFirst`.
+//
+// Outage models (the outage-503 and outage-hang workloads): model `down` gets a 503 JSON error at once, on every
+// request, with none of the failover bookkeeping; model `hang` gets nothing: the request is read and left without an
+// answer until the client gives up and closes its connection (the server then destroys the response; a hung request
+// is destroyed after `--hang-max-ms`, default 60 s, whatever the client does). `GET /stats` counts the completion
+// requests per model (`models`), and the hung requests: `hang.open` (now), `hang.closedByClient`, `hang.cappedByServer`.
 import http from "node:http"
 import { chunkText, NON_STREAM_TEXT } from "./lib/expected.mjs"
 
@@ -33,6 +39,7 @@ const argValue = (name, fallback) => {
 }
 const MAX_LIFETIME_MS = Number(argValue("--max-lifetime-ms", String(30 * 60 * 1000)))
 const BATCH_EVENTS = Number(argValue("--batch-events", "64"))
+const HANG_MAX_MS = Number(argValue("--hang-max-ms", "60000"))
 const DEFAULT_CHUNKS = 200
 const MAX_CHUNKS = 1_000_000
 
@@ -212,6 +219,15 @@ const ERROR_503 = Buffer.from(JSON.stringify({
   }
 }))
 
+const ERROR_503_DOWN = Buffer.from(JSON.stringify({
+  error: {
+    message: "The model `down` is unavailable (benchmark outage mode).",
+    type: "server_error",
+    param: null,
+    code: "unavailable"
+  }
+}))
+
 // ---------------------------------------------------------------------------------------------------------------
 // Stats
 
@@ -228,12 +244,16 @@ const resetStats = () => {
     failFirst: 0,
     chunksSent: 0,
     badRequests: 0,
-    failover: { samplesUs: [], retriesOfFailFirst: 0 }
+    failover: { samplesUs: [], retriesOfFailFirst: 0 },
+    models: {},
+    hang: { total: 0, closedByClient: 0, cappedByServer: 0 }
   }
 }
 resetStats()
 /** hrtime (ns, bigint) when the last `fail-first` error was handed to the socket, while no other model came yet. */
 let pendingErrorSentAt = null
+/** The `hang` responses still open (across stats resets: `hang.open` counts them). */
+const hanging = new Set()
 
 const summarize = (xs) => {
   if (xs.length === 0) return { count: 0 }
@@ -280,6 +300,24 @@ const chunkCount = (req, raw, body) => {
   return n
 }
 
+/** Never answers: waits for the client to close the connection (or for HANG_MAX_MS), then destroys the response. */
+const hang = (res) => {
+  stats.hang.total++
+  hanging.add(res)
+  let done = false
+  const finish = (byClient) => {
+    if (done) return
+    done = true
+    clearTimeout(timer)
+    hanging.delete(res)
+    if (byClient) stats.hang.closedByClient++
+    else stats.hang.cappedByServer++
+    res.destroy()
+  }
+  const timer = setTimeout(() => finish(false), HANG_MAX_MS)
+  res.on("close", () => finish(true))
+}
+
 const handleCompletion = (req, res, raw, arrivedAt, kind) => {
   let body
   try {
@@ -291,6 +329,16 @@ const handleCompletion = (req, res, raw, arrivedAt, kind) => {
     return
   }
   const model = typeof body.model === "string" ? body.model : "m"
+  stats.models[model] = (stats.models[model] ?? 0) + 1
+  if (model === "down") {
+    res.writeHead(503, { ...JSON_HEADERS, "content-length": ERROR_503_DOWN.length })
+    res.end(ERROR_503_DOWN)
+    return
+  }
+  if (model === "hang") {
+    hang(res)
+    return
+  }
   if (model === "fail-first") {
     stats.failFirst++
     if (pendingErrorSentAt !== null) stats.failover.retriesOfFailFirst++
@@ -355,6 +403,7 @@ const server = http.createServer((req, res) => {
     const { samplesUs, retriesOfFailFirst } = stats.failover
     const body = JSON.stringify({
       ...stats,
+      hang: { ...stats.hang, open: hanging.size },
       failover: { retriesOfFailFirst, us: summarize(samplesUs), samplesUs: samplesUs.slice(0, 10_000) }
     })
     res.writeHead(200, JSON_HEADERS)
@@ -386,6 +435,7 @@ server.requestTimeout = 0
 server.maxRequestsPerSocket = 0
 
 const shutdown = (code) => {
+  for (const res of hanging) res.destroy()
   server.close()
   server.closeAllConnections?.()
   process.exit(code)

@@ -1,5 +1,6 @@
 // Smoke test of the benchmark harness (bench/): runs it at the tiny size with the two clients that need no
-// bench/node_modules (raw-fetch, ours-fetch) and checks that every workload produced numbers.
+// bench/node_modules (raw-fetch, ours-fetch) and checks that every workload produced numbers (the outage workloads:
+// ours-fetch only, raw-fetch has no deployment health and is not run there).
 // ours-fetch needs the library: the runner builds it first (`npm run build`), so a library that does not build or
 // a client that fails shows here as a missing or failed ours-fetch result.
 import { execFile } from "node:child_process"
@@ -18,7 +19,23 @@ const WORKLOADS = [
   "stream-seq",
   "stream-seq-warm",
   "memory",
-  "failover"
+  "failover",
+  "outage-503",
+  "outage-hang"
+]
+const OUTAGE = new Set(["outage-503", "outage-hang"])
+// The tiny size's concurrencies are 1 and 4.
+const OUTAGE_FIGURES = [
+  "base_c1_p50_ms",
+  "on_c1_p50_ms",
+  "on_c1_p99_ms",
+  "on_c1_p50_x",
+  "on_c1_dead",
+  "on_c1_tripdead",
+  "off_c4_p99_ms",
+  "off_c1_dead",
+  "short_c4_afterdead",
+  "hang_open_at_end"
 ]
 const FIGURES: Record<string, ReadonlyArray<string>> = {
   latency: ["lat_mean_ms", "lat_p99_ms"],
@@ -33,7 +50,9 @@ const FIGURES: Record<string, ReadonlyArray<string>> = {
   "stream-seq": ["seq_stream_ms_per_stream"],
   "stream-seq-warm": ["seq_warm_stream_ms_per_stream"],
   memory: ["rss_after_first_mb", "rss_after_total_mb", "rss_growth_mb", "peak_rss_mb", "memory_calls"],
-  failover: ["failover_server_us", "failover_call_ms"]
+  failover: ["failover_server_us", "failover_call_ms"],
+  "outage-503": OUTAGE_FIGURES,
+  "outage-hang": OUTAGE_FIGURES
 }
 
 interface ResultRecord {
@@ -90,8 +109,8 @@ afterAll(() => {
   records = []
 })
 
-const expectNumbers = (client: string) => {
-  for (const w of WORKLOADS) {
+const expectNumbers = (client: string, workloads: ReadonlyArray<string>) => {
+  for (const w of workloads) {
     const rec = records.find((r) => r.kind === "result" && r.client === client && r.workload === w)
     expect(rec, `${client} ${w}: no result record\n${output.slice(-3000)}`).toBeDefined()
     expect(rec?.ok, `${client} ${w}: ${rec?.error}`).toBe(true)
@@ -111,11 +130,22 @@ describe("bench harness (tiny)", () => {
   })
 
   it("raw-fetch reports numbers for every workload", () => {
-    expectNumbers("raw-fetch")
+    expectNumbers("raw-fetch", WORKLOADS.filter((w) => !OUTAGE.has(w)))
+    expect(records.some((r) => r.client === "raw-fetch" && OUTAGE.has(r.workload ?? ""))).toBe(false)
   })
 
   it("ours-fetch reports numbers for every workload", () => {
-    expectNumbers("ours-fetch")
+    expectNumbers("ours-fetch", WORKLOADS)
     expect(summary).toMatch(/\| ours-fetch \| [0-9]/)
+  })
+
+  it("outage workloads: the dead deployment is counted, nothing is left hanging at the upstream", () => {
+    for (const w of OUTAGE) {
+      const f = records.find((r) => r.kind === "result" && r.client === "ours-fetch" && r.workload === w)?.figures
+      // Health off: every measured call reaches the dead deployment first.
+      expect(f?.["off_c1_dead"], w).toBeGreaterThan(0)
+      expect(f?.["hang_open_at_end"], w).toBe(0)
+    }
+    expect(summary).toMatch(/\| ours-fetch \| health on \(defaults\) \| [0-9]/)
   })
 })

@@ -9,6 +9,11 @@
 //   failover():          Promise<string>  (optional)          one call that goes to model `fail-first` (503) and
 //                                                             falls back to model `m`, the library's own way
 //   close():             Promise<void>    (optional)
+//   outage(config):      (outage-503 / outage-hang only) builds a fresh router for one phase and resolves to
+//                        { generate(), deadHealth(): Promise<{ state, trips } | undefined>, close() }; config is
+//                        "base" (model m alone), "on" (the dead model then m, health on: defaults), "off" (health
+//                        false) or "short" (health on with a cooldown of spec.shortCooldownMs); `dead` names the
+//                        dead model (its requests are counted at the upstream)
 // Every value is checked against what the upstream sent; a mismatch makes the process report an error, not a number.
 import { performance } from "node:perf_hooks"
 import { expectedStreamText, NON_STREAM_TEXT } from "./expected.mjs"
@@ -287,6 +292,142 @@ const workloads = {
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Outage workloads: a two-model list whose first deployment is dead (503 on every request, or no answer until the
+// attempt timeout), health on vs off vs model m alone.
+
+const OUTAGE_CONFIGS = ["base", "on", "off", "short"]
+
+const deadCount = async (url, dead) => {
+  const st = await globalThis.fetch(`${url}/stats`).then((r) => r.json())
+  return { dead: st.models?.[dead] ?? 0, hangOpen: st.hang?.open ?? 0 }
+}
+
+/** Cooldown expiries (reopenings, each admitting one probe) within `ms` of the first trip: cooldowns c, 2c, 4c, … */
+const reopenings = (ms, cooldownMs) => {
+  let k = 0
+  let t = cooldownMs
+  while (t <= ms) {
+    k++
+    t += cooldownMs * 2 ** k
+  }
+  return k
+}
+
+/**
+ * One phase: a fresh router in configuration `config`, at concurrency `c`. With health on, calls run (at `c`) until the
+ * dead deployment's breaker opens (the trip; at most `s.tripMaxMs`); then `s.warmup` calls (or `s.warmupMaxMs`); then
+ * up to `s.calls` measured calls (or `s.maxMs`, at least `s.minCalls`), each timed.
+ */
+const outagePhase = async (a, s, url, config, c) => {
+  const r = await a.outage(config)
+  try {
+    const out = { config, concurrency: c }
+    const t0 = performance.now()
+    const n0 = await deadCount(url, a.dead)
+    let tripAt
+    if (config === "on" || config === "short") {
+      let tripped = false
+      let tripCalls = 0
+      const deadline = t0 + s.tripMaxMs
+      await Promise.all(Array.from({ length: c }, async () => {
+        while (!tripped && performance.now() < deadline) {
+          tripCalls++
+          checkText("outage", await r.generate(), NON_STREAM_TEXT)
+          const h = await r.deadHealth()
+          if (h !== undefined && h.state !== "closed") tripped = true
+        }
+      }))
+      if (!tripped) {
+        throw new Error(`outage ${config} c=${c}: the dead deployment did not trip within ${s.tripMaxMs} ms`)
+      }
+      tripAt = performance.now()
+      const n1 = await deadCount(url, a.dead)
+      out.trip = { calls: tripCalls, ms: tripAt - t0, dead: n1.dead - n0.dead }
+    }
+    const nw = await deadCount(url, a.dead)
+    await pool(s.warmup, c, async () => checkText("outage", await r.generate(), NON_STREAM_TEXT), s.warmupMaxMs, c)
+    const n2 = await deadCount(url, a.dead)
+    const times = []
+    const t2 = performance.now()
+    await pool(
+      s.calls,
+      c,
+      async () => {
+        const t = performance.now()
+        const text = await r.generate()
+        times.push(performance.now() - t)
+        checkText("outage", text, NON_STREAM_TEXT)
+      },
+      s.maxMs,
+      s.minCalls
+    )
+    const end = performance.now()
+    const n3 = await deadCount(url, a.dead)
+    const sorted = [...times].sort((x, y) => x - y)
+    out.calls = times.length
+    out.ms = end - t2
+    out.p50 = quantile(sorted, 0.5)
+    out.p99 = quantile(sorted, 0.99)
+    out.mean = times.reduce((x, y) => x + y, 0) / times.length
+    out.dead = n3.dead - n2.dead
+    out.warmupDead = n2.dead - nw.dead
+    if (tripAt !== undefined) {
+      const cooldown = config === "short" ? s.shortCooldownMs : 5_000
+      out.afterTrip = { ms: end - tripAt, dead: n3.dead - nw.dead, reopenings: reopenings(end - tripAt, cooldown) }
+    }
+    return out
+  } finally {
+    await r.close?.()
+  }
+}
+
+/**
+ * The outage workloads' figures, per configuration (on, off, short, base) and concurrency (c1, c32…): per-call p50 and
+ * p99 ms of the measured calls, requests that reached the dead deployment during them (`_dead`), and for health on
+ * the requests before the breaker opened (`_tripdead`) and from the trip to the end of the phase against the
+ * cooldown expiries in that time (`_afterdead`, `_reopenings`); ratios to the baseline (model m alone) at the same
+ * concurrency.
+ */
+const outage = async (a, s, ctx) => {
+  if (typeof a.outage !== "function") throw new Error("this client has no outage path (no deployment health)")
+  const figures = {}
+  const phases = []
+  for (const c of s.concurrencies) {
+    const byConfig = {}
+    for (const config of OUTAGE_CONFIGS) {
+      const p = await outagePhase(a, s, ctx.url, config, c)
+      phases.push(p)
+      byConfig[config] = p
+      const k = `${config}_c${c}`
+      figures[`${k}_p50_ms`] = p.p50
+      figures[`${k}_p99_ms`] = p.p99
+      figures[`${k}_dead`] = p.dead
+      if (p.trip !== undefined) {
+        figures[`${k}_tripdead`] = p.trip.dead
+        figures[`${k}_afterdead`] = p.afterTrip.dead
+        figures[`${k}_reopenings`] = p.afterTrip.reopenings
+      }
+    }
+    for (const config of OUTAGE_CONFIGS) {
+      if (config === "base") continue
+      figures[`${config}_c${c}_p50_x`] = byConfig[config].p50 / byConfig.base.p50
+      figures[`${config}_c${c}_p99_x`] = byConfig[config].p99 / byConfig.base.p99
+    }
+  }
+  // Nothing left hanging at the upstream: every aborted request was closed by the client.
+  // (The sockets close asynchronously: poll for up to 2 s.)
+  let { hangOpen } = await deadCount(ctx.url, a.dead)
+  for (let i = 0; i < 20 && hangOpen > 0; i++) {
+    await new Promise((res) => setTimeout(res, 100))
+    hangOpen = (await deadCount(ctx.url, a.dead)).hangOpen
+  }
+  figures.hang_open_at_end = hangOpen
+  return { figures, meta: { phases } }
+}
+workloads["outage-503"] = outage
+workloads["outage-hang"] = outage
 
 export const WORKLOADS = Object.keys(workloads)
 
