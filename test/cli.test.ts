@@ -186,6 +186,112 @@ describe("llm-router CLI", () => {
       expect(lines[1]).toMatch(/^llm-router: \+\d+\.\d\ds anthropic\/claude-3-haiku #1: ok after \d+ms → served$/)
     }).pipe(Effect.scoped))
 
+  describe("--health and --no-health", () => {
+    // A 404 opens a model's breaker at once (no retry fixes it), so one call is enough to see a breaker open.
+    const script = { a: [S.notFound()], b: [S.succeed({ text: "From b" })] }
+    const args = ["-m", "openai:a", "-m", "openai:b", "--max-attempts", "1"]
+
+    it.live("--health prints each model's health on stderr after the answer; without it, nothing", () =>
+      Effect.gen(function*() {
+        const upstream = yield* upstreamWith(script)
+        const ran = yield* cli([...args, "--health", "hi"], { env: envFor(upstream) })
+        expect(ran.code).toBe(0)
+        expect(ran.stdout).toBe("From b\n")
+        const lines = ran.stderr.trimEnd().split("\n")
+        expect(lines).toHaveLength(4)
+        expect(lines[0]).toBe("llm-router: health after the call")
+        expect(lines[1]).toMatch(/^llm-router: {3}model +state +failures in a row +trips +reopens in +why$/)
+        // a: opened by the 404 for the fatal cooldown (10 minutes); b: closed, nothing against it.
+        expect(lines[2]).toMatch(/^llm-router: {3}openai\/a +open +0 +1 +(10m|9m 59s) +ModelNotFound$/)
+        expect(lines[3]).toMatch(/^llm-router: {3}openai\/b +closed +0 +0 +- +-$/)
+
+        upstream.reset(script)
+        expect(yield* cli([...args, "hi"], { env: envFor(upstream) })).toMatchObject({
+          code: 0,
+          stdout: "From b\n",
+          stderr: ""
+        })
+      }).pipe(Effect.scoped))
+
+    it.live("--health --json: a health field, one entry per model of the list, on success and on failure", () =>
+      Effect.gen(function*() {
+        const upstream = yield* upstreamWith({ ...script, c: [S.unavailable()] })
+        const before = Date.now()
+        const ran = yield* cli([...args, "--health", "--json", "hi"], { env: envFor(upstream) })
+        expect(ran.code).toBe(0)
+        expect(ran.stderr).toBe("")
+        const out = JSON.parse(ran.stdout)
+        expect(out).toMatchObject({ ok: true, text: "From b", model: "b" })
+        expect(out.health).toHaveLength(2)
+        expect(out.health[0]).toMatchObject({
+          model: "a",
+          provider: "openai",
+          state: "open",
+          consecutiveFailures: 0,
+          trips: 1,
+          reason: "ModelNotFound",
+          inFlight: 0,
+          probing: false
+        })
+        // The fatal cooldown: 10 minutes from the 404.
+        expect(out.health[0].reopensAt).toBeGreaterThanOrEqual(before + 599_000)
+        expect(out.health[0].reopensAt).toBeLessThanOrEqual(Date.now() + 600_000)
+        expect(out.health[1]).toMatchObject({
+          model: "b",
+          state: "closed",
+          consecutiveFailures: 0,
+          recentRequests: 1,
+          recentFailures: 0,
+          trips: 0,
+          reopensAt: null,
+          reason: null
+        })
+        // The key never appears, not even in the deployment's id.
+        expect(ran.stdout).not.toContain(KEY)
+
+        // A failed call: still there, after the error, with the failure counted against the model.
+        const failed = yield* cli(["-m", "openai:c", "--max-attempts", "1", "--health", "--json", "hi"], {
+          env: envFor(upstream)
+        })
+        expect(failed.code).toBe(Cli.exitCodes.ServiceUnavailable.code)
+        const failedOut = JSON.parse(failed.stdout)
+        expect(failedOut).toMatchObject({ ok: false, error: { tag: "ServiceUnavailable" } })
+        expect(failedOut.health).toEqual([
+          expect.objectContaining({ model: "c", state: "closed", consecutiveFailures: 1, recentFailures: 1, trips: 0 })
+        ])
+        const text = yield* cli(["-m", "openai:c", "--max-attempts", "1", "--health", "hi"], { env: envFor(upstream) })
+        const lines = text.stderr.trimEnd().split("\n")
+        expect(lines[0]).toMatch(/^llm-router: openai\/c \(attempt 1\): service unavailable \(HTTP 503\)/)
+        expect(lines[1]).toBe("llm-router: health after the call")
+        expect(lines[3]).toMatch(/^llm-router: {3}openai\/c +closed +1 +0 +- +-$/)
+        expect(lines).toHaveLength(4)
+
+        // Without --health the objects have no health field.
+        upstream.reset(script)
+        expect(JSON.parse((yield* cli([...args, "--json", "hi"], { env: envFor(upstream) })).stdout).health)
+          .toBeUndefined()
+      }).pipe(Effect.scoped))
+
+    it.live("--no-health turns the breakers off: a model whose breaker opened is tried again later in the list", () =>
+      Effect.gen(function*() {
+        // The same model twice: its breaker opens on the 404, so by default its second entry is skipped.
+        const twice = { a: [S.notFound(), S.succeed({ text: "From a" })], b: [S.succeed({ text: "From b" })] }
+        const upstream = yield* upstreamWith(twice)
+        const list = ["-m", "openai:a", "-m", "openai:a", "-m", "openai:b", "--max-attempts", "1", "--json", "hi"]
+        const on = JSON.parse((yield* cli(list, { env: envFor(upstream) })).stdout)
+        expect(on.trail.map((a: any) => `${a.model}:${a.outcome}`)).toEqual(["a:fallback", "a:skipped", "b:success"])
+        expect(on.trail[1].note).toMatch(/^circuit open \(ModelNotFound\); reopens in /)
+        expect(on.trail[1].reopensAt).toBeGreaterThan(Date.now())
+        expect(upstream.requests.map((r) => r.model)).toEqual(["a", "b"])
+
+        upstream.reset(twice)
+        const off = JSON.parse((yield* cli([...list, "--no-health"], { env: envFor(upstream) })).stdout)
+        expect(off).toMatchObject({ ok: true, text: "From a" })
+        expect(off.trail.map((a: any) => `${a.model}:${a.outcome}`)).toEqual(["a:fallback", "a:success"])
+        expect(upstream.requests.map((r) => r.model)).toEqual(["a", "a"])
+      }).pipe(Effect.scoped))
+  })
+
   describe("each failure mode: its exit code, one line on stderr, its tag in --json", () => {
     interface FailureCase {
       readonly tag: Cli.ExitCodeName
@@ -419,6 +525,8 @@ describe("llm-router CLI", () => {
         "--stall-timeout",
         "--openai-base-url",
         "--gptrouter-base-url",
+        "--health",
+        "--no-health",
         "-h, --help"
       ]
       for (const flag of flags) expect(ran.stdout).toContain(flag)
@@ -442,6 +550,10 @@ describe("llm-router CLI", () => {
         /bounds each attempt\. For a stream it bounds the wait for the response headers/
       )
       expect(entry("--first-token-timeout")).toMatch(/bounds the wait for the first content of the stream/)
+      expect(entry("--health")).toMatch(
+        /print each model's health on stderr.*With --json it is the object's "health" field/
+      )
+      expect(entry("--no-health")).toMatch(/^ +--no-health +Turn the circuit breakers off\./)
       expect((yield* cli(["-h"])).stdout).toBe(ran.stdout)
       // Help wins over the rest of a valid command line, and does not run it.
       expect(yield* cli(["-m", "openai:x", "hi", "--help"])).toMatchObject({ code: 0, stdout: ran.stdout, stderr: "" })
@@ -533,6 +645,14 @@ describe("llm-router CLI", () => {
           "--timeout is given more than once (see llm-router --help)"
         ],
         [["-m", "openai:x", "--version", "hi"], "unknown option --version (see llm-router --help)"],
+        [
+          ["-m", "openai:x", "--health", "--no-health", "hi"],
+          "--health shows the circuit breakers that --no-health turns off: give one or the other (see llm-router --help)"
+        ],
+        [
+          ["-m", "openai:x", "--helth", "hi"],
+          "unknown option --helth (did you mean --health?) (see llm-router --help)"
+        ],
         [["-m", "openai:x", "hi", "-x"], "unknown option -x (see llm-router --help)"],
         [
           ["-m", "openai:x"],

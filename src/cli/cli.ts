@@ -8,6 +8,7 @@
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -24,6 +25,7 @@ import type { ChatChunk } from "../ChatChunk.js"
 import type * as ChatRequest from "../ChatRequest.js"
 import * as Compat from "../Compat.js"
 import * as GptRouter from "../GptRouter.js"
+import type * as Health from "../Health.js"
 import type * as Model from "../Model.js"
 import * as Router from "../Router.js"
 import * as RouterError from "../RouterError.js"
@@ -193,6 +195,14 @@ export interface Options extends EndpointFlags {
   readonly firstTokenTimeout?: Duration.Duration | undefined
   readonly stallTimeout?: Duration.Duration | undefined
   readonly deadline?: Duration.Duration | undefined
+  /**
+   * Deployment health (the models' circuit breakers): `"show"` prints each model's health after the call
+   * (`--health`), `"off"` turns the breakers off (`--no-health`, the router's `health: false`); on and not shown by
+   * default.
+   *
+   * @since 0.2.0
+   */
+  readonly health?: "show" | "off" | undefined
 }
 
 /**
@@ -222,6 +232,8 @@ const flagSpec = {
   "stall-timeout": { type: "string" },
   "openai-base-url": { type: "string" },
   "gptrouter-base-url": { type: "string" },
+  health: { type: "boolean" },
+  "no-health": { type: "boolean" },
   help: { type: "boolean", short: "h" }
 } as const
 
@@ -298,6 +310,9 @@ export const parse = (argv: ReadonlyArray<string>): Parsed => {
     }
     const prompt = values.prompt ?? (positionals.length > 0 ? positionals.join(" ") : undefined)
     if (prompt !== undefined && prompt.trim() === "") throw new UsageError("the prompt is empty")
+    if (values.health === true && values["no-health"] === true) {
+      throw new UsageError("--health shows the circuit breakers that --no-health turns off: give one or the other")
+    }
     const stream = values.stream === true
     for (const flag of ["first-token-timeout", "stall-timeout"] as const) {
       if (values[flag] !== undefined && !stream) {
@@ -321,7 +336,8 @@ export const parse = (argv: ReadonlyArray<string>): Parsed => {
         stallTimeout: duration("stall-timeout", values["stall-timeout"]),
         deadline: duration("deadline", values.deadline),
         openAiBaseUrl: values["openai-base-url"],
-        gptRouterBaseUrl: values["gptrouter-base-url"]
+        gptRouterBaseUrl: values["gptrouter-base-url"],
+        health: values.health === true ? "show" : values["no-health"] === true ? "off" : undefined
       }
     }
   } catch (error) {
@@ -454,6 +470,9 @@ Output
                                    {"ok":false,"error":{"tag","message",...},"trail":[...]}
                                  With --stream it uses the streaming transport and still prints one object.
   -v, --verbose                  Print each attempt on stderr as it ends (model, outcome, wait).
+      --health                   After the call, print each model's health on stderr: its circuit breaker's state
+                                 (closed, open, half-open), failures in a row, trips, when it reopens and why it
+                                 opened. With --json it is the object's "health" field instead.
   -h, --help                     Show this help.
 
 Retries and timeouts
@@ -470,6 +489,9 @@ Retries and timeouts
       --stall-timeout <d>        With --stream: the longest gap between content chunks once content started.
       --deadline <duration>      Total limit over every attempt, wait and fallback (with --stream: until the first
                                  content; --stall-timeout guards the rest).
+      --no-health                Turn the circuit breakers off. By default a model's breaker opens after 5 transient
+                                 failures in a row or one that no retry fixes (401, 402, 403, 404), and the call
+                                 then moves on to the next model without sending it anything more.
 
 Endpoints (keys are read only from the environment, never from flags, so they stay out of shell history)
       --openai-base-url <url>    Default: $OPENAI_BASE_URL, else https://api.openai.com/v1.
@@ -528,6 +550,7 @@ const attemptJson = (attempt: Attempt.Attempt) => ({
   durationMillis: attempt.durationMillis,
   ...(attempt.waitMillis === undefined ? {} : { waitMillis: attempt.waitMillis }),
   ...(attempt.note === undefined ? {} : { note: attempt.note }),
+  ...(attempt.reopensAt === undefined ? {} : { reopensAt: attempt.reopensAt }),
   ...(attempt.error === undefined ? {} : { error: errorJson(attempt.error) })
 })
 
@@ -538,6 +561,63 @@ const errorJson = (error: { readonly _tag: string; readonly message: string }): 
     out[key] = key === "cause" ? errorJson(value as RouterError.AttemptError) : value
   }
   return out
+}
+
+const healthJson = (deployment: Health.Deployment) => ({
+  ...deployment,
+  reopensAt: deployment.reopensAt ?? null,
+  reason: deployment.reason ?? null
+})
+
+/**
+ * The health of a router's models (`router.health`, taken at `now`, epoch ms) as a small table: one line per model
+ * after a header, with its breaker's state, failures in a row, trips, how long until it reopens and why it opened.
+ *
+ * @since 0.2.0
+ * @category formatting
+ */
+export const formatHealth = (deployments: ReadonlyArray<Health.Deployment>, now: number): string => {
+  const header = ["model", "state", "failures in a row", "trips", "reopens in", "why"]
+  const rows = deployments.map((d) => [
+    `${d.provider}/${d.model}`,
+    d.probing ? `${d.state}, probing` : d.state,
+    String(d.consecutiveFailures),
+    String(d.trips),
+    d.reopensAt === undefined ? "-" : reopensIn(d.reopensAt - now),
+    // Closed yet not open to requests: a server's Retry-After holds it.
+    d.reason ?? (d.reopensAt === undefined ? "-" : "the server asked to wait (Retry-After)")
+  ])
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)))
+  const numeric = (i: number) => i === 2 || i === 3
+  return [header, ...rows].map((cells, r) =>
+    cells.map((cell, i) =>
+      i === cells.length - 1 ? cell : r > 0 && numeric(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)
+    ).join("  ")
+  ).join("\n")
+}
+
+// A wait as people read it: 250ms, 1.6s, 10m, 4m 30s.
+const reopensIn = (millis: number): string => {
+  if (millis < 1000) return `${Math.max(0, Math.round(millis))}ms`
+  if (millis < 60_000) return `${(millis / 1000).toFixed(1)}s`
+  const seconds = Math.ceil(millis / 1000)
+  return seconds % 60 === 0 ? `${seconds / 60}m` : `${Math.floor(seconds / 60)}m ${seconds % 60}s`
+}
+
+type HealthNow = readonly [ReadonlyArray<Health.Deployment>, number]
+
+// The models' health after the call, when --health asks for it and the router was built.
+const healthAfter = (
+  options: Options,
+  router: Router.Service | undefined
+): Effect.Effect<HealthNow | undefined> =>
+  options.health !== "show" || router === undefined
+    ? Effect.succeed(undefined)
+    : Effect.zip(router.health, Clock.currentTimeMillis)
+
+const printHealth = (err: (line: string) => void, [deployments, now]: HealthNow): void => {
+  err("health after the call")
+  for (const line of formatHealth(deployments, now).split("\n")) err(`  ${line}`)
 }
 
 interface Outcome {
@@ -571,18 +651,28 @@ export const program = (argv: ReadonlyArray<string>, io: Io): Effect.Effect<numb
       if (midLine) io.stdout("\n")
       midLine = false
     }
+    // The router, once built: --health reads it after a failed call too.
+    const built: { router?: Router.Service } = {}
     return execute(options, io, err, (text) => {
       io.stdout(text)
       midLine = !text.endsWith("\n")
-    }).pipe(
+    }, built).pipe(
       Effect.catchAll((error) =>
-        Effect.sync(() => {
+        Effect.map(healthAfter(options, built.router), (health) => {
           endLine()
           if (options.json) {
             const trail = "trail" in error ? error.trail ?? [] : []
-            io.stdout(`${JSON.stringify({ ok: false, error: errorJson(error), trail: trail.map(attemptJson) })}\n`)
+            io.stdout(`${
+              JSON.stringify({
+                ok: false,
+                error: errorJson(error),
+                trail: trail.map(attemptJson),
+                ...(health === undefined ? {} : { health: health[0].map(healthJson) })
+              })
+            }\n`)
           }
           err(oneLine(error.message))
+          if (health !== undefined && !options.json) printHealth(err, health)
           return exitCodeOf(error)
         })
       ),
@@ -613,7 +703,8 @@ const execute = (
   options: Options,
   io: Io,
   err: (line: string) => void,
-  print: (text: string) => void
+  print: (text: string) => void,
+  built: { router?: Router.Service }
 ): Effect.Effect<number, RouterError.RouterStreamError | RouterError.RouterConfigError, HttpClient.HttpClient> =>
   Effect.gen(function*() {
     let prompt = options.prompt
@@ -639,8 +730,10 @@ const execute = (
       },
       onAttempt: options.verbose
         ? (attempt) => err(`+${((attempt.endedAt - startedAt) / 1000).toFixed(2)}s ${Attempt.formatAttempt(attempt)}`)
-        : undefined
+        : undefined,
+      ...(options.health === "off" ? { health: false } : {})
     })
+    built.router = router
     const request: ChatRequest.ChatRequest = {
       messages: options.system === undefined
         ? [{ role: "user", content: prompt }]
@@ -660,6 +753,7 @@ const execute = (
         trail: response.trail
       }))
 
+    const health = yield* healthAfter(options, router)
     if (options.json) {
       io.stdout(`${
         JSON.stringify({
@@ -669,7 +763,8 @@ const execute = (
           provider: outcome.provider,
           usage: outcome.usage ?? null,
           finishReason: outcome.finishReason,
-          trail: outcome.trail.map(attemptJson)
+          trail: outcome.trail.map(attemptJson),
+          ...(health === undefined ? {} : { health: health[0].map(healthJson) })
         })
       }\n`)
     } else if (options.stream) {
@@ -678,6 +773,7 @@ const execute = (
     } else if (outcome.text.length > 0) {
       print(outcome.text.endsWith("\n") ? outcome.text : `${outcome.text}\n`)
     }
+    if (health !== undefined && !options.json) printHealth(err, health)
     return exitCodes.Ok.code
   })
 
