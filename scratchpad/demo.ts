@@ -6,6 +6,12 @@
  * model 2 fails twice with 503 and then goes silent after its headers (a first-token timeout cuts it off), and
  * model 3, on the other wire protocol, streams the answer live. Then it prints the attempt timeline.
  *
+ * A second act, on the simulated upstream only, shows deployment health across calls: 12 calls in a row on a list
+ * whose first model answers 503 every time. The first three calls pay for it until its circuit breaker opens; the
+ * rest skip it and go straight to the healthy model. Then the timeline of a call that skipped it, the health
+ * snapshot (`router.health`), and, once the model recovers and its 2 s cooldown ends, the half-open probe that
+ * closes its breaker again.
+ *
  * Real endpoints instead:
  *   npm start -- --models openai:gpt-4o-mini,gptrouter:anthropic/claude-3-haiku-20240307 --prompt "Hi"
  * with OPENAI_API_KEY / GPT_ROUTER_API_KEY set, and optionally --openai-base-url (OPENAI_BASE_URL),
@@ -14,13 +20,14 @@
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import { parseArgs } from "node:util"
-import { modelsFor, parseModelSpec, terminalLogger } from "../src/cli/cli.js"
+import { formatHealth, modelsFor, parseModelSpec, terminalLogger } from "../src/cli/cli.js"
 import type { ModelSpec } from "../src/cli/cli.js"
 import { Attempt, GptRouter, Model, OpenAiCompatible, RetryPolicy, Router } from "../src/index.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
@@ -57,6 +64,15 @@ interface Setup {
   /** One line per model: how it is reached and, when simulated, what it will do. */
   readonly roles: ReadonlyArray<string>
   readonly firstToken: Duration.DurationInput
+  /** The second act's upstream and models: simulated only. */
+  readonly healthAct?: HealthActSetup | undefined
+}
+
+interface HealthActSetup {
+  readonly upstream: SimulatedUpstream.SimulatedUpstream
+  /** Scripted to answer 503 every time, until it recovers. */
+  readonly dead: Model.Model
+  readonly healthy: Model.Model
 }
 
 const simulated = Effect.gen(function*() {
@@ -95,7 +111,12 @@ const simulated = Effect.gen(function*() {
       "scripted: 503, 503, then silence after the headers (3 attempts)",
       "scripted: answers, streamed word by word"
     ],
-    firstToken: "1.5 seconds"
+    firstToken: "1.5 seconds",
+    healthAct: {
+      upstream,
+      dead: Model.make({ name: "gpt-4o", endpoint: openai }),
+      healthy: Model.make({ name: "gpt-4o-mini", endpoint: openai })
+    }
   } satisfies Setup
 })
 
@@ -110,6 +131,116 @@ const real = (specs: ReadonlyArray<ModelSpec>, flags: { openAiBaseUrl?: string; 
 const protocolName = (model: Model.Model) => model.endpoint.protocol === "gptrouter" ? "GPTRouter" : "OpenAI-compatible"
 
 const seconds = (millis: number) => `${(millis / 1000).toFixed(2)}s`
+
+// The second act: a burst of calls while the first model of the list is down.
+const burst = 12
+const cooldown = "2 seconds"
+const answersInMs = 40
+
+const healthAct = ({ dead, healthy, upstream }: HealthActSetup) =>
+  Effect.gen(function*() {
+    const deadName = `${dead.provider}/${dead.name}`
+    upstream.reset({
+      [dead.name]: [Script.unavailable({ headersDelayMs: 20 })],
+      [healthy.name]: [Script.succeed({ text: "Fine.", headersDelayMs: answersInMs })]
+    })
+    const router = yield* Router.make({
+      models: [dead, healthy],
+      retry,
+      timeout: { deadline: "12 seconds" },
+      // Only the cooldown is shortened so the act stays short; the rest are the defaults (5 failures in a row).
+      health: { cooldown }
+    })
+    out(
+      `\n\nDeployment health across calls: ${burst} calls in a row while ${deadName} is down\n\nPriority list\n` +
+        `  1. ${deadName.padEnd(18)}  scripted: 503 every time (2 attempts per call)\n` +
+        `  2. ${`${healthy.provider}/${healthy.name}`.padEnd(18)}  scripted: answers in ${answersInMs}ms\n` +
+        `  A model's circuit breaker opens after 5 failures in a row, for ${cooldown} (health: { cooldown: "${cooldown}" })\n\n`
+    )
+
+    const request = { messages: [{ role: "user" as const, content: "Are you up?" }] }
+    const rows: Array<ReadonlyArray<string>> = []
+    // Printed as the calls end, so the widths are fixed up front.
+    const columns = ["call", "served by", "requests", "time", `on ${deadName}`, "its breaker after"]
+    const widths = columns.map((title, i) =>
+      Math.max(
+        title.length,
+        i === 1 ? Math.max(deadName.length, `${healthy.provider}/${healthy.name}`.length) : i === 3 ? "0.00s".length : 0
+      )
+    )
+    const numeric = new Set([0, 2, 3])
+    const row = (cells: ReadonlyArray<string>) =>
+      out(`  ${
+        cells.map((cell, i) =>
+          i === cells.length - 1 ? cell : numeric.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)
+        ).join("  ")
+      }\n`)
+    const call = (n: number) =>
+      Effect.gen(function*() {
+        const startedAt = Date.now()
+        const response = yield* router.generate(request)
+        const took = Date.now() - startedAt
+        const [health] = yield* router.health
+        const onDead = response.trail.filter((a) =>
+          a.model === dead.name
+        ).map((a) =>
+          a.outcome === "skipped"
+            ? "skipped"
+            : a.error === undefined
+            ? "ok"
+            : String(a.error.status ?? a.error._tag)
+        )
+        const breaker = health!.state === "closed"
+          ? `closed, ${health!.consecutiveFailures} failure${health!.consecutiveFailures === 1 ? "" : "s"} in a row`
+          : `${health!.state}${
+            health!.reopensAt === undefined ? "" : `, reopens in ${seconds(health!.reopensAt - Date.now())}`
+          }`
+        const cells = [
+          String(n),
+          `${response.provider}/${response.model}`,
+          String(response.trail.filter((a) => a.outcome !== "skipped").length),
+          seconds(took),
+          onDead.join(", "),
+          breaker
+        ]
+        rows.push(cells)
+        row(cells)
+        return response
+      })
+
+    row(columns)
+    let lateCall: { n: number; trail: ReadonlyArray<Attempt.Attempt> } | undefined
+    for (let n = 1; n <= burst; n++) {
+      const response = yield* call(n)
+      if (response.trail.some((a) => a.outcome === "skipped")) lateCall = { n, trail: response.trail }
+    }
+    const sent = rows.reduce((sum, cells) => sum + cells[4]!.split(", ").filter((x) => x !== "skipped").length, 0)
+    const skipped = rows.filter((cells) => cells[4] === "skipped").length
+    out(`\n${deadName} got ${sent} requests in ${burst} calls; ${skipped} calls skipped it without sending anything.\n`)
+
+    if (lateCall !== undefined) {
+      out(`\nTimeline of call ${lateCall.n}\n${Attempt.formatTimeline(lateCall.trail).replace(/^/gm, "  ")}\n`)
+    }
+    const [snapshot, now] = yield* Effect.zip(router.health, Clock.currentTimeMillis)
+    out(`\nHealth (router.health)\n${formatHealth(snapshot, now).replace(/^/gm, "  ")}\n`)
+
+    // The model comes back; once its cooldown ends, the next call probes it and the probe closes the breaker.
+    upstream.reset({
+      [dead.name]: [Script.succeed({ text: "Back.", headersDelayMs: answersInMs })],
+      [healthy.name]: [Script.succeed({ text: "Fine.", headersDelayMs: answersInMs })]
+    })
+    const reopensAt = snapshot[0]!.reopensAt ?? now
+    out(
+      `\n${deadName} recovers. After its cooldown (${seconds(reopensAt - now)} more) it is half-open, ` +
+        `and the next call probes it:\n\n`
+    )
+    yield* Effect.sleep(Duration.millis(Math.max(0, reopensAt - Date.now()) + 20))
+    const [before] = yield* router.health
+    row(columns)
+    yield* call(burst + 1)
+    const [after] = yield* router.health
+    out(`\n${deadName}: ${before!.state} before the probe, ${after!.state} after it.\n`)
+  })
 
 const demo = (setup: Setup, prompt: string) =>
   Effect.gen(function*() {
@@ -171,6 +302,9 @@ const demo = (setup: Setup, prompt: string) =>
         }` +
         ` · ${seconds(endedAt - startedAt)} in all\n`
     )
+
+    if (setup.healthAct !== undefined) yield* healthAct(setup.healthAct)
+    else out(`\n(The second act, deployment health over a burst of calls, runs on the simulated upstream only.)\n`)
   })
 
 const main = Effect.gen(function*() {

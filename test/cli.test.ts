@@ -770,7 +770,7 @@ const simulatedAnswer = "Because any single model will fail you sooner or later.
   "you are reading one clean answer rather than a spliced one."
 
 describe("npm start (scratchpad/demo.ts)", () => {
-  it("runs offline: live attempts, the streamed answer, the timeline and the final line; exits 0", async () => {
+  it("runs offline: the call's live attempts, answer and timeline, then the health act; exits 0", async () => {
     const root = fileURLToPath(new URL("..", import.meta.url))
     const env: Record<string, string | undefined> = { ...process.env }
     // No real endpoint may be configured, so the demo runs against its simulated upstream.
@@ -827,5 +827,48 @@ describe("npm start (scratchpad/demo.ts)", () => {
     expect(out).toMatch(
       /^Served by anthropic\/claude-3-haiku-20240307 via GPTRouter on attempt 6 · 103 tokens \(31 prompt \+ 72 completion\) · first token after \d+\.\d\ds · \d+\.\d\ds in all$/m
     )
+
+    // The second act: 12 calls while openai/gpt-4o answers 503, then a 13th once it recovers and its cooldown ends.
+    const act2 = out.slice(out.indexOf("\nDeployment health across calls: 12 calls"))
+    expect(act2.length).toBeLessThan(out.length)
+    const calls = act2.split("\n").flatMap((line) => {
+      const m = /^ +(\d+) {2}(\S+) +(\d+) +\d+\.\d\ds {2}(.+?) {2,}(closed|open|half-open)\b/.exec(line)
+      return m === null
+        ? []
+        : [{ n: Number(m[1]), servedBy: m[2], requests: Number(m[3]), onDead: m[4], breaker: m[5] }]
+    })
+    expect(calls.map((c) => c.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])
+    // Two attempts per call, 5 failures in a row open the breaker: calls 1 to 3 pay for the dead model.
+    expect(calls.slice(0, 4)).toEqual([
+      { n: 1, servedBy: "openai/gpt-4o-mini", requests: 3, onDead: "503, 503", breaker: "closed" },
+      { n: 2, servedBy: "openai/gpt-4o-mini", requests: 3, onDead: "503, 503", breaker: "closed" },
+      { n: 3, servedBy: "openai/gpt-4o-mini", requests: 2, onDead: "503", breaker: "open" },
+      { n: 4, servedBy: "openai/gpt-4o-mini", requests: 1, onDead: "skipped", breaker: "open" }
+    ])
+    // The rest go straight to the healthy model. (A burst slower than the 2 s cooldown would see one failed probe
+    // reopen the breaker, which is still open after it.)
+    for (const c of calls.slice(4, 12)) expect(c).toMatchObject({ servedBy: "openai/gpt-4o-mini", breaker: "open" })
+    expect(calls[11]).toMatchObject({ requests: 1, onDead: "skipped" })
+    // After the cooldown the 13th call probes the recovered model, and the probe closes its breaker.
+    expect(calls[12]).toEqual({ n: 13, servedBy: "openai/gpt-4o", requests: 1, onDead: "ok", breaker: "closed" })
+    expect(act2).toContain("\nopenai/gpt-4o: half-open before the probe, closed after it.\n")
+
+    // The timeline of a late call: the skipped record, then the healthy model serving.
+    const lateTimeline = /\nTimeline of call (\d+)\n((?:.+\n)+)/.exec(act2)
+    expect(lateTimeline).not.toBeNull()
+    expect(Number(lateTimeline![1])).toBeGreaterThanOrEqual(4)
+    const lateLines = lateTimeline![2]!.trimEnd().split("\n")
+    expect(lateLines).toHaveLength(2)
+    expect(lateLines[0]).toMatch(/openai\/gpt-4o +#1 +skipped → next model \(circuit open .*; reopens in /)
+    expect(lateLines[1]).toMatch(/openai\/gpt-4o-mini +#1 +ok after \d+ms → served$/)
+
+    // The health snapshot: the dead model open, with its trip and when it reopens; the healthy one closed.
+    const snapshot = /\nHealth \(router\.health\)\n((?:.+\n)+)/.exec(act2)
+    expect(snapshot).not.toBeNull()
+    const snapshotLines = snapshot![1]!.trimEnd().split("\n")
+    expect(snapshotLines).toHaveLength(3)
+    expect(snapshotLines[0]).toMatch(/^ {2}model +state +failures in a row +trips +reopens in +why$/)
+    expect(snapshotLines[1]).toMatch(/^ {2}openai\/gpt-4o +open +0 +\d +\d+(\.\d)?(ms|s) +.*ServiceUnavailable$/)
+    expect(snapshotLines[2]).toMatch(/^ {2}openai\/gpt-4o-mini +closed +0 +0 +- +-$/)
   }, 60_000)
 })
