@@ -48,7 +48,7 @@ describe("health: the breaker opens, skips, probes and closes at exact instants"
       expect(outcomes(skipped.trail)).toEqual(["a:skipped", "b:success"])
       expect(skipped.trail[0]!.reopensAt).toBe(5000)
       expect(skipped.trail[0]!.note).toMatch(
-        /^circuit open \(3 failures in a row, last ServiceUnavailable\); reopens in 5s$/
+        /^circuit open: 3 failures in a row, last ServiceUnavailable; reopens in 5s$/
       )
       yield* adjust(4999)
       expect(outcomes((yield* r.generate(hi)).trail)).toEqual(["a:skipped", "b:success"])

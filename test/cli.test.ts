@@ -280,7 +280,7 @@ describe("llm-router CLI", () => {
         const list = ["-m", "openai:a", "-m", "openai:a", "-m", "openai:b", "--max-attempts", "1", "--json", "hi"]
         const on = JSON.parse((yield* cli(list, { env: envFor(upstream) })).stdout)
         expect(on.trail.map((a: any) => `${a.model}:${a.outcome}`)).toEqual(["a:fallback", "a:skipped", "b:success"])
-        expect(on.trail[1].note).toMatch(/^circuit open \(ModelNotFound\); reopens in /)
+        expect(on.trail[1].note).toMatch(/^circuit open: ModelNotFound; reopens in /)
         expect(on.trail[1].reopensAt).toBeGreaterThan(Date.now())
         expect(upstream.requests.map((r) => r.model)).toEqual(["a", "b"])
 
@@ -859,7 +859,7 @@ describe("npm start (scratchpad/demo.ts)", () => {
     expect(Number(lateTimeline![1])).toBeGreaterThanOrEqual(4)
     const lateLines = lateTimeline![2]!.trimEnd().split("\n")
     expect(lateLines).toHaveLength(2)
-    expect(lateLines[0]).toMatch(/openai\/gpt-4o +#1 +skipped → next model \(circuit open .*; reopens in /)
+    expect(lateLines[0]).toMatch(/openai\/gpt-4o +#1 +skipped → next model \(circuit open: .*; reopens in /)
     expect(lateLines[1]).toMatch(/openai\/gpt-4o-mini +#1 +ok after \d+ms → served$/)
 
     // The health snapshot: the dead model open, with its trip and when it reopens; the healthy one closed.

@@ -212,7 +212,7 @@ export const admit = (record: Record, policy: Policy, now: number): Health.Admis
   }
   if (record.state === "open") {
     if (now < record.openUntil) {
-      return { _tag: "Skipped", reason: `circuit open (${record.reason ?? "failures"})`, until: record.openUntil }
+      return { _tag: "Skipped", reason: `circuit open: ${record.reason ?? "failures"}`, until: record.openUntil }
     }
     record.state = "half-open"
   }
