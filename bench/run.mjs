@@ -114,9 +114,10 @@ const SIZES = {
     "stream-seq": { warmup: 10, warmupMaxMs: 300, count: 100, minCalls: 20, maxMs: 1_200, chunks: 100 },
     "stream-seq-warm": { warmup: 600, warmupMaxMs: 2_000, count: 200, minCalls: 20, maxMs: 1_200, chunks: 100 },
     failover: { warmup: 10, warmupMaxMs: 300, iterations: 100, minCalls: 30, maxMs: 1_000 },
-    // Per configuration (model m alone; the dead model then m with health on / off / on with a 100 ms cooldown) and
-    // concurrency: trip the breaker (health on, up to 3 s), warm up, then up to 1,000 calls (or 1.5 s, at least 20):
-    // with health off every hanging call waits out the 50 ms attempt timeout (~30 calls at c=1 in 1.5 s).
+    // Per concurrency, four routers (model m alone; the dead model then m with health on / off / on with a 100 ms
+    // cooldown): trip the breaker (health on, up to 3 s), warm up, then up to 1,000 calls each (or 1.5 s, at least
+    // 20), interleaved in blocks of 100 (or 150 ms): with health off every hanging call waits out the 50 ms attempt
+    // timeout (~30 calls at c=1 in 1.5 s).
     "outage-503": {
       warmup: 200,
       warmupMaxMs: 500,
@@ -124,6 +125,7 @@ const SIZES = {
       minCalls: 20,
       maxMs: 1_500,
       tripMaxMs: 3_000,
+      block: 100,
       concurrencies: [1, 32],
       shortCooldownMs: 100
     },
@@ -134,6 +136,7 @@ const SIZES = {
       minCalls: 20,
       maxMs: 1_500,
       tripMaxMs: 3_000,
+      block: 100,
       concurrencies: [1, 32],
       shortCooldownMs: 100,
       attemptMs: 50
@@ -156,6 +159,7 @@ const SIZES = {
       minCalls: 5,
       maxMs: 500,
       tripMaxMs: 3_000,
+      block: 5,
       concurrencies: [1, 4],
       shortCooldownMs: 100
     },
@@ -166,6 +170,7 @@ const SIZES = {
       minCalls: 5,
       maxMs: 500,
       tripMaxMs: 3_000,
+      block: 5,
       concurrencies: [1, 4],
       shortCooldownMs: 100,
       attemptMs: 50
@@ -227,7 +232,7 @@ const outageFigures = (spec) =>
   spec.concurrencies.flatMap((c) =>
     OUTAGE_CONFIGS.flatMap(([k]) => {
       const p = `${k}_c${c}`
-      const f = [[`${p}_p50_ms`], [`${p}_p99_ms`], [`${p}_dead`]]
+      const f = [[`${p}_p50_ms`], [`${p}_p99_ms`], [`${p}_dead`], [`${p}_calls`], [`${p}_failed`]]
       if (k !== "base") f.push([`${p}_p50_x`], [`${p}_p99_x`])
       if (k === "on" || k === "short") f.push([`${p}_tripdead`], [`${p}_afterdead`], [`${p}_reopenings`])
       return f.map(([key]) => [key, key, "", "none"])
@@ -525,7 +530,9 @@ const runClientProcess = async (client, workload, round) => {
     "--spec",
     JSON.stringify(spec),
     "--timeout-ms",
-    String(limitMs - 2_000)
+    String(limitMs - 2_000),
+    "--round",
+    String(round)
   ]
   if (def.variant) argv.push("--variant", def.variant)
   const load1 = os.loadavg()[0]
@@ -798,22 +805,26 @@ function outageTable(h, w, sw) {
   }
   md.push("")
   md.push(
-    "The trips (health on): requests that reached the dead deployment before its breaker opened, and from the trip to " +
-      "the end of the measured calls against the cooldown expiries in that time (each lets one probe through; " +
-      "cooldowns grow ×2 per trip)."
+    "Calls measured and failed (a failed call is the router's error, e.g. the healthy model's attempt timing out on " +
+      "a loaded machine; its time is in the figures above). The trips (health on): requests that reached the dead " +
+      "deployment before its breaker opened, and from the trip to the end of the measured calls against the cooldown " +
+      "expiries in that time (each lets one probe through; cooldowns grow ×2 per trip)."
   )
   md.push("")
-  md.push("| client | configuration | concurrency | dead reqs before the trip | after the trip | cooldown expiries |")
-  md.push("|---|---|---:|---:|---:|---:|")
+  md.push(
+    "| client | configuration | concurrency | calls | failed | dead reqs before the trip | after the trip | cooldown expiries |"
+  )
+  md.push("|---|---|---:|---:|---:|---:|---:|---:|")
   for (const c of rows) {
-    for (const [k, label] of OUTAGE_CONFIGS.filter(([k]) => k === "on" || k === "short")) {
+    for (const [k, label] of OUTAGE_CONFIGS) {
       for (const n of cs) {
         const p = `${k}_c${n}`
         const F = sw[c].figures
+        const trip = k === "on" || k === "short"
         md.push(
-          `| ${c} | ${label} | ${n} | ${cell(F[`${p}_tripdead`], 0)} | ${cell(F[`${p}_afterdead`], 0)} | ${
-            cell(F[`${p}_reopenings`], 0)
-          } |`
+          `| ${c} | ${label} | ${n} | ${cell(F[`${p}_calls`], 0)} | ${cell(F[`${p}_failed`], 0)} | ${
+            trip ? cell(F[`${p}_tripdead`], 0) : ""
+          } | ${trip ? cell(F[`${p}_afterdead`], 0) : ""} | ${trip ? cell(F[`${p}_reopenings`], 0) : ""} |`
         )
       }
     }

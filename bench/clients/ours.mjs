@@ -52,13 +52,14 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec })
   const hi = { messages: [{ role: "user", content: "hi" }] }
 
   if (workload === "outage-503" || workload === "outage-hang") {
-    // One fresh runtime per phase (the harness asks for each configuration and concurrency in turn), so that every
-    // phase starts with a closed breaker and trips it itself. The dead deployment is model `down` (503 on every
+    // One fresh runtime per configuration and concurrency (the harness builds a concurrency's four at once), so that
+    // each starts with a closed breaker and trips it itself. The dead deployment is model `down` (503 on every
     // request) or `hang` (no answer until the attempt timeout aborts it); `m` answers. One attempt per model: with the
     // default policy (4 attempts, backoff) every call with health off would wait out the retries of the dead model.
+    // An attempt timeout when the spec has `attemptMs` (outage-hang: 50 ms, on every router of the phase).
     if (health === false) throw new Error(`${workload}: measures health on and off itself; use ours-${variant}`)
     const dead = workload === "outage-503" ? "down" : "hang"
-    const timeout = workload === "outage-hang" ? { attempt: `${spec.attemptMs} millis` } : undefined
+    const timeout = spec.attemptMs !== undefined ? { attempt: `${spec.attemptMs} millis` } : undefined
     const configs = {
       base: { models: ["m"], health: undefined },
       on: { models: [dead, "m"], health: {} },

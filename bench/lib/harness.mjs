@@ -298,8 +298,10 @@ const workloads = {
 // attempt timeout), health on vs off vs model m alone.
 
 const OUTAGE_CONFIGS = ["base", "on", "off", "short"]
+/** Health's default first cooldown (Health.Options.cooldown). */
+const DEFAULT_COOLDOWN_MS = 5_000
 
-const deadCount = async (url, dead) => {
+const upstreamCounts = async (url, dead) => {
   const st = await globalThis.fetch(`${url}/stats`).then((r) => r.json())
   return { dead: st.models?.[dead] ?? 0, hangOpen: st.hang?.open ?? 0 }
 }
@@ -316,25 +318,62 @@ const reopenings = (ms, cooldownMs) => {
 }
 
 /**
- * One phase: a fresh router in configuration `config`, at concurrency `c`. With health on, calls run (at `c`) until the
- * dead deployment's breaker opens (the trip; at most `s.tripMaxMs`); then `s.warmup` calls (or `s.warmupMaxMs`); then
- * up to `s.calls` measured calls (or `s.maxMs`, at least `s.minCalls`), each timed.
+ * Up to `n` calls at concurrency `c` (or until `ms` passed, after `minCalls`). A call the router fails (e.g. the
+ * healthy model's attempt timing out on a loaded machine) is counted in `acc.failed`, its time kept in `acc.times`
+ * (the caller waited that long); a wrong text is a mismatch, as everywhere.
  */
-const outagePhase = async (a, s, url, config, c) => {
-  const r = await a.outage(config)
+const outageCalls = (r, acc, n, c, ms, minCalls) =>
+  pool(
+    n,
+    c,
+    async () => {
+      const t = performance.now()
+      let text
+      try {
+        text = await r.generate()
+      } catch (e) {
+        acc.times?.push(performance.now() - t)
+        acc.failed++
+        acc.lastError = String(e?.message ?? e).slice(0, 300)
+        return
+      }
+      acc.times?.push(performance.now() - t)
+      checkText("outage", text, NON_STREAM_TEXT)
+    },
+    ms,
+    minCalls
+  )
+
+/**
+ * One concurrency `c`: a fresh router per configuration, all built at once. With health on, calls run (at `c`) until
+ * the dead deployment's breaker opens (the trip; at most `s.tripMaxMs`). Then each configuration warms up (`s.warmup`
+ * calls or `s.warmupMaxMs`). Then the measured calls, interleaved in blocks: each turn runs one block per
+ * configuration (up to `s.block` calls, at most `s.maxMs * s.block / s.calls` ms), in `order`, until each has made
+ * `s.calls` calls or spent `s.maxMs` (after `s.minCalls`); so that a drift of the process (the JIT, the machine's other
+ * load) falls on every configuration alike. The upstream's count of requests for the dead model is read around each
+ * block (the blocks run one at a time).
+ */
+const outageAt = async (a, s, url, order, c) => {
+  const rs = {}
+  const st = {}
   try {
-    const out = { config, concurrency: c }
-    const t0 = performance.now()
-    const n0 = await deadCount(url, a.dead)
-    let tripAt
-    if (config === "on" || config === "short") {
+    for (const config of order) {
+      rs[config] = await a.outage(config)
+      st[config] = { config, concurrency: c, times: [], calls: 0, ms: 0, dead: 0, failed: 0, warmupDead: 0 }
+    }
+    for (const config of order) {
+      if (config !== "on" && config !== "short") continue
+      const r = rs[config]
+      const x = st[config]
+      const t0 = performance.now()
+      const n0 = await upstreamCounts(url, a.dead)
       let tripped = false
-      let tripCalls = 0
-      const deadline = t0 + s.tripMaxMs
+      let calls = 0
+      const acc = { failed: 0 }
       await Promise.all(Array.from({ length: c }, async () => {
-        while (!tripped && performance.now() < deadline) {
-          tripCalls++
-          checkText("outage", await r.generate(), NON_STREAM_TEXT)
+        while (!tripped && performance.now() < t0 + s.tripMaxMs) {
+          calls++
+          await outageCalls(r, acc, 1, 1)
           const h = await r.deadHealth()
           if (h !== undefined && h.state !== "closed") tripped = true
         }
@@ -342,89 +381,109 @@ const outagePhase = async (a, s, url, config, c) => {
       if (!tripped) {
         throw new Error(`outage ${config} c=${c}: the dead deployment did not trip within ${s.tripMaxMs} ms`)
       }
-      tripAt = performance.now()
-      const n1 = await deadCount(url, a.dead)
-      out.trip = { calls: tripCalls, ms: tripAt - t0, dead: n1.dead - n0.dead }
+      x.tripAt = performance.now()
+      x.trip = {
+        calls,
+        ms: x.tripAt - t0,
+        dead: (await upstreamCounts(url, a.dead)).dead - n0.dead,
+        failed: acc.failed
+      }
     }
-    const nw = await deadCount(url, a.dead)
-    await pool(s.warmup, c, async () => checkText("outage", await r.generate(), NON_STREAM_TEXT), s.warmupMaxMs, c)
-    const n2 = await deadCount(url, a.dead)
-    const times = []
-    const t2 = performance.now()
-    await pool(
-      s.calls,
-      c,
-      async () => {
-        const t = performance.now()
-        const text = await r.generate()
-        times.push(performance.now() - t)
-        checkText("outage", text, NON_STREAM_TEXT)
-      },
-      s.maxMs,
-      s.minCalls
-    )
-    const end = performance.now()
-    const n3 = await deadCount(url, a.dead)
-    const sorted = [...times].sort((x, y) => x - y)
-    out.calls = times.length
-    out.ms = end - t2
-    out.p50 = quantile(sorted, 0.5)
-    out.p99 = quantile(sorted, 0.99)
-    out.mean = times.reduce((x, y) => x + y, 0) / times.length
-    out.dead = n3.dead - n2.dead
-    out.warmupDead = n2.dead - nw.dead
-    if (tripAt !== undefined) {
-      const cooldown = config === "short" ? s.shortCooldownMs : 5_000
-      out.afterTrip = { ms: end - tripAt, dead: n3.dead - nw.dead, reopenings: reopenings(end - tripAt, cooldown) }
+    for (const config of order) {
+      const x = st[config]
+      const n0 = await upstreamCounts(url, a.dead)
+      await outageCalls(rs[config], x, s.warmup, c, s.warmupMaxMs, c)
+      x.warmupDead = (await upstreamCounts(url, a.dead)).dead - n0.dead
+      x.failed = 0
+      x.times = []
     }
-    return out
+    const blockMs = (s.maxMs * s.block) / s.calls
+    const done = (x) => x.calls >= s.calls || (x.ms >= s.maxMs && x.calls >= s.minCalls)
+    while (order.some((config) => !done(st[config]))) {
+      for (const config of order) {
+        const x = st[config]
+        if (done(x)) continue
+        const n0 = await upstreamCounts(url, a.dead)
+        const t0 = performance.now()
+        const made = await outageCalls(
+          rs[config],
+          x,
+          Math.min(s.block, s.calls - x.calls),
+          c,
+          Math.min(blockMs, s.maxMs - x.ms),
+          Math.max(0, s.minCalls - x.calls)
+        )
+        const t1 = performance.now()
+        x.calls += made
+        x.ms += t1 - t0
+        x.end = t1
+        x.dead += (await upstreamCounts(url, a.dead)).dead - n0.dead
+      }
+    }
+    for (const config of order) {
+      const x = st[config]
+      const sorted = [...x.times].sort((p, q) => p - q)
+      x.p50 = quantile(sorted, 0.5)
+      x.p99 = quantile(sorted, 0.99)
+      x.mean = x.times.reduce((p, q) => p + q, 0) / x.times.length
+      delete x.times
+      if (x.tripAt !== undefined) {
+        const window = x.end - x.tripAt
+        const cooldown = config === "short" ? s.shortCooldownMs : DEFAULT_COOLDOWN_MS
+        x.afterTrip = { ms: window, dead: x.warmupDead + x.dead, reopenings: reopenings(window, cooldown) }
+      }
+    }
+    return st
   } finally {
-    await r.close?.()
+    for (const r of Object.values(rs)) await r.close?.()
   }
 }
 
 /**
  * The outage workloads' figures, per configuration (on, off, short, base) and concurrency (c1, c32…): per-call p50 and
- * p99 ms of the measured calls, requests that reached the dead deployment during them (`_dead`), and for health on
- * the requests before the breaker opened (`_tripdead`) and from the trip to the end of the phase against the
- * cooldown expiries in that time (`_afterdead`, `_reopenings`); ratios to the baseline (model m alone) at the same
- * concurrency.
+ * p99 ms of the measured calls, the calls made and failed, requests that reached the dead deployment during them
+ * (`_dead`), and for health on the requests before the breaker opened (`_tripdead`) and from the trip to the end of
+ * the measured calls against the cooldown expiries in that time (`_afterdead`, `_reopenings`); ratios to the
+ * baseline (model m alone) at the same concurrency.
  */
 const outage = async (a, s, ctx) => {
   if (typeof a.outage !== "function") throw new Error("this client has no outage path (no deployment health)")
   const figures = {}
   const phases = []
+  // The order of the configurations (in each turn of blocks) rotates by one each round (`--round`).
+  const k = (ctx.round - 1) % OUTAGE_CONFIGS.length
+  const order = [...OUTAGE_CONFIGS.slice(k), ...OUTAGE_CONFIGS.slice(0, k)]
   for (const c of s.concurrencies) {
-    const byConfig = {}
+    const st = await outageAt(a, s, ctx.url, order, c)
     for (const config of OUTAGE_CONFIGS) {
-      const p = await outagePhase(a, s, ctx.url, config, c)
+      const p = st[config]
       phases.push(p)
-      byConfig[config] = p
-      const k = `${config}_c${c}`
-      figures[`${k}_p50_ms`] = p.p50
-      figures[`${k}_p99_ms`] = p.p99
-      figures[`${k}_dead`] = p.dead
+      const key = `${config}_c${c}`
+      figures[`${key}_p50_ms`] = p.p50
+      figures[`${key}_p99_ms`] = p.p99
+      figures[`${key}_calls`] = p.calls
+      figures[`${key}_failed`] = p.failed
+      figures[`${key}_dead`] = p.dead
       if (p.trip !== undefined) {
-        figures[`${k}_tripdead`] = p.trip.dead
-        figures[`${k}_afterdead`] = p.afterTrip.dead
-        figures[`${k}_reopenings`] = p.afterTrip.reopenings
+        figures[`${key}_tripdead`] = p.trip.dead
+        figures[`${key}_afterdead`] = p.afterTrip.dead
+        figures[`${key}_reopenings`] = p.afterTrip.reopenings
+      }
+      if (config !== "base") {
+        figures[`${key}_p50_x`] = p.p50 / st.base.p50
+        figures[`${key}_p99_x`] = p.p99 / st.base.p99
       }
     }
-    for (const config of OUTAGE_CONFIGS) {
-      if (config === "base") continue
-      figures[`${config}_c${c}_p50_x`] = byConfig[config].p50 / byConfig.base.p50
-      figures[`${config}_c${c}_p99_x`] = byConfig[config].p99 / byConfig.base.p99
-    }
   }
-  // Nothing left hanging at the upstream: every aborted request was closed by the client.
-  // (The sockets close asynchronously: poll for up to 2 s.)
-  let { hangOpen } = await deadCount(ctx.url, a.dead)
+  // Nothing left hanging at the upstream: every aborted request was closed by the client (the sockets close
+  // asynchronously: poll for up to 2 s).
+  let { hangOpen } = await upstreamCounts(ctx.url, a.dead)
   for (let i = 0; i < 20 && hangOpen > 0; i++) {
     await new Promise((res) => setTimeout(res, 100))
-    hangOpen = (await deadCount(ctx.url, a.dead)).hangOpen
+    hangOpen = (await upstreamCounts(ctx.url, a.dead)).hangOpen
   }
   figures.hang_open_at_end = hangOpen
-  return { figures, meta: { phases } }
+  return { figures, meta: { order, phases } }
 }
 workloads["outage-503"] = outage
 workloads["outage-hang"] = outage
@@ -457,7 +516,8 @@ export const runClient = async (name, makeAdapter) => {
     const t0 = performance.now()
     const adapter = await makeAdapter({ url, variant, workload, spec })
     const setupMs = performance.now() - t0
-    const out = await run(adapter, spec, { url })
+    const round = Number(args.round ?? 1)
+    const out = await run(adapter, spec, { url, round: Number.isInteger(round) && round > 0 ? round : 1 })
     if (adapter.close) await adapter.close()
     for (const [k, v] of Object.entries(out.figures)) {
       if (typeof v !== "number" || !Number.isFinite(v)) throw new Error(`figure ${k} is not a finite number: ${v}`)
