@@ -26,11 +26,16 @@ for (const file of files) {
 }
 // The main entry must not pull in Node-only modules (platform-node replaces the global fetch dispatcher).
 const mainFiles = [...files].filter((f) =>
-  f.startsWith("dist/src/") && f.endsWith(".js") && !/\/(node|cli|testing)\//.test(f)
+  f.startsWith("dist/src/") && f.endsWith(".js") && !/\/(node|cli|testing|redis)\//.test(f)
 )
 for (const file of mainFiles) {
   const text = readFileSync(file, "utf8")
   if (/from "(@effect\/platform-node|node:)/.test(text)) problems.push(`${file} imports a Node-only module`)
+}
+// ioredis is an optional peer: only the ./redis entry point may import it.
+for (const file of files) {
+  if (!file.endsWith(".js") || file.startsWith("dist/src/redis/")) continue
+  if (/from "ioredis"/.test(readFileSync(file, "utf8"))) problems.push(`${file} imports ioredis (only ./redis may)`)
 }
 if (problems.length > 0) {
   console.error(problems.join("\n"))

@@ -1,0 +1,344 @@
+/**
+ * The health table on a real redis-server (started by this file on a free loopback port, stopped when it ends): the
+ * store's rules as in memory, at exact instants; two routers on two clients sharing one table; and failing open when
+ * the server dies or freezes, then going back to it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import { Redis } from "ioredis"
+import type { Attempt } from "../src/Attempt.js"
+import * as Health from "../src/Health.js"
+import * as healthInternal from "../src/internal/health.js"
+import * as Model from "../src/Model.js"
+import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
+import { RedisHealthStore } from "../src/redis/index.js"
+import * as RetryPolicy from "../src/RetryPolicy.js"
+import * as Router from "../src/Router.js"
+import * as FakeHttpClient from "../src/testing/FakeHttpClient.js"
+import * as S from "../src/testing/UpstreamScript.js"
+import { captureLogs } from "./support/logs.js"
+import { redisServer } from "./support/redisServer.js"
+import type { RedisServer } from "./support/redisServer.js"
+
+const KEY = "sk-redis-health-test-0123456789"
+const endpoint = OpenAiCompatible.endpoint({ baseUrl: FakeHttpClient.openAiBaseUrl, apiKey: Redacted.make(KEY) })
+const hi = { messages: [{ role: "user" as const, content: "hi" }] }
+const fake = (script: S.Script) => FakeHttpClient.layer({ script, apiKey: KEY })
+const models = (...names: ReadonlyArray<string>) => names.map((name) => Model.make({ name, endpoint }))
+const outcomes = (trail: ReadonlyArray<Attempt>) => trail.map((a) => `${a.model}:${a.outcome}`)
+
+let server: RedisServer
+beforeAll(async () => {
+  server = await redisServer()
+})
+afterAll(async () => {
+  await server?.stop()
+})
+
+let prefixes = 0
+const freshPrefix = () => `test-${process.pid}-${++prefixes}:`
+const redisStore = (options: RedisHealthStore.Options = {}) =>
+  RedisHealthStore.make({ url: server.url, prefix: freshPrefix(), commandTimeout: "1 second", ...options })
+
+const policy = (options: Health.Options = {}) => {
+  const p = healthInternal.resolvePolicy({ failureRate: false, ...options })
+  if (!("consecutiveFailures" in p)) throw p
+  return p
+}
+const [model] = models("m")
+const failure: Health.Report = { _tag: "Failure", kind: "transient", tag: "ServerError" }
+
+// The scenarios of test/Health.test.ts "the store's rules", on each store.
+// Each ends by checking where the table was kept: for Redis, the ids set on the server (not a fallback in memory).
+const rawClient = Effect.acquireRelease(
+  Effect.sync(() => new Redis(server.url, { lazyConnect: true })),
+  (c) => Effect.sync(() => c.disconnect())
+)
+const stores = [
+  ["memory", () => Effect.succeed({ store: Health.makeMemory(), onServer: Effect.succeed(["(memory)"]) })],
+  ["redis", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix()
+      const store = yield* redisStore({ prefix })
+      const raw = yield* rawClient
+      return { store, onServer: Effect.promise(() => raw.smembers(`${prefix}ids`)) }
+    })]
+] as const
+
+describe.each(stores)("the store's rules on %s", (_, makeStore) => {
+  it.scoped("cooldowns grow by the factor on each trip, capped; a new trip never shortens the reopening", () =>
+    Effect.gen(function*() {
+      const { onServer, store } = yield* makeStore()
+      const p = policy({ consecutiveFailures: 1, cooldown: "1 second", cooldownFactor: 3, maxCooldown: "5 seconds" })
+      const reopenings: Array<number | undefined> = []
+      let now = 0
+      for (let trip = 0; trip < 4; trip++) {
+        const admission = yield* store.admit(model!, p, now)
+        expect(admission._tag).toBe("Admitted")
+        const transition = yield* store.report(
+          model!,
+          p,
+          now,
+          failure,
+          admission._tag === "Admitted" && admission.probe ? "probe" : "admitted"
+        )
+        expect(transition.to).toBe("open")
+        const [snapshot] = yield* store.snapshot(now)
+        reopenings.push(snapshot!.reopensAt)
+        now = snapshot!.reopensAt!
+      }
+      expect(reopenings).toEqual([1000, 4000, 9000, 14_000])
+      yield* store.report(model!, p, 100, {
+        _tag: "Failure",
+        kind: "transient",
+        tag: "RateLimited",
+        retryAfterMillis: 60_000
+      }, "none")
+      yield* store.report(model!, p, 200, {
+        _tag: "Failure",
+        kind: "transient",
+        tag: "RateLimited",
+        retryAfterMillis: 10
+      }, "none")
+      expect((yield* store.snapshot(300))[0]).toMatchObject({ reopensAt: 60_100, trips: 4, state: "open" })
+      expect((yield* onServer).length).toBeGreaterThan(0)
+    }))
+
+  it.scoped("half-open: the probe is taken once; a released probe lets the next caller probe; success closes", () =>
+    Effect.gen(function*() {
+      const { onServer, store } = yield* makeStore()
+      const p = policy({ consecutiveFailures: 1, cooldown: "1 second" })
+      yield* store.admit(model!, p, 0)
+      const tripped = yield* store.report(model!, p, 0, failure, "admitted")
+      expect(tripped).toEqual({
+        from: "closed",
+        to: "open",
+        reason: "1 failure in a row, last ServerError",
+        reopensAt: 1000
+      })
+      expect(yield* store.admit(model!, p, 999)).toEqual({
+        _tag: "Skipped",
+        reason: "circuit open: 1 failure in a row, last ServerError",
+        until: 1000
+      })
+      const first = yield* store.admit(model!, p, 1000)
+      const second = yield* store.admit(model!, p, 1000)
+      expect(first).toEqual({ _tag: "Admitted", probe: true })
+      expect(second).toEqual({ _tag: "Skipped", reason: "half-open: another call is probing it", until: 1250 })
+      expect((yield* store.snapshot(1000))[0]).toMatchObject({ state: "half-open", probing: true, inFlight: 1 })
+      yield* store.report(model!, p, 1000, { _tag: "Released" }, "probe")
+      expect(yield* store.admit(model!, p, 1000)).toEqual({ _tag: "Admitted", probe: true })
+      expect(yield* store.report(model!, p, 1001, { _tag: "Success" }, "probe")).toEqual({
+        from: "half-open",
+        to: "closed",
+        reason: undefined,
+        reopensAt: undefined
+      })
+      expect((yield* store.snapshot(1001))[0]).toMatchObject({
+        id: Health.deploymentId(model!),
+        model: "m",
+        provider: "openai",
+        state: "closed",
+        trips: 0,
+        probing: false,
+        inFlight: 0,
+        reason: undefined,
+        reopensAt: undefined
+      })
+      expect((yield* onServer).length).toBeGreaterThan(0)
+    }))
+
+  it.scoped("a probe never reported (its caller died) is given up after the lease", () =>
+    Effect.gen(function*() {
+      const { onServer, store } = yield* makeStore()
+      const p = policy({ consecutiveFailures: 1, cooldown: "1 second" })
+      yield* store.admit(model!, p, 0)
+      yield* store.report(model!, p, 0, failure, "admitted")
+      expect((yield* store.admit(model!, p, 1000))._tag).toBe("Admitted")
+      expect((yield* store.admit(model!, p, 1000 + healthInternal.probeLeaseMillis - 1))._tag).toBe("Skipped")
+      expect(yield* store.admit(model!, p, 1000 + healthInternal.probeLeaseMillis)).toEqual({
+        _tag: "Admitted",
+        probe: true
+      })
+      expect((yield* onServer).length).toBeGreaterThan(0)
+    }))
+
+  it.scoped("fatal failures open at once for the fatal cooldown; a failure rate opens it; old outcomes leave", () =>
+    Effect.gen(function*() {
+      const { onServer, store } = yield* makeStore()
+      const fatal = policy({ fatalCooldown: "10 minutes" })
+      const [other] = models("fatal")
+      yield* store.admit(other!, fatal, 0)
+      expect(
+        yield* store.report(
+          other!,
+          fatal,
+          0,
+          { _tag: "Failure", kind: "fatal", tag: "AuthenticationFailed" },
+          "admitted"
+        )
+      ).toEqual({ from: "closed", to: "open", reason: "AuthenticationFailed", reopensAt: 600_000 })
+
+      const p = policy({
+        consecutiveFailures: 100,
+        failureRate: { threshold: 0.5, window: "10 seconds", minRequests: 4 },
+        cooldown: "5 seconds"
+      })
+      const outcome = (now: number, ok: boolean) =>
+        Effect.zipRight(
+          store.admit(model!, p, now),
+          store.report(model!, p, now, ok ? { _tag: "Success" } : failure, "admitted")
+        )
+      yield* outcome(0, false)
+      yield* outcome(1000, true)
+      yield* outcome(2000, false)
+      const byModel = (all: ReadonlyArray<Health.Deployment>) => all.find((d) => d.model === "m")
+      expect(byModel(yield* store.snapshot(2000))).toMatchObject({
+        state: "closed",
+        recentRequests: 3,
+        recentFailures: 2,
+        consecutiveFailures: 1
+      })
+      yield* outcome(11_500, true)
+      expect(byModel(yield* store.snapshot(11_500))).toMatchObject({ recentRequests: 2, recentFailures: 1 })
+      yield* outcome(11_500, false)
+      const last = yield* Effect.zipRight(
+        store.admit(model!, p, 11_500),
+        store.report(model!, p, 11_500, failure, "admitted")
+      )
+      expect(last).toEqual({ from: "closed", to: "open", reason: "75% of 4 requests failed in 10s", reopensAt: 16_500 })
+      expect(byModel(yield* store.snapshot(11_500))).toMatchObject({ state: "open", recentRequests: 0, trips: 1 })
+      expect((yield* onServer).length).toBeGreaterThan(0)
+    }))
+})
+
+describe("two routers on one Redis", () => {
+  it.scoped("router 2 (its own client) skips what router 1 tripped, and sends it nothing", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix()
+      const options = { url: server.url, prefix }
+      const health: Health.Options = { consecutiveFailures: 1, failureRate: false, cooldown: "1 minute" }
+      const build = (layer: Layer.Layer<Health.HealthStore>) =>
+        Effect.flatMap(
+          Layer.build(layer),
+          (context) =>
+            Effect.provide(
+              Router.make({ models: models("a", "b"), retry: RetryPolicy.none, health }),
+              context
+            )
+        )
+      const first = yield* build(RedisHealthStore.layer(options))
+      const second = yield* build(RedisHealthStore.layer(options))
+      expect(outcomes((yield* first.generate(hi)).trail)).toEqual(["a:fallback", "b:success"])
+      const skipped = yield* second.generate(hi)
+      expect(outcomes(skipped.trail)).toEqual(["a:skipped", "b:success"])
+      expect(skipped.trail[0]!.note).toMatch(/^circuit open: 1 failure in a row, last ServiceUnavailable; reopens in/)
+      const requests = yield* FakeHttpClient.requests
+      expect(requests.map((r) => r.model)).toEqual(["a", "b", "b"])
+      const [a] = yield* second.health
+      expect(a).toMatchObject({ model: "a", state: "open", trips: 1 })
+    }).pipe(Effect.provide(fake({ a: [S.unavailable()], b: [S.succeed()] }))))
+})
+
+describe("failing open", () => {
+  const health: Health.Options = { consecutiveFailures: 1, failureRate: false, cooldown: "1 minute" }
+
+  it.live("the server dies mid-run: calls go on, on local state, fast, one warning; it comes back: Redis again", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const own = yield* Effect.acquireRelease(Effect.promise(() => redisServer()), (s) => Effect.promise(s.stop))
+      const prefix = freshPrefix()
+      const store = yield* RedisHealthStore.make({ url: own.url, prefix, recheckInterval: "200 millis" })
+      const observer = yield* RedisHealthStore.make({ url: own.url, prefix })
+      const router = yield* Effect.provideService(
+        Router.make({ models: models("a", "b"), retry: RetryPolicy.none, health }),
+        Health.HealthStore,
+        store
+      )
+      expect((yield* router.generate(hi)).model).toBe("b")
+      expect((yield* observer.snapshot(Date.now())).map((d) => `${d.model}:${d.state}`)).toEqual([
+        "a:open",
+        "b:closed"
+      ])
+
+      yield* Effect.promise(own.stop)
+      const elapsed: Array<number> = []
+      for (let i = 0; i < 10; i++) {
+        const started = performance.now()
+        const response = yield* router.generate(hi)
+        elapsed.push(performance.now() - started)
+        // Local state starts empty: a is tried (and trips locally) once, then skipped.
+        expect(response.model).toBe("b")
+        yield* Effect.sleep("50 millis")
+      }
+      expect(Math.max(...elapsed)).toBeLessThan(500)
+      const warnings = logs.lines.filter((l) => l.level === "WARN" && l.message.startsWith("Redis health store"))
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]!.message).toMatch(/^Redis health store unavailable \(.+\); routing on this process's own/)
+      const sentToA = (yield* FakeHttpClient.requests).filter((r) => r.model === "a").length
+      expect(sentToA).toBe(2)
+
+      // A fresh server on the same port: within a few seconds (the client reconnects in the background) the router's
+      // operations reach it again, as the other client sees.
+      yield* Effect.promise(own.start)
+      const after = yield* RedisHealthStore.make({ url: own.url, prefix })
+      let seen: ReadonlyArray<Health.Deployment> = []
+      const deadline = Date.now() + 10_000
+      while (seen.length === 0 && Date.now() < deadline) {
+        yield* router.generate(hi)
+        yield* Effect.sleep("100 millis")
+        seen = yield* after.snapshot(Date.now())
+      }
+      expect(seen.map((d) => d.model)).toContain("b")
+      expect(logs.lines.filter((l) => l.message.startsWith("Redis health store answers again")).length)
+        .toBeGreaterThanOrEqual(1)
+      expect(logs.lines.filter((l) => l.level === "WARN" && l.message.startsWith("Redis health store")))
+        .toHaveLength(1)
+    }).pipe(
+      Effect.provide(fake({ a: [S.unavailable()], b: [S.succeed()] })),
+      Effect.provide(logs.layer),
+      Effect.scoped
+    )
+  }, 30_000)
+
+  it.live("a frozen server (CLIENT PAUSE 2 s): a call still ends within the command timeout and a margin", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const prefix = freshPrefix()
+      const store = yield* RedisHealthStore.make({ url: server.url, prefix, commandTimeout: "50 millis" })
+      const router = yield* Effect.provideService(
+        Router.make({ models: models("a", "b"), retry: RetryPolicy.none, health }),
+        Health.HealthStore,
+        store
+      )
+      expect((yield* router.generate(hi)).model).toBe("a")
+      const admin = yield* Effect.acquireRelease(
+        Effect.sync(() => new Redis(server.url, { lazyConnect: true })),
+        (c) => Effect.sync(() => c.disconnect())
+      )
+      yield* Effect.promise(() => admin.call("CLIENT", "PAUSE", "2000", "ALL"))
+      const started = performance.now()
+      expect((yield* router.generate(hi)).model).toBe("a")
+      const frozen = performance.now() - started
+      expect(frozen).toBeGreaterThanOrEqual(45)
+      expect(frozen).toBeLessThan(300)
+      // Until the recheck, the next calls do not wait for Redis at all.
+      const next = performance.now()
+      yield* router.generate(hi)
+      expect(performance.now() - next).toBeLessThan(45)
+      expect(logs.lines.filter((l) => l.level === "WARN")).toHaveLength(1)
+      expect(logs.lines[0]!.message).toContain("no answer within 50ms")
+      // After the pause, the late admission was given back: Redis shows nothing in flight.
+      yield* Effect.sleep("2500 millis")
+      yield* router.generate(hi)
+      const [a] = yield* store.snapshot(Date.now())
+      expect(a).toMatchObject({ model: "a", state: "closed", inFlight: 0, probing: false })
+    }).pipe(
+      Effect.provide(fake({ a: [S.succeed()], b: [S.succeed()] })),
+      Effect.provide(logs.layer),
+      Effect.scoped
+    )
+  }, 30_000)
+})
