@@ -1,5 +1,5 @@
 /**
- * The health table on Redis, shared by every process that routes to the same deployments. Needs `ioredis` 5.
+ * The health table on Redis, shared by every process that routes to the same deployments. Needs `ioredis` 5.3 or later.
  *
  * @since 0.2.0
  */
