@@ -4,10 +4,15 @@
  * the server dies or freezes, then going back to it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { Redis } from "ioredis"
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import type { Attempt } from "../src/Attempt.js"
 import * as Health from "../src/Health.js"
 import * as healthInternal from "../src/internal/health.js"
@@ -17,9 +22,10 @@ import { RedisHealthStore } from "../src/redis/index.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
 import * as Router from "../src/Router.js"
 import * as FakeHttpClient from "../src/testing/FakeHttpClient.js"
+import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as S from "../src/testing/UpstreamScript.js"
 import { captureLogs } from "./support/logs.js"
-import { redisServer } from "./support/redisServer.js"
+import { freePort, redisServer } from "./support/redisServer.js"
 import type { RedisServer } from "./support/redisServer.js"
 
 const KEY = "sk-redis-health-test-0123456789"
@@ -240,6 +246,76 @@ describe("two routers on one Redis", () => {
       const [a] = yield* second.health
       expect(a).toMatchObject({ model: "a", state: "open", trips: 1 })
     }).pipe(Effect.provide(fake({ a: [S.unavailable()], b: [S.succeed()] }))))
+})
+
+describe("layers", () => {
+  it.scoped("layerConfig reads the server and the key prefix from Config", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix()
+      const provider = ConfigProvider.fromMap(new Map([["REDIS_URL", server.url], ["HEALTH_PREFIX", prefix]]))
+      const context = yield* Layer.build(
+        RedisHealthStore.layerConfig({ url: Config.string("REDIS_URL"), prefix: Config.string("HEALTH_PREFIX") }).pipe(
+          Layer.provide(Layer.setConfigProvider(provider))
+        )
+      )
+      yield* Context.get(context, Health.HealthStore).admit(model!, policy(), 0)
+      const raw = yield* rawClient
+      expect(yield* Effect.promise(() => raw.smembers(`${prefix}ids`))).toEqual([Health.deploymentId(model!)])
+    }))
+
+  it.live("a server that is down when the layer is built: it builds, calls go on local state, one warning", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const nobody = yield* Effect.promise(freePort)
+      const started = performance.now()
+      const store = yield* RedisHealthStore.make({ url: `redis://127.0.0.1:${nobody}` })
+      expect(performance.now() - started).toBeLessThan(500)
+      const p = policy({ consecutiveFailures: 1 })
+      const timed = performance.now()
+      expect(yield* store.admit(model!, p, 0)).toEqual({ _tag: "Admitted", probe: false })
+      expect((yield* store.report(model!, p, 0, failure, "admitted")).to).toBe("open")
+      expect((yield* store.admit(model!, p, 1))._tag).toBe("Skipped")
+      expect(performance.now() - timed).toBeLessThan(200)
+      expect(logs.lines.filter((l) => l.level === "WARN")).toHaveLength(1)
+    }).pipe(Effect.provide(logs.layer), Effect.scoped)
+  })
+})
+
+describe("three processes on one Redis", () => {
+  const processScript = fileURLToPath(new URL("./support/redisRouterProcess.ts", import.meta.url))
+  const routerProcess = (prefix: string, baseUrl: string, calls: number) =>
+    new Promise<ReadonlyArray<string>>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        ["--import", "tsx", processScript, server.url, prefix, baseUrl, String(calls)],
+        { timeout: 20_000 },
+        (error, stdout, stderr) => {
+          if (error !== null) return reject(new Error(`${error.message}\n${stderr}`))
+          resolve(JSON.parse(stdout.trim().split("\n").pop()!) as ReadonlyArray<string>)
+        }
+      )
+    })
+
+  it.live("once one process trips a deployment, the other two send it nothing", () =>
+    Effect.gen(function*() {
+      const upstream = yield* Effect.acquireRelease(
+        Effect.promise(() => SimulatedUpstream.start({ script: { dead: [S.unavailable()], ok: [S.succeed()] } })),
+        (u) => Effect.promise(u.close)
+      )
+      const prefix = freshPrefix()
+      const sentToDead = () => upstream.requests.filter((r) => r.model === "dead").length
+      expect(yield* Effect.promise(() => routerProcess(prefix, upstream.openAiBaseUrl, 1))).toEqual(["ok"])
+      expect(sentToDead()).toBe(1)
+      const [second, third] = yield* Effect.promise(() =>
+        Promise.all([
+          routerProcess(prefix, upstream.openAiBaseUrl, 5),
+          routerProcess(prefix, upstream.openAiBaseUrl, 5)
+        ])
+      )
+      expect([...second!, ...third!]).toEqual(Array(10).fill("ok"))
+      expect(sentToDead()).toBe(1)
+      expect(upstream.requests.filter((r) => r.model === "ok")).toHaveLength(11)
+    }).pipe(Effect.scoped), 60_000)
 })
 
 describe("failing open", () => {

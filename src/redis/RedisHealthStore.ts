@@ -63,8 +63,8 @@ export interface Options {
 export const defaultPrefix: string = internal.defaultPrefix
 
 /**
- * A store on Redis. Scoped: a client it creates is closed with the scope; waits (at most a second) for the client to
- * connect, and builds even if Redis is down.
+ * A store on Redis. Scoped: a client it creates is closed with the scope. Waits (at most a second) for the client to
+ * connect, or to fail a first time: it builds even if Redis is down, and then starts on local state.
  *
  * @since 0.2.0
  * @category constructors

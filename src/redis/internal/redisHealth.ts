@@ -141,19 +141,25 @@ const bounded = <A>(
 const noop = () => {}
 
 /**
- * Waits (in real time, at most `millis`) until the client is ready; starts connecting a lazy client.
+ * Waits (in real time, at most `millis`) until the client is ready or its first attempt failed (a server that is down
+ * does not hold up the layer: the first operation fails at once and goes on local state); starts a lazy client.
  */
 const awaitReady = (client: Redis, millis: number): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
     if (client.status === "ready") return resume(Effect.void)
     if (client.status === "wait") client.connect().catch(noop)
+    let settled = false
     const done = () => {
+      if (settled) return
+      settled = true
       clearTimeout(timer)
       client.removeListener("ready", done)
+      client.removeListener("error", done)
       resume(Effect.void)
     }
     const timer = setTimeout(done, millis)
     client.once("ready", done)
+    client.once("error", done)
     return Effect.sync(done)
   })
 
