@@ -35,13 +35,25 @@ const fake = (script: S.Script) => FakeHttpClient.layer({ script, apiKey: KEY })
 const models = (...names: ReadonlyArray<string>) => names.map((name) => Model.make({ name, endpoint }))
 const outcomes = (trail: ReadonlyArray<Attempt>) => trail.map((a) => `${a.model}:${a.outcome}`)
 
-let server: RedisServer
+// Without a redis-server, every test that needs one fails with the reason (none is skipped).
+let running: RedisServer | undefined
+let missing: unknown
 beforeAll(async () => {
-  server = await redisServer()
+  try {
+    running = await redisServer()
+  } catch (error) {
+    missing = error
+  }
 })
 afterAll(async () => {
-  await server?.stop()
+  await running?.stop()
 })
+const server = {
+  get url(): string {
+    if (running === undefined) throw missing ?? new Error("redis-server was not started")
+    return running.url
+  }
+}
 
 let prefixes = 0
 const freshPrefix = () => `test-${process.pid}-${++prefixes}:`
