@@ -395,7 +395,7 @@ describe("failing open", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       const prefix = freshPrefix()
-      const store = yield* RedisHealthStore.make({ url: server.url, prefix, commandTimeout: "50 millis" })
+      const store = yield* RedisHealthStore.make({ url: server.url, prefix, commandTimeout: "200 millis" })
       const router = yield* Effect.provideService(
         Router.make({ models: models("a", "b"), retry: RetryPolicy.none, health }),
         Health.HealthStore,
@@ -410,14 +410,14 @@ describe("failing open", () => {
       const started = performance.now()
       expect((yield* router.generate(hi)).model).toBe("a")
       const frozen = performance.now() - started
-      expect(frozen).toBeGreaterThanOrEqual(45)
-      expect(frozen).toBeLessThan(300)
+      expect(frozen).toBeGreaterThanOrEqual(195)
+      expect(frozen).toBeLessThan(700)
       // Until the recheck, the next calls do not wait for Redis at all.
       const next = performance.now()
       yield* router.generate(hi)
-      expect(performance.now() - next).toBeLessThan(45)
+      expect(performance.now() - next).toBeLessThan(150)
       expect(logs.lines.filter((l) => l.level === "WARN")).toHaveLength(1)
-      expect(logs.lines[0]!.message).toContain("no answer within 50ms")
+      expect(logs.lines[0]!.message).toContain("no answer within 200ms")
       // After the pause, the late admission was given back: Redis shows nothing in flight.
       yield* Effect.sleep("2500 millis")
       yield* router.generate(hi)

@@ -16,6 +16,10 @@
  * recorded on its own meanwhile is dropped (Redis's table, or a fresh one if Redis lost it, takes over). A Redis
  * failure never fails a call.
  *
+ * Cost: one round trip per operation, two per attempt (admit, report). Measured 2026-11-30 on loopback (redis-server
+ * 7.0, 2 cores, load ~4): 125–155 µs per attempt sequentially, 77 µs per attempt at 32 concurrent calls, against 5 µs
+ * for the in-memory store.
+ *
  * @since 0.2.0
  */
 import * as Config from "effect/Config"

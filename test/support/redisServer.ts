@@ -72,7 +72,10 @@ export const redisServer = async (): Promise<RedisServer> => {
   const start = async () => {
     if (child !== undefined) throw new Error("redis-server is already running")
     // The shell starts the server, then waits for its stdin to close (stop(), or this process dying) and kills it.
-    child = spawn("sh", ["-c", `redis-server ${args} & p=$!; cat >/dev/null; kill -9 $p 2>/dev/null; { wait $p; } 2>/dev/null`], {
+    child = spawn("sh", [
+      "-c",
+      `redis-server ${args} & p=$!; cat >/dev/null; kill -9 $p 2>/dev/null; { wait $p; } 2>/dev/null`
+    ], {
       stdio: ["pipe", "ignore", "inherit"]
     })
     const deadline = Date.now() + 5000
