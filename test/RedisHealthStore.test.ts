@@ -260,6 +260,49 @@ describe("two routers on one Redis", () => {
     }).pipe(Effect.provide(fake({ a: [S.unavailable()], b: [S.succeed()] }))))
 })
 
+describe("on Redis only", () => {
+  it.scoped("two clients admitting at once at the reopening instant: exactly one probe between them", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix()
+      const one = yield* redisStore({ prefix })
+      const two = yield* redisStore({ prefix })
+      const p = policy({ consecutiveFailures: 1, cooldown: "1 second" })
+      yield* one.admit(model!, p, 0)
+      yield* one.report(model!, p, 0, failure, "admitted")
+      const admissions = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? one : two)),
+        (store) => store.admit(model!, p, 1000),
+        { concurrency: "unbounded" }
+      )
+      expect(admissions.filter((a) => a._tag === "Admitted")).toEqual([{ _tag: "Admitted", probe: true }])
+      expect((yield* two.snapshot(1000))[0]).toMatchObject({ state: "half-open", probing: true, inFlight: 1 })
+    }))
+
+  it.scoped("keys are namespaced and expire: `expiry` after the last write, or later while a cooldown runs", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix()
+      const store = yield* redisStore({ prefix, expiry: "2 seconds" })
+      const raw = yield* rawClient
+      const p = policy({ consecutiveFailures: 1, fatalCooldown: "10 minutes" })
+      const [closed, open] = models("closed", "open")
+      yield* store.admit(closed!, p, 0)
+      yield* store.admit(open!, p, 0)
+      yield* store.report(open!, p, 0, { _tag: "Failure", kind: "fatal", tag: "QuotaExhausted" }, "admitted")
+      const keys = (yield* Effect.promise(() => raw.keys(`${prefix}*`))).sort()
+      expect(keys).toEqual([
+        `${prefix}d:${Health.deploymentId(closed!)}`,
+        `${prefix}d:${Health.deploymentId(open!)}`,
+        `${prefix}ids`
+      ])
+      const pttl = (key: string) => Effect.promise(() => raw.pttl(key))
+      const closedTtl = yield* pttl(keys[0]!)
+      expect(closedTtl).toBeGreaterThan(1000)
+      expect(closedTtl).toBeLessThanOrEqual(2000)
+      expect(yield* pttl(keys[1]!)).toBeGreaterThan(590_000)
+      expect(yield* pttl(keys[2]!)).toBeGreaterThan(590_000)
+    }))
+})
+
 describe("layers", () => {
   it.scoped("layerConfig reads the server and the key prefix from Config", () =>
     Effect.gen(function*() {
