@@ -6,9 +6,8 @@
  * @since 0.1.0
  */
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { compile } from "./internal/compiledValidator.js"
+import { compile, safeDecode } from "./internal/compiledValidator.js"
 import { InvalidRequest } from "./RouterError.js"
 
 /**
@@ -164,7 +163,7 @@ export type ChatRequest = typeof ChatRequest.Type
  */
 export type Overrides = Omit<Partial<ChatRequest>, "messages">
 
-const decode = Schema.decodeUnknownEither(ChatRequest, { onExcessProperty: "preserve", errors: "first" })
+const decode = safeDecode(ChatRequest, { onExcessProperty: "preserve", errors: "first" })
 // The schema has no transformations, so a value that passes the compiled check is its own decoding; the Schema's
 // decoder only runs to name the first problem.
 const check = compile(ChatRequest)
@@ -188,12 +187,8 @@ export const validate = (input: unknown): Either.Either<ChatRequest, InvalidRequ
   }
   const decoded = check.is(input) ? Either.right(input) : decode(input)
   if (Either.isLeft(decoded)) {
-    const issue = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]
     return Either.left(
-      new InvalidRequest({
-        field: issue === undefined ? "(request)" : formatPath(issue.path) || "(request)",
-        reason: issue?.message ?? "invalid"
-      })
+      new InvalidRequest({ field: formatPath(decoded.left.path) || "(request)", reason: decoded.left.message })
     )
   }
   const request = decoded.right

@@ -40,6 +40,26 @@ describe("model_kwargs: only keys the request itself has are given twice", () =>
   })
 })
 
+describe("a value Effect's own parser throws on is an InvalidRequest, not a defect", () => {
+  // Found by the validator property test: Effect 3.22's union search converts a discriminant with `String`, which
+  // throws for an object whose `toString` is not a function, as JSON from an untrusted client can be.
+  const role = JSON.parse(`{"toString": 0}`) as unknown as "user"
+
+  it("validate returns a typed error", () => {
+    const result = ChatRequest.validate({ messages: [{ role, content: "hi" }] })
+    expect(Either.isLeft(result)).toBe(true)
+    if (Either.isLeft(result)) expect(result.left._tag).toBe("InvalidRequest")
+  })
+
+  it.effect("generate fails with InvalidRequest and sends nothing", () =>
+    Effect.gen(function*() {
+      const router = yield* Router.make({ models: [Model.make({ name: "a", endpoint })] })
+      const error = yield* Effect.flip(router.generate({ messages: [{ role, content: "hi" }] }))
+      expect(error._tag).toBe("InvalidRequest")
+      expect(yield* FakeHttpClient.requests).toEqual([])
+    }).pipe(Effect.provide(FakeHttpClient.layer({ script: { a: [S.succeed()] } }))))
+})
+
 describe("the router checks each model's overrides when it is built", () => {
   it.effect("an override that is not a valid request field fails Router.make with RouterConfigError naming it", () =>
     Effect.gen(function*() {
