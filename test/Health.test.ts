@@ -13,7 +13,6 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import type { Attempt } from "../src/Attempt.js"
 import * as Health from "../src/Health.js"
-import * as healthInternal from "../src/internal/health.js"
 import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
@@ -22,6 +21,7 @@ import type * as RouterError from "../src/RouterError.js"
 import * as FakeHttpClient from "../src/testing/FakeHttpClient.js"
 import * as S from "../src/testing/UpstreamScript.js"
 import { captureLogs } from "./support/logs.js"
+import { storeRules } from "./support/storeRules.js"
 
 const KEY = "sk-health-test-0123456789"
 const endpoint = OpenAiCompatible.endpoint({ baseUrl: FakeHttpClient.openAiBaseUrl, apiKey: Redacted.make(KEY) })
@@ -304,81 +304,10 @@ describe("health: half-open admits exactly one probe", () => {
     }).pipe(Effect.provide(fake({ a: [S.unavailable()], b: [S.succeed()] })), Effect.provide(Health.layerMemory)))
 })
 
-describe("health: the store's rules", () => {
-  const policy = (options: Health.Options = {}) => {
-    const p = healthInternal.resolvePolicy({ failureRate: false, ...options })
-    if (!("consecutiveFailures" in p)) throw p
-    return p
-  }
-  const [model] = models("m")
-  const failure: Health.Report = { _tag: "Failure", kind: "transient", tag: "ServerError" }
+describe("health: the store's rules in memory", () =>
+  storeRules(() => Effect.succeed({ store: Health.makeMemory(), onServer: Effect.succeed(["(memory)"]) })))
 
-  it.effect("cooldowns grow by the factor on each trip, capped; a new trip never shortens the reopening", () =>
-    Effect.gen(function*() {
-      const store = Health.makeMemory()
-      const p = policy({ consecutiveFailures: 1, cooldown: "1 second", cooldownFactor: 3, maxCooldown: "5 seconds" })
-      const reopenings: Array<number | undefined> = []
-      let now = 0
-      for (let trip = 0; trip < 4; trip++) {
-        const admission = yield* store.admit(model!, p, now)
-        expect(admission._tag).toBe("Admitted")
-        yield* store.report(
-          model!,
-          p,
-          now,
-          failure,
-          admission._tag === "Admitted" && admission.probe ? "probe" : "admitted"
-        )
-        const [snapshot] = yield* store.snapshot(now)
-        reopenings.push(snapshot!.reopensAt)
-        now = snapshot!.reopensAt!
-      }
-      // 1 s, then 3 s, then 9 s capped at 5 s, then 5 s.
-      expect(reopenings).toEqual([1000, 4000, 9000, 14_000])
-      // A fatal failure reported late (a request admitted before) and a Retry-After both only extend.
-      yield* store.report(model!, p, 100, {
-        _tag: "Failure",
-        kind: "transient",
-        tag: "RateLimited",
-        retryAfterMillis: 60_000
-      }, "none")
-      yield* store.report(model!, p, 200, {
-        _tag: "Failure",
-        kind: "transient",
-        tag: "RateLimited",
-        retryAfterMillis: 10
-      }, "none")
-      expect((yield* store.snapshot(300))[0]!.reopensAt).toBe(60_100)
-    }))
-
-  it.effect("half-open: the probe is taken once; a released probe (cancelled) lets the next caller probe", () =>
-    Effect.gen(function*() {
-      const store = Health.makeMemory()
-      const p = policy({ consecutiveFailures: 1, cooldown: "1 second" })
-      yield* store.admit(model!, p, 0)
-      yield* store.report(model!, p, 0, failure, "admitted")
-      const first = yield* store.admit(model!, p, 1000)
-      const second = yield* store.admit(model!, p, 1000)
-      expect(first).toEqual({ _tag: "Admitted", probe: true })
-      expect(second._tag).toBe("Skipped")
-      yield* store.report(model!, p, 1000, { _tag: "Released" }, "probe")
-      expect(yield* store.admit(model!, p, 1000)).toEqual({ _tag: "Admitted", probe: true })
-    }))
-
-  it.effect("a probe never reported (its caller died) is given up after the lease", () =>
-    Effect.gen(function*() {
-      const store = Health.makeMemory()
-      const p = policy({ consecutiveFailures: 1, cooldown: "1 second" })
-      yield* store.admit(model!, p, 0)
-      yield* store.report(model!, p, 0, failure, "admitted")
-      expect((yield* store.admit(model!, p, 1000))._tag).toBe("Admitted")
-      expect((yield* store.admit(model!, p, 1000 + healthInternal.probeLeaseMillis - 1))._tag).toBe("Skipped")
-      expect(yield* store.admit(model!, p, 1000 + healthInternal.probeLeaseMillis)).toEqual({
-        _tag: "Admitted",
-        probe: true
-      })
-    }))
-
+describe("health: options and ids", () => {
   it.each([
     [{ consecutiveFailures: 0 }, "health.consecutiveFailures"],
     [{ consecutiveFailures: 1.5 }, "health.consecutiveFailures"],

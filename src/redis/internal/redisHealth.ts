@@ -13,18 +13,8 @@ import type * as Health from "../../Health.js"
 import { formatMillis } from "../../internal/format.js"
 import * as health from "../../internal/health.js"
 import type { Model } from "../../Model.js"
+import type { Options } from "../RedisHealthStore.js"
 import * as scripts from "./scripts.js"
-
-/** @internal */
-export interface Options {
-  readonly client?: Redis | undefined
-  readonly url?: string | undefined
-  readonly redisOptions?: RedisOptions | undefined
-  readonly prefix?: string | undefined
-  readonly commandTimeout?: Duration.DurationInput | undefined
-  readonly expiry?: Duration.DurationInput | undefined
-  readonly recheckInterval?: Duration.DurationInput | undefined
-}
 
 /** @internal */
 export const defaultPrefix = "effect-llm-router:health:"
