@@ -52,7 +52,9 @@ export class Attempt extends Schema.Class<Attempt>("effect-llm-router/Attempt")(
   /** Why the router chose this outcome, when it is not obvious (e.g. a `Retry-After` over the cap). */
   note: Schema.optional(Schema.String),
   /** `skipped`: when the deployment reopens (epoch milliseconds), when known. */
-  reopensAt: Schema.optional(Schema.Number)
+  reopensAt: Schema.optional(Schema.Number),
+  /** The attempt probed a half-open deployment: its outcome closed the deployment's breaker, or opened it again. */
+  probe: Schema.optional(Schema.Boolean)
 }) {
   /**
    * How long the attempt took, in milliseconds.
@@ -95,11 +97,11 @@ export const formatAttempt = (attempt: Attempt): string =>
 
 /** What happened and what the router did next: `429 rate limited → retry in 1s (note)`. */
 const describe = (attempt: Attempt): string => {
-  const what = attempt.error !== undefined
+  const what = (attempt.probe === true ? "probe: " : "") + (attempt.error !== undefined
     ? describeError(attempt.error)
     : attempt.outcome === "skipped"
     ? "skipped"
-    : `ok after ${formatMillis(attempt.durationMillis)}`
+    : `ok after ${formatMillis(attempt.durationMillis)}`)
   const note = attempt.note === undefined ? "" : ` (${attempt.note})`
   return `${what} → ${describeOutcome(attempt)}${note}`
 }

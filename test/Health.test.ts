@@ -11,7 +11,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
-import type { Attempt } from "../src/Attempt.js"
+import * as Attempt from "../src/Attempt.js"
 import * as Health from "../src/Health.js"
 import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
@@ -30,7 +30,7 @@ const fake = (script: S.Script) => FakeHttpClient.layer({ script, apiKey: KEY })
 const models = (...names: ReadonlyArray<string>) => names.map((name) => Model.make({ name, endpoint }))
 
 const arrivals = Effect.map(FakeHttpClient.requests, (rs) => rs.map((r) => `${r.model}@${r.receivedAt}`))
-const outcomes = (trail: ReadonlyArray<Attempt>) => trail.map((a) => `${a.model}:${a.outcome}`)
+const outcomes = (trail: ReadonlyArray<Attempt.Attempt>) => trail.map((a) => `${a.model}:${a.outcome}`)
 const adjust = (millis: number) => TestClock.adjust(Duration.millis(millis))
 
 const router = (health: Health.Options | false, names: ReadonlyArray<string> = ["a", "b"]) =>
@@ -54,7 +54,12 @@ describe("health: the breaker opens, skips, probes and closes at exact instants"
       expect(outcomes((yield* r.generate(hi)).trail)).toEqual(["a:skipped", "b:success"])
       // Half-open at 5000: this call probes; the probe fails and the cooldown doubles.
       yield* adjust(1)
-      expect(outcomes((yield* r.generate(hi)).trail)).toEqual(["a:fallback", "b:success"])
+      const probed = yield* r.generate(hi)
+      expect(outcomes(probed.trail)).toEqual(["a:fallback", "b:success"])
+      expect(probed.trail.map((a) => a.probe)).toEqual([true, undefined])
+      expect(Attempt.formatAttempt(probed.trail[0]!)).toBe(
+        "openai/a #1: probe: 503 service unavailable → next model"
+      )
       const reopened = yield* r.generate(hi)
       expect(reopened.trail[0]!.reopensAt).toBe(15_000)
       yield* adjust(10_000)

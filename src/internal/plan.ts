@@ -412,7 +412,8 @@ const send = <A>(
       model: model.name,
       provider: model.provider,
       startedAt: attemptStart,
-      endedAt: ctx.clock.unsafeCurrentTimeMillis()
+      endedAt: ctx.clock.unsafeCurrentTimeMillis(),
+      ...(permit === "probe" ? { probe: true } : {})
     })
     // Success leaves the scope open for the caller (a stream's body); anything else closes it now, which aborts the
     // request. An interruption (the caller cancelled) tells health nothing about the deployment.
