@@ -13,6 +13,7 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Attempt from "../src/Attempt.js"
 import * as Health from "../src/Health.js"
+import * as healthInternal from "../src/internal/health.js"
 import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
@@ -331,6 +332,21 @@ describe("health: options and ids", () => {
     ) as RouterError.RouterConfigError
     expect(error._tag).toBe("RouterConfigError")
     expect(error.option).toBe(option)
+  })
+
+  it("the failure-rate window keeps the newest 1024 outcomes, counting failures as they come and go", () => {
+    const window = new healthInternal.OutcomeWindow()
+    // 1030 outcomes at t = 0..1029, every third one failed.
+    for (let t = 0; t < 1030; t++) window.push(t, t % 3 === 0)
+    expect(window.size).toBe(1024)
+    let failures = 0
+    for (let t = 6; t < 1030; t++) if (t % 3 === 0) failures++
+    expect(window.failures).toBe(failures)
+    // Pruning up to t = 999 keeps 1000..1029: 30 outcomes, 10 failed.
+    window.prune(999)
+    expect([window.size, window.failures]).toEqual([30, 10])
+    window.clear()
+    expect([window.size, window.failures]).toEqual([0, 0])
   })
 
   it("a deployment's id names provider, model and base URL, and holds no key", () => {

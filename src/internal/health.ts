@@ -163,9 +163,11 @@ export interface Record {
   /** When the probe was taken: a probe never reported (its process died) is given up after `probeLeaseMillis`. */
   probeSince: number
   inFlight: number
-  /** Outcomes in the failure-rate window, oldest first: the instant, and whether it failed. */
-  window: Array<{ readonly at: number; readonly failed: boolean }>
+  /** Outcomes in the failure-rate window. */
+  window: OutcomeWindow
   reason: string | undefined
+  /** The policy it was last admitted under (the snapshot prunes the window with it). */
+  policy?: Policy | undefined
 }
 
 const newRecord = (model: Model): Record => ({
@@ -179,8 +181,9 @@ const newRecord = (model: Model): Record => ({
   probing: false,
   probeSince: 0,
   inFlight: 0,
-  window: [],
-  reason: undefined
+  window: new OutcomeWindow(),
+  reason: undefined,
+  policy: undefined
 })
 
 /**
@@ -193,13 +196,58 @@ export const probeLeaseMillis = 120_000
 // The failure-rate window keeps at most this many outcomes: enough for any threshold, bounded under any load.
 const maxWindow = 1024
 
-const prune = (record: Record, policy: Policy, now: number): void => {
-  const window = record.window
-  let drop = 0
-  while (drop < window.length && window[drop]!.at <= now - policy.rateWindowMillis) drop++
-  if (window.length - drop > maxWindow) drop = window.length - maxWindow
-  if (drop > 0) window.splice(0, drop)
+/**
+ * The outcomes in the failure-rate window, oldest first, as a ring: recording one (on every attempt of a healthy
+ * deployment) allocates nothing and moves nothing, and the failures are counted as they come and go.
+ *
+ * @internal
+ */
+export class OutcomeWindow {
+  private at: Float64Array | undefined = undefined
+  private failed: Uint8Array | undefined = undefined
+  private head = 0
+  size = 0
+  failures = 0
+
+  /** A window holding these outcomes, oldest first (the Redis store's snapshot). */
+  static from(entries: Iterable<{ readonly at: number; readonly failed: boolean }>): OutcomeWindow {
+    const window = new OutcomeWindow()
+    for (const entry of entries) window.push(entry.at, entry.failed)
+    return window
+  }
+
+  push(at: number, failed: boolean): void {
+    if (this.at === undefined || this.failed === undefined) {
+      this.at = new Float64Array(maxWindow)
+      this.failed = new Uint8Array(maxWindow)
+    }
+    if (this.size === maxWindow) this.shift()
+    const i = (this.head + this.size) % maxWindow
+    this.at[i] = at
+    this.failed[i] = failed ? 1 : 0
+    this.size++
+    if (failed) this.failures++
+  }
+
+  /** Drops the outcomes at or before `cutoff`. */
+  prune(cutoff: number): void {
+    while (this.size > 0 && this.at![this.head]! <= cutoff) this.shift()
+  }
+
+  clear(): void {
+    this.head = 0
+    this.size = 0
+    this.failures = 0
+  }
+
+  private shift(): void {
+    this.failures -= this.failed![this.head]!
+    this.head = (this.head + 1) % maxWindow
+    this.size--
+  }
 }
+
+const prune = (record: Record, policy: Policy, now: number): void => record.window.prune(now - policy.rateWindowMillis)
 
 /**
  * May a request go to this deployment now? Takes the half-open probe when it is the one to probe.
@@ -237,7 +285,7 @@ const trip = (record: Record, policy: Policy, now: number, cooldownMillis: numbe
   record.state = "open"
   record.trips++
   record.consecutive = 0
-  record.window = []
+  record.window.clear()
   record.reason = reason
   // A new trip extends the reopening instant, never shortens it.
   record.openUntil = Math.max(record.openUntil, now + cooldownMillis)
@@ -279,7 +327,7 @@ export const report = (
       record.consecutive = 0
       if (policy.rateWindowMillis > 0) {
         prune(record, policy, now)
-        record.window.push({ at: now, failed: false })
+        record.window.push(now, false)
       }
       return record.state
     }
@@ -312,11 +360,10 @@ export const report = (
       }
       if (policy.rateWindowMillis > 0) {
         prune(record, policy, now)
-        record.window.push({ at: now, failed: true })
-        const total = record.window.length
+        record.window.push(now, true)
+        const total = record.window.size
         if (total >= policy.rateMinRequests) {
-          let failed = 0
-          for (const entry of record.window) if (entry.failed) failed++
+          const failed = record.window.failures
           if (failed / total >= policy.rateThreshold) {
             trip(
               record,
@@ -344,16 +391,14 @@ export const toSnapshot = (id: string, record: Record, policy: Policy | undefine
   if (policy !== undefined && policy.rateWindowMillis > 0) prune(record, policy, now)
   const state = record.state === "open" && now >= record.openUntil ? "half-open" : record.state
   const reopensAt = Math.max(state === "open" ? record.openUntil : 0, record.notBefore)
-  let failed = 0
-  for (const entry of record.window) if (entry.failed) failed++
   return {
     id,
     model: record.model,
     provider: record.provider,
     state,
     consecutiveFailures: record.consecutive,
-    recentRequests: record.window.length,
-    recentFailures: failed,
+    recentRequests: record.window.size,
+    recentFailures: record.window.failures,
     trips: record.trips,
     reopensAt: reopensAt > now ? reopensAt : undefined,
     inFlight: record.inFlight,
@@ -370,27 +415,36 @@ export const toSnapshot = (id: string, record: Record, policy: Policy | undefine
 export const makeMemory = (): Health.Store => {
   const records = new Map<string, Record>()
   const policies = new Map<string, Policy>()
+  // On the path of every attempt: a model's record is found by identity first (no id to build, no string hashing).
+  const byModel = new WeakMap<Model, Record>()
   const recordOf = (model: Model): Record => {
+    let record = byModel.get(model)
+    if (record !== undefined) return record
     const id = deploymentId(model)
-    let record = records.get(id)
+    record = records.get(id)
     if (record === undefined) {
       record = newRecord(model)
       records.set(id, record)
     }
+    byModel.set(model, record)
     return record
   }
   return {
     admit: (model, policy, now) =>
       Effect.sync(() => {
-        policies.set(deploymentId(model), policy)
-        return admit(recordOf(model), policy, now)
+        const record = recordOf(model)
+        if (record.policy !== policy) {
+          record.policy = policy
+          policies.set(deploymentId(model), policy)
+        }
+        return admit(record, policy, now)
       }),
     report: (model, policy, now, outcome, permit) =>
       Effect.sync(() => {
         const record = recordOf(model)
         const from = record.state
         const to = report(record, policy, now, outcome, permit)
-        return {
+        return from === to && to !== "open" ? unchanged[to] : {
           from,
           to,
           reason: to === "open" ? record.reason : undefined,
@@ -400,4 +454,11 @@ export const makeMemory = (): Health.Store => {
     snapshot: (now) =>
       Effect.sync(() => [...records].map(([id, record]) => toSnapshot(id, record, policies.get(id), now)))
   }
+}
+
+// A report that changed nothing (the usual case) returns one of these rather than a new object.
+const unchanged: { readonly [S in Health.State]: Health.Transition } = {
+  closed: { from: "closed", to: "closed", reason: undefined, reopensAt: undefined },
+  "half-open": { from: "half-open", to: "half-open", reason: undefined, reopensAt: undefined },
+  open: { from: "open", to: "open", reason: undefined, reopensAt: undefined }
 }

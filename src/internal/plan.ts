@@ -417,11 +417,15 @@ const send = <A>(
     })
     // Success leaves the scope open for the caller (a stream's body); anything else closes it now, which aborts the
     // request. An interruption (the caller cancelled) tells health nothing about the deployment.
-    let settled = Effect.onExit(
+    const settled = Effect.onExit(
       restore(attempt),
-      (exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)
+      (exit) =>
+        Exit.isSuccess(exit)
+          ? Effect.void
+          : config.health !== undefined && Exit.isInterrupted(exit)
+          ? Effect.zipRight(Scope.close(scope, exit), tell(released))
+          : Scope.close(scope, exit)
     )
-    if (config.health !== undefined) settled = Effect.onInterrupt(settled, () => tell(released))
     return Effect.matchEffect(settled, {
       onSuccess: (value) =>
         Effect.zipRight(

@@ -79,7 +79,9 @@ const parseSnapshot = (reply: unknown, now: number): ReadonlyArray<Health.Deploy
       probing: f.pr === "1",
       probeSince: Number(f.ps ?? 0),
       inFlight: Number(f.if ?? 0),
-      window: window.map((entry) => ({ at: Number(entry.slice(0, entry.indexOf(":"))), failed: entry.endsWith(":1") })),
+      window: health.OutcomeWindow.from(
+        window.map((entry) => ({ at: Number(entry.slice(0, entry.indexOf(":"))), failed: entry.endsWith(":1") }))
+      ),
       reason: f.r
     }
     // The script pruned the window already.
