@@ -15,7 +15,6 @@ import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import type { Attempt } from "../src/Attempt.js"
 import * as Health from "../src/Health.js"
-import * as healthInternal from "../src/internal/health.js"
 import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
 import { RedisHealthStore } from "../src/redis/index.js"
@@ -27,7 +26,7 @@ import * as S from "../src/testing/UpstreamScript.js"
 import { captureLogs } from "./support/logs.js"
 import { freePort, redisServer } from "./support/redisServer.js"
 import type { RedisServer } from "./support/redisServer.js"
-import { storeRules } from "./support/storeRules.js"
+import { failure, model, policy, storeRules } from "./support/storeRules.js"
 
 const KEY = "sk-redis-health-test-0123456789"
 const endpoint = OpenAiCompatible.endpoint({ baseUrl: FakeHttpClient.openAiBaseUrl, apiKey: Redacted.make(KEY) })
@@ -60,14 +59,6 @@ let prefixes = 0
 const freshPrefix = () => `test-${process.pid}-${++prefixes}:`
 const redisStore = (options: RedisHealthStore.Options = {}) =>
   RedisHealthStore.make({ url: server.url, prefix: freshPrefix(), commandTimeout: "1 second", ...options })
-
-const policy = (options: Health.Options = {}) => {
-  const p = healthInternal.resolvePolicy({ failureRate: false, ...options })
-  if (!("consecutiveFailures" in p)) throw p
-  return p
-}
-const [model] = models("m")
-const failure: Health.Report = { _tag: "Failure", kind: "transient", tag: "ServerError" }
 
 // The store's rules (test/support/storeRules.ts, also run on memory by test/Health.test.ts) end by checking that the
 // table is on the server, not in a fallback in memory.

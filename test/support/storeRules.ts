@@ -17,13 +17,15 @@ const endpoint = OpenAiCompatible.endpoint({
 })
 const models = (...names: ReadonlyArray<string>) => names.map((name) => Model.make({ name, endpoint }))
 
-const policy = (options: Health.Options = {}) => {
+/** A checked policy (failure-rate rule off unless given). */
+export const policy = (options: Health.Options = {}) => {
   const p = healthInternal.resolvePolicy({ failureRate: false, ...options })
   if (!("consecutiveFailures" in p)) throw p
   return p
 }
-const [model] = models("m")
-const failure: Health.Report = { _tag: "Failure", kind: "transient", tag: "ServerError" }
+/** A deployment, and a transient failure to report against it. */
+export const [model] = models("m")
+export const failure: Health.Report = { _tag: "Failure", kind: "transient", tag: "ServerError" }
 
 /**
  * A store to test, and where its table can be seen: for Redis the ids kept on the server, so that a silent fallback
