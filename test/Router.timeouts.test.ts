@@ -3,6 +3,7 @@
  * `timeout.firstToken` bounds the wait for the first content (TestClock, FakeHttpClient: exact instants).
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -10,6 +11,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import type { ChatChunk } from "../src/ChatChunk.js"
 import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
@@ -42,24 +44,28 @@ const streamUntilDone = Effect.gen(function*() {
   return { at, exit, arrivals }
 })
 
+/** The error of the first attempt, from the trail of the stream's `Started` chunk. */
+const firstError = (exit: Exit.Exit<Chunk.Chunk<ChatChunk>, unknown>) => {
+  expect(Exit.isSuccess(exit)).toBe(true)
+  const started = Exit.isSuccess(exit) ? Chunk.unsafeHead(exit.value) : undefined
+  expect(started?._tag).toBe("Started")
+  return started?._tag === "Started" ? started.trail[0] : undefined
+}
+
 describe("stream timeouts: attempt bounds the headers, firstToken the content", () => {
   it.effect("headers that never come are cut by timeout.attempt (1 s), not by the 10 s first-token limit", () =>
     Effect.gen(function*() {
       const { arrivals, at, exit } = yield* streamUntilDone
       expect(arrivals).toEqual(["a@0", "b@1000"])
       expect(at).toBe(1000)
-      expect(Exit.isSuccess(exit)).toBe(true)
-      if (!Exit.isSuccess(exit)) return
-      const started = Array.from(exit.value)[0]!
-      expect(started._tag).toBe("Started")
-      if (started._tag !== "Started") return
-      const error = started.trail[0]!.error
+      const first = firstError(exit)
+      const error = first?.error
       expect(error?._tag).toBe("Timeout")
       if (error?._tag === "Timeout") {
         expect(error.phase).toBe("attempt")
         expect(error.afterMillis).toBe(1000)
       }
-      expect(started.trail[0]!.endedAt).toBe(1000)
+      expect(first?.endedAt).toBe(1000)
     }).pipe(Effect.provide(fake({ a: [S.hang({ stage: "headers" })], b: [S.succeed()] }))))
 
   it.effect("headers at 0.5 s and content at 5 s: the attempt limit does not cut the wait for content", () =>
@@ -75,11 +81,7 @@ describe("stream timeouts: attempt bounds the headers, firstToken the content", 
       const { arrivals, at, exit } = yield* streamUntilDone
       expect(arrivals).toEqual(["a@0", "b@10000"])
       expect(at).toBe(10000)
-      expect(Exit.isSuccess(exit)).toBe(true)
-      if (!Exit.isSuccess(exit)) return
-      const started = Array.from(exit.value)[0]!
-      if (started._tag !== "Started") return
-      const error = started.trail[0]!.error
+      const error = firstError(exit)?.error
       expect(error?._tag === "Timeout" && error.phase).toBe("first-token")
     }).pipe(Effect.provide(fake({ a: [S.hang({ stage: "first-token" })], b: [S.succeed()] }))))
 })
