@@ -14,13 +14,28 @@ import { AttemptError } from "./RouterError.js"
  * - `retry`: the same model is tried again after `waitMillis`.
  * - `fallback`: the next model in the list is tried.
  * - `failed`: the call ends with this attempt's error.
- * - `skipped`: nothing was sent: the deployment's health said no (its breaker is open, a probe is in flight, or the
- *   server asked to wait); the next model is tried. `note` says why and `reopensAt` when it reopens.
+ * - `skipped`: nothing was sent: the deployment's health said no (its breaker is open, a probe is in flight, the
+ *   server asked to wait, or it is at one of its limits); the next model is tried. `note` says why, `reopensAt` when it
+ *   reopens or has room, and `limit` which limit it is at.
  *
  * @since 0.1.0
  * @category models
  */
 export const Outcome = Schema.Literal("success", "retry", "fallback", "failed", "skipped")
+
+/**
+ * A deployment limit (`Health.Limits`): concurrent requests, requests per minute, tokens per minute.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export const Limit = Schema.Literal("concurrency", "requests", "tokens")
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export type Limit = typeof Limit.Type
 
 /**
  * @since 0.1.0
@@ -53,6 +68,8 @@ export class Attempt extends Schema.Class<Attempt>("effect-llm-router/Attempt")(
   note: Schema.optional(Schema.String),
   /** `skipped`: when the deployment reopens (epoch milliseconds), when known. */
   reopensAt: Schema.optional(Schema.Number),
+  /** `skipped` at a limit: which one. */
+  limit: Schema.optional(Limit),
   /** The attempt probed a half-open deployment: its outcome closed the deployment's breaker, or opened it again. */
   probe: Schema.optional(Schema.Boolean)
 }) {

@@ -19,6 +19,10 @@
  * reopening instant, never shortens it. Once a deployment reopens, exactly one call probes it while the others skip it;
  * the probe's success closes it, its failure opens it again, for longer.
  *
+ * A deployment can also declare {@link Limits} (`Model.make({ limits })`): concurrent requests, requests per minute and
+ * tokens per minute. A deployment at a limit is skipped like an open one, the trail naming the limit and when there is
+ * room again.
+ *
  * The state lives in a {@link HealthStore}: a router with none in context keeps its own in memory.
  *
  * @since 0.2.0
@@ -27,6 +31,7 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Attempt from "./Attempt.js"
 import * as internal from "./internal/health.js"
 import type { Model } from "./Model.js"
 
@@ -71,6 +76,37 @@ export interface Options {
 }
 
 /**
+ * What one deployment accepts, declared on its model (`Model.make({ limits })`); every limit is optional.
+ *
+ * - `maxConcurrent`: requests in flight at once. A stream holds its place until it ends, not just until its first
+ *   content.
+ * - `requestsPerMinute`: requests sent, whatever they ended with.
+ * - `tokensPerMinute`: prompt and completion tokens. Before sending, a request reserves an estimate (its text at four
+ *   characters a token, plus its `max_tokens`); when the response reports its usage, the reservation is corrected to it.
+ *   A request whose answer reports no usage (a failure, a cancellation) keeps its estimate.
+ *
+ * The two per-minute limits refill continuously (a token bucket holding one minute's worth: `requestsPerMinute: 60`
+ * allows a burst of 60, then one a second). A request larger than a whole minute's tokens is admitted when the bucket is
+ * full, and the debt is paid off before the next.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Limits {
+  readonly maxConcurrent?: number | undefined
+  readonly requestsPerMinute?: number | undefined
+  readonly tokensPerMinute?: number | undefined
+}
+
+/**
+ * Which limit kept a deployment from taking a request.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type Limit = Attempt.Limit
+
+/**
  * A deployment's breaker state.
  *
  * @since 0.2.0
@@ -98,11 +134,18 @@ export interface Deployment {
   readonly trips: number
   /** When it reopens (its cooldown, or a server's `Retry-After`), if it is not open to requests now (epoch ms). */
   readonly reopensAt: number | undefined
+  /** Requests sent to it that have not ended (a stream ends when it is read to its end, fails or is dropped). */
   readonly inFlight: number
   /** Whether a half-open probe is in flight. */
   readonly probing: boolean
   /** Why it last opened. */
   readonly reason: string | undefined
+  /** Its declared limits ({} when none). */
+  readonly limits: Limits
+  /** Requests it could take now under `requestsPerMinute` (undefined without that limit). */
+  readonly remainingRequests: number | undefined
+  /** Tokens it could take now under `tokensPerMinute` (undefined without that limit; negative while in debt). */
+  readonly remainingTokens: number | undefined
 }
 
 /**
@@ -112,8 +155,21 @@ export interface Deployment {
  * @category models
  */
 export type Admission =
-  | { readonly _tag: "Admitted"; readonly probe: boolean }
-  | { readonly _tag: "Skipped"; readonly reason: string; readonly until: number | undefined }
+  | {
+    readonly _tag: "Admitted"
+    /** This request is the half-open probe. */
+    readonly probe: boolean
+    /** A store that leases slots (Redis) names this admission's; it comes back in the {@link Permit}. */
+    readonly lease?: string | undefined
+  }
+  | {
+    readonly _tag: "Skipped"
+    readonly reason: string
+    /** When to look again: the reopening instant, or when a limit has room (epoch ms); undefined when unknown. */
+    readonly until: number | undefined
+    /** The limit it is at, when a limit is why. */
+    readonly limit?: Limit | undefined
+  }
 
 /**
  * What a request to a deployment ended with, as health sees it.
@@ -155,9 +211,15 @@ export interface Transition {
  * @category models
  */
 export interface Store {
-  /** May a request go to this deployment now (at `now`, epoch ms)? An admission must be reported. */
-  readonly admit: (deployment: Model, policy: Policy, now: number) => Effect.Effect<Admission>
-  /** What an admitted request ended with (`permit` says what it releases); returns the state before and after it. */
+  /**
+   * May a request go to this deployment now (at `now`, epoch ms), under its breaker and its `limits`? `tokens` is the
+   * request's estimate (counted against `tokensPerMinute`). An admission must be reported, with `ends: true` once.
+   */
+  readonly admit: (deployment: Model, policy: Policy, now: number, tokens: number) => Effect.Effect<Admission>
+  /**
+   * What an admitted request showed (`permit` says whether this is the probe's verdict, whether the request ended, and
+   * its tokens); returns the state before and after it.
+   */
   readonly report: (
     deployment: Model,
     policy: Policy,
@@ -178,13 +240,27 @@ export interface Store {
 export type Policy = internal.Policy
 
 /**
- * What a report releases: the half-open probe, an ordinary admission, or nothing (a stream that broke after content,
- * whose admission was released when content began).
+ * What a report settles of its admission.
  *
- * @since 0.2.0
+ * A request that is not a stream is reported once, when it ends: `{ probe, ends: true }`. A stream is reported twice:
+ * at its first content, the verdict on the deployment (`{ probe, ends: false }`: a half-open deployment closes), and
+ * when it ends however it ends (`{ probe: false, ends: true }`, with the failure if it broke after content).
+ *
+ * @since 0.3.0
  * @category models
  */
-export type Permit = internal.Permit
+export interface Permit {
+  /** The report is the half-open probe's verdict: success closes the breaker, failure opens it again, longer. */
+  readonly probe: boolean
+  /** The request ended: its concurrency slot is freed and its tokens settled. */
+  readonly ends: boolean
+  /** The admission's lease, when the store gave one. */
+  readonly lease?: string | undefined
+  /** Tokens reserved at admission (the estimate given to `admit`). */
+  readonly reservedTokens: number
+  /** Tokens the response reported using (prompt + completion), when it did: the reservation is corrected to it. */
+  readonly usedTokens?: number | undefined
+}
 
 /**
  * The health table in context, shared by every router built with it (by default each router keeps its own).

@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 import type { Overrides } from "./ChatRequest.js"
+import type { Limits } from "./Health.js"
 import type { Endpoint } from "./Provider.js"
 import type { RetryPolicy } from "./RetryPolicy.js"
 
@@ -21,6 +22,11 @@ export interface Model {
   readonly overrides: Overrides
   /** A retry policy for this model instead of the router's. */
   readonly retry?: RetryPolicy | undefined
+  /**
+   * What the deployment accepts: concurrent requests, requests and tokens per minute (see `Health.Limits`). Entries of
+   * the list on the same deployment (same name, endpoint and key) share its counts: give them the same limits.
+   */
+  readonly limits?: Limits | undefined
 }
 
 /**
@@ -33,10 +39,12 @@ export const make = (options: {
   readonly provider?: string | undefined
   readonly overrides?: Overrides | undefined
   readonly retry?: RetryPolicy | undefined
+  readonly limits?: Limits | undefined
 }): Model => ({
   name: options.name,
   provider: options.provider ?? options.endpoint.provider,
   endpoint: options.endpoint,
   overrides: options.overrides ?? {},
-  retry: options.retry
+  retry: options.retry,
+  limits: options.limits ?? {}
 })

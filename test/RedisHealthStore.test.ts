@@ -15,6 +15,7 @@ import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import type { Attempt } from "../src/Attempt.js"
 import * as Health from "../src/Health.js"
+import * as healthInternal from "../src/internal/health.js"
 import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
 import { RedisHealthStore } from "../src/redis/index.js"
@@ -26,7 +27,7 @@ import * as S from "../src/testing/UpstreamScript.js"
 import { captureLogs } from "./support/logs.js"
 import { freePort, redisServer } from "./support/redisServer.js"
 import type { RedisServer } from "./support/redisServer.js"
-import { failure, model, policy, storeRules } from "./support/storeRules.js"
+import { failure, model, permitOf, policy, request, storeRules } from "./support/storeRules.js"
 
 const KEY = "sk-redis-health-test-0123456789"
 const endpoint = OpenAiCompatible.endpoint({ baseUrl: FakeHttpClient.openAiBaseUrl, apiKey: Redacted.make(KEY) })
@@ -112,15 +113,27 @@ describe("on Redis only", () => {
       const one = yield* redisStore({ prefix })
       const two = yield* redisStore({ prefix })
       const p = policy({ consecutiveFailures: 1, cooldown: "1 second" })
-      yield* one.admit(model!, p, 0)
-      yield* one.report(model!, p, 0, failure, "admitted")
+      yield* request(one, p, 0, failure)
       const admissions = yield* Effect.forEach(
         Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? one : two)),
-        (store) => store.admit(model!, p, 1000),
+        (store) => store.admit(model!, p, 1000, 0),
         { concurrency: "unbounded" }
       )
-      expect(admissions.filter((a) => a._tag === "Admitted")).toEqual([{ _tag: "Admitted", probe: true }])
+      expect(admissions.filter((a) => a._tag === "Admitted")).toMatchObject([{ _tag: "Admitted", probe: true }])
       expect((yield* two.snapshot(1000))[0]).toMatchObject({ state: "half-open", probing: true, inFlight: 1 })
+    }))
+
+  it.scoped("a slot whose holder never reports (its process died) is freed when its lease ends", () =>
+    Effect.gen(function*() {
+      const store = yield* redisStore({ prefix: freshPrefix() })
+      const p = policy()
+      const limited = Model.make({ name: "limited", endpoint, limits: { maxConcurrent: 1 } })
+      expect((yield* store.admit(limited, p, 0, 0))._tag).toBe("Admitted")
+      const lease = healthInternal.slotLeaseMillis
+      expect(yield* store.admit(limited, p, lease - 1, 0)).toMatchObject({ _tag: "Skipped", limit: "concurrency" })
+      expect((yield* store.snapshot(lease - 1))[0]).toMatchObject({ inFlight: 1 })
+      expect((yield* store.admit(limited, p, lease, 0))._tag).toBe("Admitted")
+      expect((yield* store.snapshot(lease))[0]).toMatchObject({ inFlight: 1 })
     }))
 
   it.scoped("keys are namespaced and expire: `expiry` after the last write, or later while a cooldown runs", () =>
@@ -130,14 +143,15 @@ describe("on Redis only", () => {
       const raw = yield* rawClient
       const p = policy({ consecutiveFailures: 1, fatalCooldown: "10 minutes" })
       const [closed, open] = models("closed", "open")
-      yield* store.admit(closed!, p, 0)
-      yield* store.admit(open!, p, 0)
-      yield* store.report(open!, p, 0, { _tag: "Failure", kind: "fatal", tag: "QuotaExhausted" }, "admitted")
+      // `closed` is admitted and never reported: its slot stays held until its lease ends.
+      yield* store.admit(closed!, p, 0, 0)
+      yield* request(store, p, 0, { _tag: "Failure", kind: "fatal", tag: "QuotaExhausted" }, open)
       const keys = (yield* Effect.promise(() => raw.keys(`${prefix}*`))).sort()
       expect(keys).toEqual([
         `${prefix}d:${Health.deploymentId(closed!)}`,
         `${prefix}d:${Health.deploymentId(open!)}`,
-        `${prefix}ids`
+        `${prefix}ids`,
+        `${prefix}l:${Health.deploymentId(closed!)}`
       ])
       const pttl = (key: string) => Effect.promise(() => raw.pttl(key))
       const closedTtl = yield* pttl(keys[0]!)
@@ -145,6 +159,9 @@ describe("on Redis only", () => {
       expect(closedTtl).toBeLessThanOrEqual(2000)
       expect(yield* pttl(keys[1]!)).toBeGreaterThan(590_000)
       expect(yield* pttl(keys[2]!)).toBeGreaterThan(590_000)
+      const slotTtl = yield* pttl(keys[3]!)
+      expect(slotTtl).toBeGreaterThan(healthInternal.slotLeaseMillis - 10_000)
+      expect(slotTtl).toBeLessThanOrEqual(healthInternal.slotLeaseMillis)
     }))
 })
 
@@ -158,7 +175,7 @@ describe("layers", () => {
           Layer.provide(Layer.setConfigProvider(provider))
         )
       )
-      yield* Context.get(context, Health.HealthStore).admit(model!, policy(), 0)
+      yield* Context.get(context, Health.HealthStore).admit(model!, policy(), 0, 0)
       const raw = yield* rawClient
       expect(yield* Effect.promise(() => raw.smembers(`${prefix}ids`))).toEqual([Health.deploymentId(model!)])
     }))
@@ -172,9 +189,10 @@ describe("layers", () => {
       expect(performance.now() - started).toBeLessThan(500)
       const p = policy({ consecutiveFailures: 1 })
       const timed = performance.now()
-      expect(yield* store.admit(model!, p, 0)).toEqual({ _tag: "Admitted", probe: false })
-      expect((yield* store.report(model!, p, 0, failure, "admitted")).to).toBe("open")
-      expect((yield* store.admit(model!, p, 1))._tag).toBe("Skipped")
+      const admission = yield* store.admit(model!, p, 0, 0)
+      expect(admission).toEqual({ _tag: "Admitted", probe: false })
+      expect((yield* store.report(model!, p, 0, failure, permitOf(admission))).to).toBe("open")
+      expect((yield* store.admit(model!, p, 1, 0))._tag).toBe("Skipped")
       expect(performance.now() - timed).toBeLessThan(200)
       expect(logs.lines.filter((l) => l.level === "WARN")).toHaveLength(1)
     }).pipe(Effect.provide(logs.layer), Effect.scoped)

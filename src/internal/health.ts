@@ -12,6 +12,7 @@ import type * as Health from "../Health.js"
 import type { Model } from "../Model.js"
 import * as RouterError from "../RouterError.js"
 import { formatMillis } from "./format.js"
+import * as limits from "./limits.js"
 
 /**
  * The breaker's options, checked and in milliseconds.
@@ -168,6 +169,13 @@ export interface Record {
   reason: string | undefined
   /** The policy it was last admitted under (the snapshot prunes the window with it). */
   policy?: Policy | undefined
+  /** The limits it was last admitted under. */
+  limits: Health.Limits
+  /** The per-minute buckets (`limits.ts`): level in units, and when it was read; undefined: never used (full). */
+  requests: number | undefined
+  requestsAt: number
+  tokens: number | undefined
+  tokensAt: number
 }
 
 const newRecord = (model: Model): Record => ({
@@ -183,8 +191,15 @@ const newRecord = (model: Model): Record => ({
   inFlight: 0,
   window: new OutcomeWindow(),
   reason: undefined,
-  policy: undefined
+  policy: undefined,
+  limits: model.limits ?? noLimits,
+  requests: undefined,
+  requestsAt: 0,
+  tokens: undefined,
+  tokensAt: 0
 })
+
+const noLimits: Health.Limits = {}
 
 /**
  * How long a probe may stay unreported before another call may probe (the probing call or its process died).
@@ -192,6 +207,14 @@ const newRecord = (model: Model): Record => ({
  * @internal
  */
 export const probeLeaseMillis = 120_000
+
+/**
+ * How long a request's slot under `maxConcurrent` is held in a shared store when its end is never reported (its process
+ * died): longer than any request or stream should last.
+ *
+ * @internal
+ */
+export const slotLeaseMillis = 600_000
 
 // The failure-rate window keeps at most this many outcomes: enough for any threshold, bounded under any load.
 const maxWindow = 1024
@@ -250,11 +273,81 @@ export class OutcomeWindow {
 const prune = (record: Record, policy: Policy, now: number): void => record.window.prune(now - policy.rateWindowMillis)
 
 /**
- * May a request go to this deployment now? Takes the half-open probe when it is the one to probe.
+ * Whether the deployment's limits leave room for a request of `tokens` now: undefined when they do, else the skip
+ * naming the limit that frees last.
  *
  * @internal
  */
-export const admit = (record: Record, policy: Policy, now: number): Health.Admission => {
+export const limited = (
+  record: Record,
+  policy: Policy,
+  now: number,
+  tokens: number
+): Extract<Health.Admission, { readonly _tag: "Skipped" }> | undefined => {
+  const { maxConcurrent, requestsPerMinute, tokensPerMinute } = record.limits
+  let skip: Extract<Health.Admission, { readonly _tag: "Skipped" }> | undefined
+  if (maxConcurrent !== undefined && record.inFlight >= maxConcurrent) {
+    // Nothing says when a request in flight ends: look again shortly.
+    skip = {
+      _tag: "Skipped",
+      reason: `at its concurrency limit (${maxConcurrent} in flight)`,
+      until: now + policy.probeIntervalMillis,
+      limit: "concurrency"
+    }
+  }
+  if (requestsPerMinute !== undefined) {
+    const current = limits.level(requestsPerMinute, record.requests, record.requestsAt, now)
+    if (current < limits.scale) {
+      const until = limits.roomAt(requestsPerMinute, current, limits.scale, now)
+      if (skip === undefined || skip.until! < until) {
+        skip = {
+          _tag: "Skipped",
+          reason: `at its limit of ${requestsPerMinute} requests per minute`,
+          until,
+          limit: "requests"
+        }
+      }
+    }
+  }
+  if (tokensPerMinute !== undefined) {
+    const current = limits.level(tokensPerMinute, record.tokens, record.tokensAt, now)
+    const need = limits.needed(tokensPerMinute, tokens)
+    if (current < need) {
+      const until = limits.roomAt(tokensPerMinute, current, need, now)
+      if (skip === undefined || skip.until! < until) {
+        skip = {
+          _tag: "Skipped",
+          reason: `at its limit of ${tokensPerMinute} tokens per minute (this request: about ${tokens})`,
+          until,
+          limit: "tokens"
+        }
+      }
+    }
+  }
+  return skip
+}
+
+/** Takes a request's place under the limits. */
+const take = (record: Record, now: number, tokens: number): void => {
+  record.inFlight++
+  const { requestsPerMinute, tokensPerMinute } = record.limits
+  if (requestsPerMinute !== undefined) {
+    record.requests = limits.level(requestsPerMinute, record.requests, record.requestsAt, now) - limits.scale
+    record.requestsAt = now
+  }
+  if (tokensPerMinute !== undefined) {
+    record.tokens = limits.level(tokensPerMinute, record.tokens, record.tokensAt, now) - tokens * limits.scale
+    record.tokensAt = now
+  }
+}
+
+/**
+ * May a request go to this deployment now? Takes the half-open probe when it is the one to probe, and the request's
+ * place under the deployment's limits.
+ *
+ * @internal
+ */
+export const admit = (record: Record, policy: Policy, now: number, tokens: number): Health.Admission => {
   if (now < record.notBefore) {
     return { _tag: "Skipped", reason: "the server asked to wait (Retry-After)", until: record.notBefore }
   }
@@ -264,22 +357,26 @@ export const admit = (record: Record, policy: Policy, now: number): Health.Admis
     }
     record.state = "half-open"
   }
-  if (record.state === "half-open") {
-    if (record.probing && now - record.probeSince < probeLeaseMillis) {
-      return {
-        _tag: "Skipped",
-        reason: "half-open: another call is probing it",
-        until: now + policy.probeIntervalMillis
-      }
+  const probe = record.state === "half-open"
+  if (probe && record.probing && now - record.probeSince < probeLeaseMillis) {
+    return {
+      _tag: "Skipped",
+      reason: "half-open: another call is probing it",
+      until: now + policy.probeIntervalMillis
     }
+  }
+  const skip = limited(record, policy, now, tokens)
+  if (skip !== undefined) return skip
+  if (probe) {
     record.probing = true
     record.probeSince = now
-    record.inFlight++
-    return { _tag: "Admitted", probe: true }
   }
-  record.inFlight++
-  return { _tag: "Admitted", probe: false }
+  take(record, now, tokens)
+  return probe ? admittedProbe : admitted
 }
+
+const admittedProbe: Health.Admission = { _tag: "Admitted", probe: true }
+const admitted: Health.Admission = { _tag: "Admitted", probe: false }
 
 const trip = (record: Record, policy: Policy, now: number, cooldownMillis: number, reason: string): void => {
   record.state = "open"
@@ -291,13 +388,26 @@ const trip = (record: Record, policy: Policy, now: number, cooldownMillis: numbe
   record.openUntil = Math.max(record.openUntil, now + cooldownMillis)
 }
 
+/** @internal */
+export type Permit = Health.Permit
+
 /**
- * What a report releases: the probe, an ordinary admission, or nothing (a stream that broke after content, whose
- * admission was released when its content began).
+ * Ends an admission: frees its slot, and corrects its token reservation to what the response reported.
  *
  * @internal
  */
-export type Permit = "probe" | "admitted" | "none"
+export const settle = (record: Record, now: number, permit: Permit): void => {
+  record.inFlight = Math.max(0, record.inFlight - 1)
+  const tokensPerMinute = record.limits.tokensPerMinute
+  if (tokensPerMinute !== undefined && permit.usedTokens !== undefined && record.tokens !== undefined) {
+    record.tokens = Math.min(
+      tokensPerMinute * limits.scale,
+      limits.level(tokensPerMinute, record.tokens, record.tokensAt, now) +
+        (permit.reservedTokens - permit.usedTokens) * limits.scale
+    )
+    record.tokensAt = now
+  }
+}
 
 /**
  * Applies what a request ended with. Returns the state after it.
@@ -311,15 +421,13 @@ export const report = (
   outcome: Health.Report,
   permit: Permit
 ): Health.State => {
-  if (permit !== "none") {
-    record.inFlight = Math.max(0, record.inFlight - 1)
-    if (permit === "probe") record.probing = false
-  }
+  if (permit.ends) settle(record, now, permit)
+  if (permit.probe) record.probing = false
   switch (outcome._tag) {
     case "Released":
       return record.state
     case "Success": {
-      if (record.state === "half-open" && permit === "probe") {
+      if (record.state === "half-open" && permit.probe) {
         record.state = "closed"
         record.trips = 0
         record.reason = undefined
@@ -344,7 +452,7 @@ export const report = (
       if (record.state !== "closed") {
         // Only the probe decides a half-open deployment: its failure opens it again, longer. A request admitted before
         // the trip that ends badly now adds nothing.
-        if (permit === "probe") trip(record, policy, now, cooldown, `probe failed: ${outcome.tag}`)
+        if (permit.probe) trip(record, policy, now, cooldown, `probe failed: ${outcome.tag}`)
         return record.state
       }
       record.consecutive++
@@ -403,9 +511,15 @@ export const toSnapshot = (id: string, record: Record, policy: Policy | undefine
     reopensAt: reopensAt > now ? reopensAt : undefined,
     inFlight: record.inFlight,
     probing: record.probing,
-    reason: record.reason
+    reason: record.reason,
+    limits: record.limits,
+    remainingRequests: remaining(record.limits.requestsPerMinute, record.requests, record.requestsAt, now),
+    remainingTokens: remaining(record.limits.tokensPerMinute, record.tokens, record.tokensAt, now)
   }
 }
+
+const remaining = (limit: number | undefined, stored: number | undefined, at: number, now: number) =>
+  limit === undefined ? undefined : Math.floor(limits.level(limit, stored, at, now) / limits.scale)
 
 /**
  * The in-memory store: one record per deployment, in this process.
@@ -430,14 +544,15 @@ export const makeMemory = (): Health.Store => {
     return record
   }
   return {
-    admit: (model, policy, now) =>
+    admit: (model, policy, now, tokens) =>
       Effect.sync(() => {
         const record = recordOf(model)
         if (record.policy !== policy) {
           record.policy = policy
           policies.set(deploymentId(model), policy)
         }
-        return admit(record, policy, now)
+        record.limits = model.limits ?? noLimits
+        return admit(record, policy, now, tokens)
       }),
     report: (model, policy, now, outcome, permit) =>
       Effect.sync(() => {

@@ -28,6 +28,7 @@ import type { RetryPolicy } from "../RetryPolicy.js"
 import * as RouterError from "../RouterError.js"
 import { formatMillis } from "./format.js"
 import type * as health from "./health.js"
+import * as limits from "./limits.js"
 
 /** @internal */
 export interface PlanConfig {
@@ -69,6 +70,11 @@ export interface Success<A> {
   readonly value: A
   readonly model: Model
   readonly trail: ReadonlyArray<Attempt>
+  /**
+   * A stream's admission, still held (its first content gave the verdict; its end settles it with `ends: true`);
+   * undefined when the request already ended or health is off.
+   */
+  readonly held: health.Permit | undefined
 }
 
 /**
@@ -126,6 +132,8 @@ interface Ctx<A> {
   readonly attemptFn: AttemptFn<A>
   readonly timeoutPhase: "attempt" | "first-token"
   readonly clock: Clock.Clock
+  /** The tokens a successful non-streaming answer reports (to correct the admission's estimate). */
+  readonly usedTokens: ((value: A) => number | undefined) | undefined
   readonly deadlineAt: number
   readonly trail: Array<Attempt>
   /** The last error of a model that was really tried: what the call fails with when the list runs out. */
@@ -174,7 +182,8 @@ export const run = <A>(
   request: ChatRequest,
   stream: boolean,
   attemptFn: AttemptFn<A>,
-  timeoutPhase: "attempt" | "first-token"
+  timeoutPhase: "attempt" | "first-token",
+  usedTokens?: (value: A) => number | undefined
 ): Outcome<A> =>
   Effect.clockWith((clock) => {
     const startedAt = clock.unsafeCurrentTimeMillis()
@@ -185,6 +194,7 @@ export const run = <A>(
       attemptFn,
       timeoutPhase,
       clock,
+      usedTokens,
       deadlineAt: config.deadlineMillis === undefined ? Infinity : startedAt + config.deadlineMillis,
       trail: [],
       lastError: undefined,
@@ -200,12 +210,17 @@ const tryModel = <A>(ctx: Ctx<A>, index: number): Outcome<A> => {
   if (index >= models.length) return endOfList(ctx)
   const model = models[index]!
   const policy = model.retry ?? ctx.config.retry
+  const request = applyOverrides(ctx.request, model)
   const perModel: PerModel = {
     index,
     model,
     policy,
     maxRetryAfterMillis: Duration.toMillis(policy.maxRetryAfter),
-    request: applyOverrides(ctx.request, model),
+    request,
+    // Estimated only where a limit counts tokens.
+    tokens: ctx.config.health !== undefined && model.limits?.tokensPerMinute !== undefined
+      ? limits.estimateTokens(request)
+      : 0,
     siblings: siblingsOf(models, index),
     isLast: index === models.length - 1
   }
@@ -251,6 +266,8 @@ interface PerModel {
   readonly policy: RetryPolicy
   readonly maxRetryAfterMillis: number
   readonly request: ChatRequest
+  /** The request's token estimate, reserved at admission (0 when no limit counts tokens). */
+  readonly tokens: number
   readonly siblings: ReadonlyArray<{ readonly model: string; readonly provider: string }>
   readonly isLast: boolean
 }
@@ -259,15 +276,16 @@ const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleStat
   const attemptStart = ctx.clock.unsafeCurrentTimeMillis()
   if (ctx.deadlineAt - attemptStart <= 0) return Effect.fail(deadlineExceeded(ctx))
   const health = ctx.config.health
-  if (health === undefined) return send(ctx, m, attemptNo, scheduleState, attemptStart, "none", identity)
+  if (health === undefined) return send(ctx, m, attemptNo, scheduleState, attemptStart, undefined, identity)
   // From the admission until the attempt's report is registered nothing may interrupt: an admission never reported
-  // would leave a probe taken for good. Only the attempt itself, and what follows its report, are interruptible.
+  // would leave a probe taken, or a place under the limits, for good. Only the attempt itself, and what follows its
+  // report, are interruptible.
   return Effect.uninterruptibleMask((restore) =>
     Effect.flatMap(
-      health.store.admit(m.model, health.policy, attemptStart),
+      health.store.admit(m.model, health.policy, attemptStart, m.tokens),
       (admission) =>
         admission._tag === "Admitted"
-          ? send(ctx, m, attemptNo, scheduleState, attemptStart, admission.probe ? "probe" : "admitted", restore)
+          ? send(ctx, m, attemptNo, scheduleState, attemptStart, admission, restore)
           : restore(skip(ctx, m, attemptNo, attemptStart, admission))
     )
   )
@@ -334,7 +352,8 @@ const skip = <A>(
       endedAt: now,
       outcome: "skipped",
       note,
-      ...(until === undefined ? {} : { reopensAt: until })
+      ...(until === undefined ? {} : { reopensAt: until }),
+      ...(admission.limit === undefined ? {} : { limit: admission.limit })
     }),
     Effect.suspend(() => tryModel(ctx, m.index + 1))
   )
@@ -346,18 +365,30 @@ const send = <A>(
   attemptNo: number,
   scheduleState: unknown,
   attemptStart: number,
-  permit: health.Permit,
+  admission: Extract<Health.Admission, { readonly _tag: "Admitted" }> | undefined,
   restore: Restore
 ): Outcome<A> => {
   const { config, trail } = ctx
   const model = m.model
   const remaining = ctx.deadlineAt - attemptStart
   ctx.sent = true
-  const tell = (report: Health.Report): Effect.Effect<Health.Transition | undefined> => {
+  const probe = admission?.probe === true
+  const permit = (ends: boolean, usedTokens: number | undefined): health.Permit => ({
+    probe,
+    ends,
+    ...(admission?.lease === undefined ? {} : { lease: admission.lease }),
+    reservedTokens: m.tokens,
+    ...(usedTokens === undefined ? {} : { usedTokens })
+  })
+  const tell = (
+    report: Health.Report,
+    ends = true,
+    usedTokens: number | undefined = undefined
+  ): Effect.Effect<Health.Transition | undefined> => {
     if (config.health === undefined) return Effect.succeed(undefined)
     const now = ctx.clock.unsafeCurrentTimeMillis()
     return Effect.tap(
-      config.health.store.report(model, config.health.policy, now, report, permit),
+      config.health.store.report(model, config.health.policy, now, report, permit(ends, usedTokens)),
       (transition) => transition.from === transition.to ? Effect.void : announce(model, transition, now, config.traced)
     )
   }
@@ -413,7 +444,7 @@ const send = <A>(
       provider: model.provider,
       startedAt: attemptStart,
       endedAt: ctx.clock.unsafeCurrentTimeMillis(),
-      ...(permit === "probe" ? { probe: true } : {})
+      ...(probe ? { probe: true } : {})
     })
     // Success leaves the scope open for the caller (a stream's body); anything else closes it now, which aborts the
     // request. An interruption (the caller cancelled) tells health nothing about the deployment.
@@ -427,10 +458,17 @@ const send = <A>(
           : Scope.close(scope, exit)
     )
     return Effect.matchEffect(settled, {
+      // A stream's first content is the verdict on the deployment, but its request goes on: the stream's end settles it.
       onSuccess: (value) =>
         Effect.zipRight(
-          tell(succeeded),
-          restore(Effect.as(record(ctx, { ...base(), outcome: "success" }), { value, model, trail, scope }))
+          ctx.stream ? tell(succeeded, false) : tell(succeeded, true, ctx.usedTokens?.(value)),
+          restore(Effect.as(record(ctx, { ...base(), outcome: "success" }), {
+            value,
+            model,
+            trail,
+            scope,
+            held: ctx.stream && admission !== undefined ? { ...permit(true, undefined), probe: false } : undefined
+          }))
         ),
       onFailure: (failure) => {
         const fields = base()

@@ -27,6 +27,7 @@ import type { Options, Service } from "../Router.js"
 import * as RouterError from "../RouterError.js"
 import * as errors from "./errorMapping.js"
 import * as healthInternal from "./health.js"
+import * as limits from "./limits.js"
 import * as plan from "./plan.js"
 import * as streaming from "./streaming.js"
 import * as transport from "./transport.js"
@@ -77,6 +78,8 @@ const checkModels = (models: ReadonlyArray<Model.Model>): Effect.Effect<void, Ro
       if (probe._tag === "Left") {
         return Effect.fail(configError(`models[${i}].overrides.${probe.left.field}`, probe.left.reason))
       }
+      const badLimit = limits.check(model.limits, `models[${i}].limits`)
+      if (badLimit !== undefined) return Effect.fail(badLimit)
     }
     return Effect.void
   })
@@ -108,6 +111,8 @@ const resolveHealth = (
   )
 }
 
+const usedTokens = (data: { readonly usage?: ChatResponse["usage"] }): number | undefined => data.usage?.totalTokens
+
 const emptyHealth = (model: Model.Model): Health.Deployment => ({
   id: Health.deploymentId(model),
   model: model.name,
@@ -120,7 +125,10 @@ const emptyHealth = (model: Model.Model): Health.Deployment => ({
   reopensAt: undefined,
   inFlight: 0,
   probing: false,
-  reason: undefined
+  reason: undefined,
+  limits: model.limits ?? {},
+  remainingRequests: model.limits?.requestsPerMinute,
+  remainingTokens: model.limits?.tokensPerMinute
 })
 
 /** @internal */
@@ -139,6 +147,14 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     }
     const fallbackOn = new Set(options.fallbackOn ?? defaultFallbackOn)
     const healthConfig = yield* resolveHealth(options.health)
+    if (healthConfig === undefined) {
+      const limited = options.models.findIndex((model) => limits.any(model.limits))
+      if (limited >= 0) {
+        return yield* Effect.fail(
+          configError(`models[${limited}].limits`, "needs deployment health, which counts them (health is false)")
+        )
+      }
+    }
     const models = [...options.models]
 
     const baseClient = yield* HttpClient.HttpClient
@@ -194,7 +210,8 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
             traced
               ? (call, model) => Effect.tap(transport.generate(context(model), call), annotateUsage)
               : (call, model) => transport.generate(context(model), call),
-            "attempt"
+            "attempt",
+            usedTokens
           ),
           (success) => {
             const data = success.value

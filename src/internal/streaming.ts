@@ -19,6 +19,8 @@ import * as Stream from "effect/Stream"
 import type { Attempt } from "../Attempt.js"
 import { type ChatChunk, isContent } from "../ChatChunk.js"
 import type { ChatRequest } from "../ChatRequest.js"
+import type { Usage } from "../ChatResponse.js"
+import type * as Health from "../Health.js"
 import type { Model } from "../Model.js"
 import type { Call } from "../Provider.js"
 import * as RouterError from "../RouterError.js"
@@ -117,6 +119,10 @@ export interface Body {
   readonly head: Chunk.Chunk<ChatChunk>
   readonly pull: Pull
   readonly done: () => boolean
+  /** What broke the stream after content, if something did. */
+  readonly failure: () => RouterError.AttemptError | undefined
+  /** The usage the stream reported, if it did. */
+  readonly usage: () => Usage | undefined
 }
 
 /**
@@ -167,19 +173,52 @@ export const opener = (
   const attempt = openUntilContent(config)
   const phase = config.firstTokenTimeoutMillis === undefined ? "attempt" : "first-token"
   return (request, scope) =>
-    Effect.flatMap(plan.run(planConfig, request, true, attempt, phase), (opened) =>
-      Effect.as(
-        // The winning attempt's scope holds the open response; it lives as long as the consumer's stream.
-        Scope.addFinalizerExit(scope, (exit) => Scope.close(opened.scope, Exit.isSuccess(exit) ? Exit.void : exit)),
-        makeBody(config.stallTimeoutMillis, opened, planConfig.health)
-      ))
+    Effect.flatMap(plan.run(planConfig, request, true, attempt, phase), (opened) => {
+      const body = makeBody(config.stallTimeoutMillis, opened)
+      return Effect.as(
+        // The winning attempt's scope holds the open response; it lives as long as the consumer's stream, whose end
+        // (however it ends) also ends the deployment's admission.
+        Scope.addFinalizerExit(scope, (exit) =>
+          Effect.zipRight(
+            Scope.close(opened.scope, Exit.isSuccess(exit) ? Exit.void : exit),
+            settle(planConfig.health, opened, body)
+          )),
+        body
+      )
+    })
 }
 
-const makeBody = (
-  stall: number | undefined,
+/**
+ * The stream ended: its admission ends, with its usage, and with its failure when it broke after content (the
+ * deployment's failure: a stream cut or stalled after content counts).
+ */
+const settle = (
+  health: plan.HealthConfig | undefined,
   opened: plan.Success<Opened>,
-  health: plan.HealthConfig | undefined
-): Body => {
+  body: Body
+): Effect.Effect<void> => {
+  const held = opened.held
+  if (health === undefined || held === undefined) return Effect.void
+  return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const cause = body.failure()
+    const usage = body.usage()
+    return Effect.flatMap(
+      health.store.report(
+        opened.model,
+        health.policy,
+        now,
+        cause === undefined ? released : plan.healthReport(cause),
+        usage === undefined ? held : { ...held, usedTokens: usage.totalTokens }
+      ),
+      (transition) =>
+        transition.from === transition.to ? Effect.void : plan.announce(opened.model, transition, now, false)
+    )
+  })
+}
+
+const released: Health.Report = { _tag: "Released" }
+
+const makeBody = (stall: number | undefined, opened: plan.Success<Opened>): Body => {
   const { first, reader } = opened.value
   const served = reader.decoder.served()
   const started: ChatChunk = {
@@ -202,24 +241,12 @@ const makeBody = (
     ? reader.next
     : Effect.timeoutFail(reader.next, { duration: Duration.millis(stall), onTimeout: () => "stall" as const })
 
-  // A stream that breaks after content is its deployment's failure (its admission ended when content began).
-  const fail = (error: RouterError.StreamInterrupted) =>
-    health === undefined || error.cause === undefined
-      ? Effect.fail(error)
-      : Effect.zipRight(
-        Effect.flatMap(
-          Clock.currentTimeMillis,
-          (now) =>
-            Effect.flatMap(
-              health.store.report(opened.model, health.policy, now, plan.healthReport(error.cause!), "none"),
-              (transition) =>
-                transition.from === transition.to
-                  ? Effect.void
-                  : plan.announce(opened.model, transition, now, false)
-            )
-        ),
-        Effect.fail(error)
-      )
+  // What broke the stream after content, told to health when the stream ends.
+  let failure: RouterError.AttemptError | undefined
+  const fail = (error: RouterError.StreamInterrupted) => {
+    failure = error.cause
+    return Effect.fail(error)
+  }
 
   const pull: Pull = Effect.matchEffect(next, {
     onFailure: (failure) => {
@@ -239,7 +266,13 @@ const makeBody = (
       return Effect.succeed(Chunk.unsafeFromArray(batch as Array<ChatChunk>))
     }
   })
-  return { head: Chunk.unsafeFromArray([started, ...first]), pull, done: reader.done }
+  return {
+    head: Chunk.unsafeFromArray([started, ...first]),
+    pull,
+    done: reader.done,
+    failure: () => failure,
+    usage: () => acc.usage
+  }
 }
 
 /**

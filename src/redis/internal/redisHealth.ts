@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import type { RedisOptions } from "ioredis"
-import { createHash } from "node:crypto"
+import { createHash, randomUUID } from "node:crypto"
 import type * as Health from "../../Health.js"
 import { formatMillis } from "../../internal/format.js"
 import * as health from "../../internal/health.js"
@@ -50,9 +50,16 @@ const evalScript = (
 const parseAdmission = (reply: unknown): Health.Admission => {
   const r = reply as Array<string>
   return r[0] === "A"
-    ? { _tag: "Admitted", probe: r[1] === "1" }
-    : { _tag: "Skipped", reason: r[1]!, until: Number(r[2]) }
+    ? { _tag: "Admitted", probe: r[1] === "1", lease: r[2]! }
+    : {
+      _tag: "Skipped",
+      reason: r[1]!,
+      until: Number(r[2]),
+      ...(r[3] === undefined || r[3] === "" ? {} : { limit: r[3] as Health.Limit })
+    }
 }
+
+const optionalNumber = (text: string | undefined): number | undefined => text === undefined ? undefined : Number(text)
 
 const parseTransition = (reply: unknown): Health.Transition => {
   const [from, to, reason, openUntil] = reply as [Health.State, Health.State, string, string]
@@ -65,9 +72,14 @@ const parseTransition = (reply: unknown): Health.Transition => {
 }
 
 const parseSnapshot = (reply: unknown, now: number): ReadonlyArray<Health.Deployment> =>
-  (reply as Array<[string, Array<string>, Array<string>]>).map(([id, flat, window]) => {
+  (reply as Array<[string, Array<string>, Array<string>, number]>).map(([id, flat, window, inFlight]) => {
     const f: Record<string, string> = {}
     for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!
+    const limits: Health.Limits = {
+      ...(f.lc === undefined ? {} : { maxConcurrent: Number(f.lc) }),
+      ...(f.lr === undefined ? {} : { requestsPerMinute: Number(f.lr) }),
+      ...(f.lt === undefined ? {} : { tokensPerMinute: Number(f.lt) })
+    }
     const record: health.Record = {
       model: f.m ?? "",
       provider: f.p ?? "",
@@ -78,11 +90,16 @@ const parseSnapshot = (reply: unknown, now: number): ReadonlyArray<Health.Deploy
       notBefore: Number(f.nb ?? 0),
       probing: f.pr === "1",
       probeSince: Number(f.ps ?? 0),
-      inFlight: Number(f.if ?? 0),
+      inFlight: Number(inFlight),
       window: health.OutcomeWindow.from(
         window.map((entry) => ({ at: Number(entry.slice(0, entry.indexOf(":"))), failed: entry.endsWith(":1") }))
       ),
-      reason: f.r
+      reason: f.r,
+      limits,
+      requests: optionalNumber(f.rq),
+      requestsAt: Number(f.rqa ?? 0),
+      tokens: optionalNumber(f.tk),
+      tokensAt: Number(f.tka ?? 0)
     }
     // The script pruned the window already.
     return health.toSnapshot(id, record, undefined, now)
@@ -186,7 +203,11 @@ export const make = (options: Options): Effect.Effect<Health.Store, never, Scope
     const ids = `${prefix}ids`
     const recordKey = (id: string) => `${prefix}d:${id}`
     const windowKey = (id: string) => `${prefix}w:${id}`
-    const keysOf = (id: string) => [recordKey(id), windowKey(id), ids]
+    const slotsKey = (id: string) => `${prefix}l:${id}`
+    const keysOf = (id: string) => [recordKey(id), windowKey(id), ids, slotsKey(id)]
+    // Each admission's slot is a lease named by this store and a counter.
+    const instance = randomUUID().slice(0, 8)
+    let leases = 0
 
     let local = health.makeMemory()
     let available = true
@@ -254,18 +275,25 @@ export const make = (options: Options): Effect.Effect<Health.Store, never, Scope
       outcome._tag === "Failure" ? outcome.kind : "",
       outcome._tag === "Failure" ? outcome.tag : "",
       outcome._tag === "Failure" && outcome.retryAfterMillis !== undefined ? outcome.retryAfterMillis : "",
-      permit,
+      permit.probe ? "1" : "0",
       health.deploymentId(model),
       model.name,
       model.provider,
       formatMillis(policy.rateWindowMillis),
       expiry,
-      health.probeLeaseMillis
+      health.probeLeaseMillis,
+      permit.ends ? "1" : "0",
+      permit.lease ?? "",
+      permit.reservedTokens,
+      permit.usedTokens ?? "",
+      model.limits?.tokensPerMinute ?? "",
+      model.limits?.requestsPerMinute ?? ""
     ]
 
     const store: Health.Store = {
-      admit: (model, policy, now) => {
+      admit: (model, policy, now, tokens) => {
         const id = health.deploymentId(model)
+        const limits = model.limits ?? {}
         return viaRedis(
           () =>
             evalScript(client, admitScript, keysOf(id), [
@@ -276,10 +304,16 @@ export const make = (options: Options): Effect.Effect<Health.Store, never, Scope
               model.name,
               model.provider,
               policy.rateWindowMillis,
-              expiry
+              expiry,
+              limits.maxConcurrent ?? "",
+              limits.requestsPerMinute ?? "",
+              limits.tokensPerMinute ?? "",
+              tokens,
+              `${instance}:${++leases}`,
+              health.slotLeaseMillis
             ]),
           parseAdmission,
-          () => local.admit(model, policy, now),
+          () => local.admit(model, policy, now, tokens),
           // An admission Redis granted after the caller stopped waiting (and went on local state) is given back, so a
           // probe nobody holds does not keep the deployment skipped for the probe's lease.
           (reply) => {
@@ -289,7 +323,12 @@ export const make = (options: Options): Effect.Effect<Health.Store, never, Scope
               client,
               reportScript,
               keysOf(id),
-              reportArgs(model, policy, now, { _tag: "Released" }, admission.probe ? "probe" : "admitted")
+              reportArgs(model, policy, now, { _tag: "Released" }, {
+                probe: admission.probe,
+                ends: true,
+                lease: admission.lease,
+                reservedTokens: tokens
+              })
             ).catch(noop)
           }
         )
@@ -308,7 +347,7 @@ export const make = (options: Options): Effect.Effect<Health.Store, never, Scope
         ),
       snapshot: (now) =>
         viaRedis(
-          () => evalScript(client, snapshotScript, [ids], [`${prefix}d:`, `${prefix}w:`, now]),
+          () => evalScript(client, snapshotScript, [ids], [`${prefix}d:`, `${prefix}w:`, now, `${prefix}l:`]),
           (reply) => parseSnapshot(reply, now),
           () => local.snapshot(now)
         )

@@ -1,7 +1,9 @@
 /**
  * The breaker's transitions as Lua scripts, one atomic step per `admit`, `report` and `snapshot`. They apply the rules of
- * `src/internal/health.ts` (`admit`, `report`, `trip`, `prune`, `toSnapshot`'s pruning) to a hash per deployment and a
- * list of recent outcomes (the failure-rate window); a change there must be made here too (test/RedisHealthStore.test.ts
+ * `src/internal/health.ts` (`admit`, `limited`, `report`, `settle`, `trip`, `prune`, `toSnapshot`'s pruning) and of
+ * `src/internal/limits.ts` (the per-minute buckets) to a hash per deployment, a list of recent outcomes (the
+ * failure-rate window) and a sorted set of the requests in flight (each a lease that expires, so that a process that
+ * dies holding slots does not hold them for good); a change there must be made here too (test/RedisHealthStore.test.ts
  * runs the store scenarios of test/Health.test.ts on both).
  *
  * Numbers travel as strings written with `%.17g`, so a double read back is the double written.
@@ -11,6 +13,9 @@
 
 /** @internal */
 export const maxWindow = 1024
+
+/** Units per request or token in a bucket (limits.ts `scale`). @internal */
+export const scale = 60_000
 
 const common = `
 local function fmt(x) return string.format('%.17g', x) end
@@ -27,78 +32,147 @@ local function prune(w, now, rw)
   if len > ${maxWindow} then redis.call('LTRIM', w, len - ${maxWindow}, -1) end
 end
 local function load(h)
-  local f = redis.call('HMGET', h, 'st', 'c', 't', 'ou', 'nb', 'pr', 'ps', 'if', 'r')
+  local f = redis.call('HMGET', h, 'st', 'c', 't', 'ou', 'nb', 'pr', 'ps', 'r', 'rq', 'rqa', 'tk', 'tka')
   return {
     st = f[1] or 'closed', c = num(f[2], 0), t = num(f[3], 0), ou = num(f[4], 0), nb = num(f[5], 0),
-    pr = f[6] == '1', ps = num(f[7], 0), inf = num(f[8], 0), r = f[9]
+    pr = f[6] == '1', ps = num(f[7], 0), r = f[8], rq = num(f[9], nil), rqa = num(f[10], 0), tk = num(f[11], nil),
+    tka = num(f[12], 0)
   }
 end
-local function save(h, w, ids, id, s, model, provider, rw, now, expiry, lease)
+local function opt(v) if v == '' then return nil end return tonumber(v) end
+local function setOrDel(h, k, v) if v then redis.call('HSET', h, k, fmt(v)) else redis.call('HDEL', h, k) end end
+-- A bucket's level at now (limits.ts level): refilled since at, capped at a minute's worth; never used: full.
+local function level(limit, stored, at, now)
+  if stored == nil then return limit * ${scale} end
+  return math.min(limit * ${scale}, stored + math.max(0, now - at) * limit)
+end
+local function save(h, w, l, ids, id, s, model, provider, rw, now, expiry, lease)
   redis.call('HSET', h, 'm', model, 'p', provider, 'st', s.st, 'c', fmt(s.c), 't', fmt(s.t), 'ou', fmt(s.ou),
-    'nb', fmt(s.nb), 'pr', s.pr and '1' or '0', 'ps', fmt(s.ps), 'if', fmt(s.inf), 'rw', fmt(rw))
+    'nb', fmt(s.nb), 'pr', s.pr and '1' or '0', 'ps', fmt(s.ps), 'rw', fmt(rw))
   if s.r then redis.call('HSET', h, 'r', s.r) else redis.call('HDEL', h, 'r') end
-  -- The record outlives every instant it still speaks for: its cooldown, a Retry-After, the window, a probe's lease.
-  local ttl = math.max(expiry, s.ou - now, s.nb - now, rw, s.pr and lease or 0)
+  local refill = 0
+  if s.rq then
+    redis.call('HSET', h, 'rq', fmt(s.rq), 'rqa', fmt(s.rqa))
+    if s.lr then refill = math.max(refill, (s.lr * ${scale} - s.rq) / s.lr) end
+  end
+  if s.tk then
+    redis.call('HSET', h, 'tk', fmt(s.tk), 'tka', fmt(s.tka))
+    if s.lt then refill = math.max(refill, (s.lt * ${scale} - s.tk) / s.lt) end
+  end
+  -- The record outlives every instant it still speaks for: its cooldown, a Retry-After, the window, a probe's lease,
+  -- a bucket's refill; the slots in flight, their last lease.
+  local ttl = math.max(expiry, s.ou - now, s.nb - now, rw, s.pr and lease or 0, refill)
   ttl = math.ceil(ttl)
   redis.call('PEXPIRE', h, ttl)
   if redis.call('EXISTS', w) == 1 then redis.call('PEXPIRE', w, ttl) end
+  local lastSlot = redis.call('ZRANGE', l, -1, -1, 'WITHSCORES')
+  if lastSlot[2] then redis.call('PEXPIRE', l, math.max(ttl, math.ceil(tonumber(lastSlot[2]) - now))) end
   redis.call('SADD', ids, id)
   if redis.call('PTTL', ids) < ttl then redis.call('PEXPIRE', ids, ttl) end
 end
 `
 
 /**
- * KEYS: hash, window, ids. ARGV: now, probeIntervalMillis, probeLeaseMillis, id, model, provider, rateWindowMillis,
- * expiryMillis. Returns `{'A', '1'|'0'}` (admitted, probe?) or `{'S', reason, until}`.
+ * KEYS: hash, window, ids, slots. ARGV: now, probeIntervalMillis, probeLeaseMillis, id, model, provider,
+ * rateWindowMillis, expiryMillis, maxConcurrent, requestsPerMinute, tokensPerMinute ('' when not a limit), the request's
+ * tokens, the slot's lease id, slotLeaseMillis. Returns `{'A', '1'|'0', lease}` (admitted, probe?) or
+ * `{'S', reason, until, limit ('' when none)}`.
  *
  * @internal
  */
 export const admit = `${common}
-local h, w, ids = KEYS[1], KEYS[2], KEYS[3]
+local h, w, ids, l = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, interval, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local rw, expiry = tonumber(ARGV[7]), tonumber(ARGV[8])
+local maxc, rpm, tpm, tokens = opt(ARGV[9]), opt(ARGV[10]), opt(ARGV[11]), tonumber(ARGV[12])
+local leaseId, slotLease = ARGV[13], tonumber(ARGV[14])
 local s = load(h)
+s.lr, s.lt = rpm, tpm
+-- Slots whose holder never reported (its process died) are freed when their lease ends.
+redis.call('ZREMRANGEBYSCORE', l, '-inf', now)
 local result
 if now < s.nb then
-  result = {'S', 'the server asked to wait (Retry-After)', fmt(s.nb)}
+  result = {'S', 'the server asked to wait (Retry-After)', fmt(s.nb), ''}
 elseif s.st == 'open' and now < s.ou then
-  result = {'S', 'circuit open: ' .. (s.r or 'failures'), fmt(s.ou)}
+  result = {'S', 'circuit open: ' .. (s.r or 'failures'), fmt(s.ou), ''}
 else
   if s.st == 'open' then s.st = 'half-open' end
-  if s.st == 'half-open' then
-    if s.pr and now - s.ps < lease then
-      result = {'S', 'half-open: another call is probing it', fmt(now + interval)}
-    else
-      s.pr = true
-      s.ps = now
-      s.inf = s.inf + 1
-      result = {'A', '1'}
-    end
+  local probe = s.st == 'half-open'
+  if probe and s.pr and now - s.ps < lease then
+    result = {'S', 'half-open: another call is probing it', fmt(now + interval), ''}
   else
-    s.inf = s.inf + 1
-    result = {'A', '0'}
+    local skip = nil
+    if maxc and redis.call('ZCARD', l) >= maxc then
+      skip = {'S', 'at its concurrency limit (' .. fmt(maxc) .. ' in flight)', now + interval, 'concurrency'}
+    end
+    if rpm then
+      local cur = level(rpm, s.rq, s.rqa, now)
+      if cur < ${scale} then
+        local u = now + math.ceil((${scale} - cur) / rpm)
+        if not skip or skip[3] < u then
+          skip = {'S', 'at its limit of ' .. fmt(rpm) .. ' requests per minute', u, 'requests'}
+        end
+      end
+    end
+    if tpm then
+      local cur = level(tpm, s.tk, s.tka, now)
+      local need = math.min(tokens, tpm) * ${scale}
+      if cur < need then
+        local u = now + math.ceil((need - cur) / tpm)
+        if not skip or skip[3] < u then
+          skip = {'S', 'at its limit of ' .. fmt(tpm) .. ' tokens per minute (this request: about ' .. fmt(tokens) ..
+            ')', u, 'tokens'}
+        end
+      end
+    end
+    if skip then
+      skip[3] = fmt(skip[3])
+      result = skip
+    else
+      if probe then
+        s.pr = true
+        s.ps = now
+      end
+      redis.call('ZADD', l, now + slotLease, leaseId)
+      if rpm then
+        s.rq = level(rpm, s.rq, s.rqa, now) - ${scale}
+        s.rqa = now
+      end
+      if tpm then
+        s.tk = level(tpm, s.tk, s.tka, now) - tokens * ${scale}
+        s.tka = now
+      end
+      result = {'A', probe and '1' or '0', leaseId}
+    end
   end
 end
-save(h, w, ids, ARGV[4], s, ARGV[5], ARGV[6], rw, now, expiry, lease)
+save(h, w, l, ids, ARGV[4], s, ARGV[5], ARGV[6], rw, now, expiry, lease)
+-- The limits it was last admitted under, for the snapshot.
+setOrDel(h, 'lc', maxc)
+setOrDel(h, 'lr', rpm)
+setOrDel(h, 'lt', tpm)
 return result
 `
 
 /**
- * KEYS: hash, window, ids. ARGV: now, consecutiveFailures, rateThreshold, rateWindowMillis, rateMinRequests,
+ * KEYS: hash, window, ids, slots. ARGV: now, consecutiveFailures, rateThreshold, rateWindowMillis, rateMinRequests,
  * cooldownMillis, cooldownFactor, maxCooldownMillis, fatalCooldownMillis, outcome ('S'|'F'|'R'), kind, tag,
- * retryAfterMillis ('' when none), permit, id, model, provider, the window as text, expiryMillis, probeLeaseMillis.
- * Returns `{from, to, reason ('' when none), openUntil}`.
+ * retryAfterMillis ('' when none), probe ('1'|'0'), id, model, provider, the window as text, expiryMillis,
+ * probeLeaseMillis, ends ('1'|'0'), the slot's lease id ('' when none), reserved tokens, used tokens ('' when unknown),
+ * tokensPerMinute ('' when not a limit), requestsPerMinute (''). Returns `{from, to, reason ('' when none), openUntil}`.
  *
  * @internal
  */
 export const report = `${common}
-local h, w, ids = KEYS[1], KEYS[2], KEYS[3]
+local h, w, ids, l = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = tonumber(ARGV[1])
 local cf, thr, rw, minReq = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local cd, factor, maxCd, fatalCd = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local outcome, kind, tag, ra, permit = ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+local outcome, kind, tag, ra, probe = ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14] == '1'
 local expiry, lease = tonumber(ARGV[19]), tonumber(ARGV[20])
+local ends, leaseId, reserved, used = ARGV[21] == '1', ARGV[22], tonumber(ARGV[23]), opt(ARGV[24])
 local s = load(h)
+s.lt, s.lr = opt(ARGV[25]), opt(ARGV[26])
 local from = s.st
 local function trip(cooldown, reason)
   s.st = 'open'
@@ -108,12 +182,14 @@ local function trip(cooldown, reason)
   s.r = reason
   s.ou = math.max(s.ou, now + cooldown)
 end
-if permit ~= 'none' then
-  s.inf = math.max(0, s.inf - 1)
-  if permit == 'probe' then s.pr = false end
+-- The request ended: its slot is freed and its tokens corrected to its usage (only for a slot this table gave).
+if ends and leaseId ~= '' and redis.call('ZREM', l, leaseId) == 1 and s.lt and used and s.tk then
+  s.tk = math.min(s.lt * ${scale}, level(s.lt, s.tk, s.tka, now) + (reserved - used) * ${scale})
+  s.tka = now
 end
+if probe then s.pr = false end
 if outcome == 'S' then
-  if s.st == 'half-open' and permit == 'probe' then
+  if s.st == 'half-open' and probe then
     s.st = 'closed'
     s.t = 0
     s.r = nil
@@ -129,7 +205,7 @@ elseif outcome == 'F' then
   if kind == 'fatal' then
     trip(math.max(fatalCd, cooldown), tag)
   elseif s.st ~= 'closed' then
-    if permit == 'probe' then trip(cooldown, 'probe failed: ' .. tag) end
+    if probe then trip(cooldown, 'probe failed: ' .. tag) end
   else
     s.c = s.c + 1
     if s.c >= cf then
@@ -152,13 +228,14 @@ elseif outcome == 'F' then
     end
   end
 end
-save(h, w, ids, ARGV[15], s, ARGV[16], ARGV[17], rw, now, expiry, lease)
+save(h, w, l, ids, ARGV[15], s, ARGV[16], ARGV[17], rw, now, expiry, lease)
 return {from, s.st, s.r or '', fmt(s.ou)}
 `
 
 /**
- * KEYS: ids. ARGV: the record key prefix, the window key prefix, now. Prunes each window as the in-memory snapshot does,
- * forgets ids whose record expired. Returns, per deployment, `{id, {hash fields…}, {window entries…}}`.
+ * KEYS: ids. ARGV: the record key prefix, the window key prefix, now, the slots key prefix. Prunes each window as the
+ * in-memory snapshot does, forgets ids whose record expired. Returns, per deployment,
+ * `{id, {hash fields…}, {window entries…}, slots in flight}`.
  *
  * @internal
  */
@@ -174,7 +251,8 @@ for _, id in ipairs(redis.call('SMEMBERS', ids)) do
   else
     local rw = tonumber(redis.call('HGET', h, 'rw') or '0')
     if rw > 0 then prune(w, now, rw) end
-    table.insert(out, {id, fields, redis.call('LRANGE', w, 0, -1)})
+    local inFlight = redis.call('ZCOUNT', ARGV[4] .. id, '(' .. ARGV[3], '+inf')
+    table.insert(out, {id, fields, redis.call('LRANGE', w, 0, -1), inFlight})
   end
 end
 return out
