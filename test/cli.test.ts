@@ -200,10 +200,10 @@ describe("llm-router CLI", () => {
         const lines = ran.stderr.trimEnd().split("\n")
         expect(lines).toHaveLength(4)
         expect(lines[0]).toBe("llm-router: health after the call")
-        expect(lines[1]).toMatch(/^llm-router: {3}model +state +failures in a row +trips +reopens in +why$/)
+        expect(lines[1]).toMatch(/^llm-router: {3}model +state +failures in a row +trips +in flight +reopens in +why$/)
         // a: opened by the 404 for the fatal cooldown (10 minutes); b: closed, nothing against it.
-        expect(lines[2]).toMatch(/^llm-router: {3}openai\/a +open +0 +1 +(10m|9m 59s) +ModelNotFound$/)
-        expect(lines[3]).toMatch(/^llm-router: {3}openai\/b +closed +0 +0 +- +-$/)
+        expect(lines[2]).toMatch(/^llm-router: {3}openai\/a +open +0 +1 +0 +(10m|9m 59s) +ModelNotFound$/)
+        expect(lines[3]).toMatch(/^llm-router: {3}openai\/b +closed +0 +0 +0 +- +-$/)
 
         upstream.reset(script)
         expect(yield* cli([...args, "hi"], { env: envFor(upstream) })).toMatchObject({
@@ -263,7 +263,7 @@ describe("llm-router CLI", () => {
         const lines = text.stderr.trimEnd().split("\n")
         expect(lines[0]).toMatch(/^llm-router: openai\/c \(attempt 1\): service unavailable \(HTTP 503\)/)
         expect(lines[1]).toBe("llm-router: health after the call")
-        expect(lines[3]).toMatch(/^llm-router: {3}openai\/c +closed +1 +0 +- +-$/)
+        expect(lines[3]).toMatch(/^llm-router: {3}openai\/c +closed +1 +0 +0 +- +-$/)
         expect(lines).toHaveLength(4)
 
         // Without --health the objects have no health field.
@@ -867,8 +867,47 @@ describe("npm start (scratchpad/demo.ts)", () => {
     expect(snapshot).not.toBeNull()
     const snapshotLines = snapshot![1]!.trimEnd().split("\n")
     expect(snapshotLines).toHaveLength(3)
-    expect(snapshotLines[0]).toMatch(/^ {2}model +state +failures in a row +trips +reopens in +why$/)
-    expect(snapshotLines[1]).toMatch(/^ {2}openai\/gpt-4o +open +0 +\d +\d+(\.\d)?(ms|s) +.*ServiceUnavailable$/)
-    expect(snapshotLines[2]).toMatch(/^ {2}openai\/gpt-4o-mini +closed +0 +0 +- +-$/)
+    expect(snapshotLines[0]).toMatch(/^ {2}model +state +failures in a row +trips +in flight +reopens in +why$/)
+    expect(snapshotLines[1]).toMatch(/^ {2}openai\/gpt-4o +open +0 +\d +0 +\d+(\.\d)?(ms|s) +.*ServiceUnavailable$/)
+    expect(snapshotLines[2]).toMatch(/^ {2}openai\/gpt-4o-mini +closed +0 +0 +0 +- +-$/)
   }, 60_000)
+})
+
+describe("formatHealth", () => {
+  const deployment = {
+    id: "x",
+    provider: "openai",
+    state: "closed",
+    consecutiveFailures: 0,
+    recentRequests: 0,
+    recentFailures: 0,
+    trips: 0,
+    reopensAt: undefined,
+    inFlight: 0,
+    probing: false,
+    reason: undefined,
+    limits: {},
+    remainingRequests: undefined,
+    remainingTokens: undefined
+  } as const
+
+  it("shows requests in flight against maxConcurrent, and what is left of per-minute limits when a model has them", () => {
+    const table = Cli.formatHealth([
+      {
+        ...deployment,
+        model: "limited",
+        inFlight: 2,
+        limits: { maxConcurrent: 4, requestsPerMinute: 60, tokensPerMinute: 1000 },
+        remainingRequests: 3,
+        remainingTokens: -20,
+        reopensAt: 1500
+      },
+      { ...deployment, model: "free", inFlight: 1 }
+    ], 1000).split("\n")
+    expect(table[0]).toMatch(/^model +state +failures in a row +trips +in flight +left this minute +reopens in +why$/)
+    expect(table[1]).toMatch(/^openai\/limited +closed +0 +0 +2 of 4 +3\/60 requests, -20\/1000 tokens +500ms +/)
+    expect(table[2]).toMatch(/^openai\/free +closed +0 +0 +1 +- +- +-$/)
+    // Without per-minute limits the column is left out.
+    expect(Cli.formatHealth([{ ...deployment, model: "free" }], 0).split("\n")[0]).not.toContain("left this minute")
+  })
 })

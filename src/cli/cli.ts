@@ -471,8 +471,8 @@ Output
                                  With --stream it uses the streaming transport and still prints one object.
   -v, --verbose                  Print each attempt on stderr as it ends (model, outcome, wait).
       --health                   After the call, print each model's health on stderr: its circuit breaker's state
-                                 (closed, open, half-open), failures in a row, trips, when it reopens and why it
-                                 opened. With --json it is the object's "health" field instead.
+                                 (closed, open, half-open), failures in a row, trips, requests in flight, when it
+                                 reopens and why it opened. With --json it is the object's "health" field instead.
   -h, --help                     Show this help.
 
 Retries and timeouts
@@ -551,6 +551,7 @@ const attemptJson = (attempt: Attempt.Attempt) => ({
   ...(attempt.waitMillis === undefined ? {} : { waitMillis: attempt.waitMillis }),
   ...(attempt.note === undefined ? {} : { note: attempt.note }),
   ...(attempt.reopensAt === undefined ? {} : { reopensAt: attempt.reopensAt }),
+  ...(attempt.limit === undefined ? {} : { limit: attempt.limit }),
   ...(attempt.error === undefined ? {} : { error: errorJson(attempt.error) })
 })
 
@@ -571,29 +572,49 @@ const healthJson = (deployment: Health.Deployment) => ({
 
 /**
  * The health of a router's models (`router.health`, taken at `now`, epoch ms) as a small table: one line per model
- * after a header, with its breaker's state, failures in a row, trips, how long until it reopens and why it opened.
+ * after a header, with its breaker's state, failures in a row, trips, requests in flight, how long until it reopens
+ * and why it opened; when a model declares per-minute limits, what is left of them.
  *
  * @since 0.2.0
  * @category formatting
  */
 export const formatHealth = (deployments: ReadonlyArray<Health.Deployment>, now: number): string => {
-  const header = ["model", "state", "failures in a row", "trips", "reopens in", "why"]
+  const perMinute = deployments.some((d) => d.remainingRequests !== undefined || d.remainingTokens !== undefined)
+  const header = [
+    "model",
+    "state",
+    "failures in a row",
+    "trips",
+    "in flight",
+    ...(perMinute ? ["left this minute"] : []),
+    "reopens in",
+    "why"
+  ]
   const rows = deployments.map((d) => [
     `${d.provider}/${d.model}`,
     d.probing ? `${d.state}, probing` : d.state,
     String(d.consecutiveFailures),
     String(d.trips),
+    d.limits.maxConcurrent === undefined ? String(d.inFlight) : `${d.inFlight} of ${d.limits.maxConcurrent}`,
+    ...(perMinute ? [left(d)] : []),
     d.reopensAt === undefined ? "-" : reopensIn(d.reopensAt - now),
     // Closed yet not open to requests: a server's Retry-After holds it.
     d.reason ?? (d.reopensAt === undefined ? "-" : "the server asked to wait (Retry-After)")
   ])
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)))
-  const numeric = (i: number) => i === 2 || i === 3
+  const numeric = (i: number) => i >= 2 && i <= 4
   return [header, ...rows].map((cells, r) =>
     cells.map((cell, i) =>
       i === cells.length - 1 ? cell : r > 0 && numeric(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)
     ).join("  ")
   ).join("\n")
+}
+
+const left = (d: Health.Deployment): string => {
+  const parts: Array<string> = []
+  if (d.remainingRequests !== undefined) parts.push(`${d.remainingRequests}/${d.limits.requestsPerMinute} requests`)
+  if (d.remainingTokens !== undefined) parts.push(`${d.remainingTokens}/${d.limits.tokensPerMinute} tokens`)
+  return parts.length === 0 ? "-" : parts.join(", ")
 }
 
 // A wait as people read it: 250ms, 1.6s, 10m, 4m 30s.
