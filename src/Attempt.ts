@@ -56,6 +56,8 @@ export class Attempt extends Schema.Class<Attempt>("effect-llm-router/Attempt")(
   attempt: Schema.Int,
   model: Schema.String,
   provider: Schema.String,
+  /** In a group (`Model.group`): the deployment (`Health.deploymentId`: provider, model, base URL, key fingerprint). */
+  deployment: Schema.optional(Schema.String),
   /** Clock time (epoch milliseconds) when the attempt started and ended. */
   startedAt: Schema.Number,
   endedAt: Schema.Number,

@@ -16,6 +16,8 @@ export const Started = Schema.TaggedStruct("Started", {
   id: Schema.optional(Schema.String),
   model: Schema.String,
   provider: Schema.String,
+  /** When a group's deployment answers: which one (`Health.deploymentId`). */
+  deployment: Schema.optional(Schema.String),
   /** The attempts before this stream opened, ending with the one that opened it. */
   trail: Schema.Array(Attempt)
 })

@@ -64,6 +64,8 @@ export class ChatResponse extends Schema.Class<ChatResponse>("effect-llm-router/
   model: Schema.String,
   /** The provider that served the answer. */
   provider: Schema.String,
+  /** When a group's deployment served it: which one (`Health.deploymentId`). */
+  deployment: Schema.optional(Schema.String),
   choices: Schema.Array(Choice),
   usage: Schema.optional(Usage),
   /** Every attempt of the routed call; the last one is the success. */

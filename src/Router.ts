@@ -60,8 +60,8 @@ export interface Timeouts {
  * @category models
  */
 export interface Options {
-  /** The priority list, tried in order. */
-  readonly models: ReadonlyArray<Model.Model>
+  /** The priority list, tried in order: models, and groups of deployments of one model (`Model.group`). */
+  readonly models: ReadonlyArray<Model.Entry>
   /** Retry within a model: a policy, or options of the default exponential one (GPTRouter's, by default). */
   readonly retry?: RetryPolicy.RetryPolicy | RetryPolicy.ExponentialOptions | undefined
   /** Which failure modes move on to the next model (default {@link defaultFallbackOn}). */
@@ -86,12 +86,12 @@ export interface Options {
  * @category models
  */
 export interface Service {
-  readonly models: ReadonlyArray<Model.Model>
+  readonly models: ReadonlyArray<Model.Entry>
   /** One routed call. */
   readonly generate: (request: ChatRequest.ChatRequest) => Effect.Effect<ChatResponse, RouterError.RouterError>
   /** One routed stream; it starts with `Started` naming the model that answers. */
   readonly stream: (request: ChatRequest.ChatRequest) => Stream.Stream<ChatChunk, RouterError.RouterStreamError>
-  /** The health of each model of the list, in order. */
+  /** The health of each deployment of the list, in order (a group's deployments in the group's order). */
   readonly health: Effect.Effect<ReadonlyArray<Health.Deployment>>
 }
 

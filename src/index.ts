@@ -55,7 +55,7 @@ export * as GptRouter from "./GptRouter.js"
 export * as Health from "./Health.js"
 
 /**
- * One entry of the priority list.
+ * The entries of the priority list: a model (one deployment), or a group of deployments of one model.
  *
  * @since 0.1.0
  */
@@ -88,6 +88,13 @@ export * as RetryPolicy from "./RetryPolicy.js"
  * @since 0.1.0
  */
 export * as Router from "./Router.js"
+
+/**
+ * How a group picks the deployment of each attempt.
+ *
+ * @since 0.3.0
+ */
+export * as Selection from "./Selection.js"
 
 /**
  * Typed errors, one per failure mode.

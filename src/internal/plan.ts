@@ -16,23 +16,29 @@ import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Random from "effect/Random"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
 import { Attempt } from "../Attempt.js"
 import type { ChatRequest } from "../ChatRequest.js"
 import type * as Health from "../Health.js"
-import type { Model } from "../Model.js"
+import type { Entry, Group, Model, Weighted } from "../Model.js"
+import { isGroup } from "../Model.js"
 import type { Call } from "../Provider.js"
 import type { RetryPolicy } from "../RetryPolicy.js"
 import * as RouterError from "../RouterError.js"
 import { formatMillis } from "./format.js"
-import type * as health from "./health.js"
+import * as health from "./health.js"
 import * as limits from "./limits.js"
+import type * as selection from "./selection.js"
 
 /** @internal */
 export interface PlanConfig {
-  readonly models: ReadonlyArray<Model>
+  /** The priority list: models and groups of deployments. */
+  readonly models: ReadonlyArray<Entry>
+  /** What the groups' strategies remember across calls. */
+  readonly selection: selection.State
   readonly retry: RetryPolicy
   readonly fallbackOn: ReadonlySet<RouterError.AttemptErrorTag>
   readonly attemptTimeoutMillis: number | undefined
@@ -75,6 +81,10 @@ export interface Success<A> {
    * undefined when the request already ended or health is off.
    */
   readonly held: health.Permit | undefined
+  /** Whether the model served as a deployment of a group (the response names it). */
+  readonly inGroup: boolean
+  /** A stream's end: its group deployment's request is no longer in flight (for `least-in-flight`). */
+  readonly onEnd: (() => void) | undefined
 }
 
 /**
@@ -92,12 +102,11 @@ export type AttemptFn<A> = (
 const applyOverrides = (request: ChatRequest, model: Model): ChatRequest =>
   Object.keys(model.overrides).length === 0 ? request : { ...request, ...model.overrides }
 
-const siblingsOf = (models: ReadonlyArray<Model>, index: number) => {
-  const current = models[index]!
+const siblingsOf = (models: ReadonlyArray<Entry>, index: number, current: Model) => {
   const out: Array<{ readonly model: string; readonly provider: string }> = []
   for (let i = index + 1; i < models.length; i++) {
     const m = models[i]!
-    if (m.endpoint === current.endpoint) out.push({ model: m.name, provider: m.provider })
+    if (!isGroup(m) && m.endpoint === current.endpoint) out.push({ model: m.name, provider: m.provider })
   }
   return out
 }
@@ -208,10 +217,26 @@ export const run = <A>(
 const tryModel = <A>(ctx: Ctx<A>, index: number): Outcome<A> => {
   const { models } = ctx.config
   if (index >= models.length) return endOfList(ctx)
-  const model = models[index]!
-  const policy = model.retry ?? ctx.config.retry
+  const entry = models[index]!
+  if (isGroup(entry)) {
+    const policy = entry.retry ?? ctx.config.retry
+    const run: GroupRun = { group: entry, spent: new Set(), round: new Set(), pending: undefined }
+    return tryGroup(ctx, index, run, policy, 1, policy.schedule.initial)
+  }
+  const policy = entry.retry ?? ctx.config.retry
+  return tryAttempt(ctx, perModel(ctx, index, entry, policy, undefined, undefined), 1, policy.schedule.initial)
+}
+
+const perModel = <A>(
+  ctx: Ctx<A>,
+  index: number,
+  model: Model,
+  policy: RetryPolicy,
+  group: GroupRun | undefined,
+  deployment: Weighted | undefined
+): PerModel => {
   const request = applyOverrides(ctx.request, model)
-  const perModel: PerModel = {
+  return {
     index,
     model,
     policy,
@@ -221,10 +246,62 @@ const tryModel = <A>(ctx: Ctx<A>, index: number): Outcome<A> => {
     tokens: ctx.config.health !== undefined && model.limits?.tokensPerMinute !== undefined
       ? limits.estimateTokens(request)
       : 0,
-    siblings: siblingsOf(models, index),
-    isLast: index === models.length - 1
+    siblings: group === undefined ? siblingsOf(ctx.config.models, index, model) : [],
+    isLast: index === ctx.config.models.length - 1,
+    group,
+    deployment
   }
-  return tryAttempt(ctx, perModel, 1, policy.schedule.initial)
+}
+
+/**
+ * One call's progress through a group: the deployments given up on (a failure no retry fixes), those sent to or
+ * skipped in this round, and the retry a failure earned while another deployment was tried at once instead (taken,
+ * after its wait, if that one is unavailable too).
+ */
+interface GroupRun {
+  readonly group: Group
+  readonly spent: Set<Weighted>
+  readonly round: Set<Weighted>
+  pending: { readonly attemptNo: number; readonly state: unknown; readonly at: number } | undefined
+}
+
+const candidatesOf = (run: GroupRun): ReadonlyArray<Weighted> =>
+  run.group.deployments.filter((d) => !run.spent.has(d) && !run.round.has(d))
+
+/**
+ * The next attempt of a group: a deployment picked by its strategy among those not given up on nor tried in this
+ * round. None left: a retry that is due (after its wait) starts a new round; otherwise the next entry of the list.
+ */
+const tryGroup = <A>(
+  ctx: Ctx<A>,
+  index: number,
+  run: GroupRun,
+  policy: RetryPolicy,
+  attemptNo: number,
+  scheduleState: unknown
+): Outcome<A> => {
+  const candidates = candidatesOf(run)
+  if (candidates.length === 0) {
+    const pending = run.pending
+    run.pending = undefined
+    run.round.clear()
+    if (pending === undefined || pending.at >= ctx.deadlineAt) return tryModel(ctx, index + 1)
+    return Effect.zipRight(
+      Effect.sleep(Duration.millis(Math.max(0, pending.at - ctx.clock.unsafeCurrentTimeMillis()))),
+      Effect.suspend(() => tryGroup(ctx, index, run, policy, pending.attemptNo, pending.state))
+    )
+  }
+  return Effect.flatMap(Random.next, (r1) =>
+    Effect.flatMap(Random.next, (r2) => {
+      const { selection } = ctx.config
+      const picked = selection.pick(
+        run.group,
+        selection.available(candidates, ctx.clock.unsafeCurrentTimeMillis()),
+        r1,
+        r2
+      )
+      return tryAttempt(ctx, perModel(ctx, index, picked.model, policy, run, picked), attemptNo, scheduleState)
+    }))
 }
 
 /**
@@ -270,6 +347,9 @@ interface PerModel {
   readonly tokens: number
   readonly siblings: ReadonlyArray<{ readonly model: string; readonly provider: string }>
   readonly isLast: boolean
+  /** The group this attempt belongs to, and its deployment there. */
+  readonly group: GroupRun | undefined
+  readonly deployment: Weighted | undefined
 }
 
 const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleState: unknown): Outcome<A> => {
@@ -286,7 +366,7 @@ const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleStat
       (admission) =>
         admission._tag === "Admitted"
           ? send(ctx, m, attemptNo, scheduleState, attemptStart, admission, restore)
-          : restore(skip(ctx, m, attemptNo, attemptStart, admission))
+          : restore(skip(ctx, m, attemptNo, scheduleState, attemptStart, admission))
     )
   )
 }
@@ -336,18 +416,26 @@ const skip = <A>(
   ctx: Ctx<A>,
   m: PerModel,
   attemptNo: number,
+  scheduleState: unknown,
   now: number,
   admission: Extract<Health.Admission, { readonly _tag: "Skipped" }>
 ): Outcome<A> => {
   const until = admission.until
   if (until !== undefined) ctx.earliestReopen = Math.min(ctx.earliestReopen, until)
   const note = until === undefined ? admission.reason : `${admission.reason}; reopens in ${formatMillis(until - now)}`
+  const run = m.group
+  if (run !== undefined) {
+    run.round.add(m.deployment!)
+    // Remembered across calls, so that the group's next picks go elsewhere while it is unavailable.
+    ctx.config.selection.statsOf(m.model).unavailableUntil = until ?? now
+  }
   return Effect.zipRight(
     record(ctx, {
       index: ctx.trail.length + 1,
       attempt: attemptNo,
       model: m.model.name,
       provider: m.model.provider,
+      ...(run === undefined ? {} : { deployment: health.deploymentId(m.model) }),
       startedAt: now,
       endedAt: now,
       outcome: "skipped",
@@ -355,7 +443,11 @@ const skip = <A>(
       ...(until === undefined ? {} : { reopensAt: until }),
       ...(admission.limit === undefined ? {} : { limit: admission.limit })
     }),
-    Effect.suspend(() => tryModel(ctx, m.index + 1))
+    Effect.suspend(() =>
+      run === undefined
+        ? tryModel(ctx, m.index + 1)
+        : tryGroup(ctx, m.index, run, m.policy, attemptNo, scheduleState)
+    )
   )
 }
 
@@ -372,6 +464,19 @@ const send = <A>(
   const model = m.model
   const remaining = ctx.deadlineAt - attemptStart
   ctx.sent = true
+  // A group's deployment: its requests in flight and latency feed the group's strategy.
+  const stats = m.group === undefined ? undefined : config.selection.statsOf(model)
+  let inFlight = false
+  const ended = () => {
+    if (inFlight) {
+      inFlight = false
+      stats!.inFlight--
+    }
+  }
+  if (stats !== undefined) {
+    stats.inFlight++
+    inFlight = true
+  }
   const probe = admission?.probe === true
   const permit = (ends: boolean, usedTokens: number | undefined): health.Permit => ({
     probe,
@@ -444,32 +549,42 @@ const send = <A>(
       provider: model.provider,
       startedAt: attemptStart,
       endedAt: ctx.clock.unsafeCurrentTimeMillis(),
+      ...(stats === undefined ? {} : { deployment: health.deploymentId(model) }),
       ...(probe ? { probe: true } : {})
     })
     // Success leaves the scope open for the caller (a stream's body); anything else closes it now, which aborts the
     // request. An interruption (the caller cancelled) tells health nothing about the deployment.
     const settled = Effect.onExit(
       restore(attempt),
-      (exit) =>
-        Exit.isSuccess(exit)
+      (exit) => {
+        if (stats !== undefined) {
+          if (!Exit.isSuccess(exit) || !ctx.stream) ended()
+        }
+        return Exit.isSuccess(exit)
           ? Effect.void
           : config.health !== undefined && Exit.isInterrupted(exit)
           ? Effect.zipRight(Scope.close(scope, exit), tell(released))
           : Scope.close(scope, exit)
+      }
     )
     return Effect.matchEffect(settled, {
       // A stream's first content is the verdict on the deployment, but its request goes on: the stream's end settles it.
-      onSuccess: (value) =>
-        Effect.zipRight(
+      onSuccess: (value) => {
+        const fields = base()
+        if (stats !== undefined) config.selection.observe(model, fields.endedAt - attemptStart)
+        return Effect.zipRight(
           ctx.stream ? tell(succeeded, false) : tell(succeeded, true, ctx.usedTokens?.(value)),
-          restore(Effect.as(record(ctx, { ...base(), outcome: "success" }), {
+          restore(Effect.as(record(ctx, { ...fields, outcome: "success" }), {
             value,
             model,
             trail,
             scope,
-            held: ctx.stream && admission !== undefined ? { ...permit(true, undefined), probe: false } : undefined
+            held: ctx.stream && admission !== undefined ? { ...permit(true, undefined), probe: false } : undefined,
+            inGroup: stats !== undefined,
+            onEnd: stats !== undefined && ctx.stream ? ended : undefined
           }))
-        ),
+        )
+      },
       onFailure: (failure) => {
         const fields = base()
         if (failure._tag === "DeadlineCut") {
@@ -518,14 +633,44 @@ const afterFailure = <A>(
         Effect.suspend(() => Effect.fail(finalError(error, [...ctx.trail])))
       )
 
-  if (!policy.retryOn.has(error._tag)) return giveUp(opened ? "its circuit opened" : undefined)
+  // In a group: another deployment, not given up on nor tried in this round, takes the next attempt at once.
+  const run = m.group
+  const deployment = m.deployment
+  const another = () => run!.group.deployments.some((d) => d !== deployment && !run!.spent.has(d) && !run!.round.has(d))
+  if (!policy.retryOn.has(error._tag)) {
+    if (run !== undefined) {
+      run.spent.add(deployment!)
+      if (ctx.config.fallbackOn.has(error._tag) && another()) {
+        return Effect.zipRight(
+          record(ctx, { ...attemptRecord, outcome: "fallback", note: "next deployment of the group" }),
+          Effect.suspend(() => tryGroup(ctx, m.index, run, policy, attemptNo + 1, scheduleState))
+        )
+      }
+    }
+    return giveUp(opened ? "its circuit opened" : undefined)
+  }
   return Effect.flatMap(policy.schedule.step(attemptEnd, error, scheduleState as never), ([nextState, , decision]) => {
     if (ScheduleDecision.isDone(decision)) {
       return giveUp(attemptNo > 1 ? `retries spent after ${attemptNo} attempts` : undefined)
     }
+    let wait = Math.max(0, Math.round(Intervals.start(decision.intervals) - attemptEnd))
+    if (run !== undefined) {
+      run.round.add(deployment!)
+      if (another()) {
+        // The wait is kept for when every other deployment turns out unavailable too.
+        run.pending = {
+          attemptNo: attemptNo + 1,
+          state: nextState,
+          at: attemptEnd + Math.max(wait, error.retryAfterMillis ?? 0)
+        }
+        return Effect.zipRight(
+          record(ctx, { ...attemptRecord, outcome: "retry", waitMillis: 0, note: "next deployment of the group" }),
+          Effect.suspend(() => tryGroup(ctx, m.index, run, policy, attemptNo + 1, nextState))
+        )
+      }
+    }
     // Its breaker just opened: a retry would only be skipped, so move on now instead of waiting for it.
     if (opened) return giveUp("its circuit opened")
-    let wait = Math.max(0, Math.round(Intervals.start(decision.intervals) - attemptEnd))
     let skip: string | undefined
     const retryAfter = error.retryAfterMillis
     if (retryAfter !== undefined) {
@@ -562,7 +707,13 @@ const afterFailure = <A>(
         }))
       ),
       Effect.zipRight(Effect.sleep(Duration.millis(wait))),
-      Effect.zipRight(Effect.suspend(() => tryAttempt(ctx, m, attemptNo + 1, nextState)))
+      Effect.zipRight(Effect.suspend(() => {
+        if (run === undefined) return tryAttempt(ctx, m, attemptNo + 1, nextState)
+        // A new round over the group's deployments.
+        run.round.clear()
+        run.pending = undefined
+        return tryGroup(ctx, m.index, run, policy, attemptNo + 1, nextState)
+      }))
     )
   })
 }

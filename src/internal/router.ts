@@ -20,7 +20,7 @@ import type { ChatChunk } from "../ChatChunk.js"
 import * as ChatRequest from "../ChatRequest.js"
 import { ChatResponse } from "../ChatResponse.js"
 import * as Health from "../Health.js"
-import type * as Model from "../Model.js"
+import * as Model from "../Model.js"
 import type { Endpoint, ResponseData } from "../Provider.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import type { Options, Service } from "../Router.js"
@@ -29,6 +29,7 @@ import * as errors from "./errorMapping.js"
 import * as healthInternal from "./health.js"
 import * as limits from "./limits.js"
 import * as plan from "./plan.js"
+import * as Selection from "./selection.js"
 import * as streaming from "./streaming.js"
 import * as transport from "./transport.js"
 import * as UntracedClient from "./untracedClient.js"
@@ -56,30 +57,40 @@ const positiveDuration = (
   return Effect.succeed(Number.isFinite(millis) ? millis : undefined)
 }
 
-const checkModels = (models: ReadonlyArray<Model.Model>): Effect.Effect<void, RouterError.RouterConfigError> =>
+const checkModel = (model: Model.Model, at: string): RouterError.RouterConfigError | undefined => {
+  if (typeof model !== "object" || model === null) return configError(at, "must be a Model (Model.make) or a group")
+  if (typeof model.name !== "string" || model.name.length === 0) {
+    return configError(`${at}.name`, "must be a non-empty string")
+  }
+  try {
+    const url = new URL(model.endpoint.baseUrl)
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(url.protocol)
+  } catch {
+    return configError(`${at}.endpoint.baseUrl`, `not an http(s) URL: ${JSON.stringify(model.endpoint?.baseUrl)}`)
+  }
+  const probe = ChatRequest.validate({ messages: [{ role: "user", content: "" }], ...model.overrides })
+  if (probe._tag === "Left") return configError(`${at}.overrides.${probe.left.field}`, probe.left.reason)
+  return limits.check(model.limits, `${at}.limits`)
+}
+
+const checkModels = (models: ReadonlyArray<Model.Entry>): Effect.Effect<void, RouterError.RouterConfigError> =>
   Effect.suspend(() => {
     if (!Array.isArray(models) || models.length === 0) {
       return Effect.fail(configError("models", "the priority list needs at least one model"))
     }
     for (let i = 0; i < models.length; i++) {
-      const model = models[i]!
-      if (typeof model.name !== "string" || model.name.length === 0) {
-        return Effect.fail(configError(`models[${i}].name`, "must be a non-empty string"))
+      const entry = models[i]!
+      if (Model.isGroup(entry)) {
+        const bad = Selection.check(entry, `models[${i}]`)
+        if (bad !== undefined) return Effect.fail(bad)
+        for (let j = 0; j < entry.deployments.length; j++) {
+          const badDeployment = checkModel(entry.deployments[j]!.model, `models[${i}].deployments[${j}].model`)
+          if (badDeployment !== undefined) return Effect.fail(badDeployment)
+        }
+      } else {
+        const bad = checkModel(entry, `models[${i}]`)
+        if (bad !== undefined) return Effect.fail(bad)
       }
-      try {
-        const url = new URL(model.endpoint.baseUrl)
-        if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(url.protocol)
-      } catch {
-        return Effect.fail(
-          configError(`models[${i}].endpoint.baseUrl`, `not an http(s) URL: ${JSON.stringify(model.endpoint.baseUrl)}`)
-        )
-      }
-      const probe = ChatRequest.validate({ messages: [{ role: "user", content: "" }], ...model.overrides })
-      if (probe._tag === "Left") {
-        return Effect.fail(configError(`models[${i}].overrides.${probe.left.field}`, probe.left.reason))
-      }
-      const badLimit = limits.check(model.limits, `models[${i}].limits`)
-      if (badLimit !== undefined) return Effect.fail(badLimit)
     }
     return Effect.void
   })
@@ -148,7 +159,9 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     const fallbackOn = new Set(options.fallbackOn ?? defaultFallbackOn)
     const healthConfig = yield* resolveHealth(options.health)
     if (healthConfig === undefined) {
-      const limited = options.models.findIndex((model) => limits.any(model.limits))
+      const limited = options.models.findIndex((entry) =>
+        Model.deploymentsOf(entry).some((model) => limits.any(model.limits))
+      )
       if (limited >= 0) {
         return yield* Effect.fail(
           configError(`models[${limited}].limits`, "needs deployment health, which counts them (health is false)")
@@ -156,6 +169,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       }
     }
     const models = [...options.models]
+    const deployments = models.flatMap(Model.deploymentsOf)
 
     const baseClient = yield* HttpClient.HttpClient
     // Without a tracer the client's span per request costs throughput for nothing.
@@ -180,8 +194,10 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       UntracedClient.untracedExecute(baseClient) ?? ((request) => quietBase.execute(request))
     )
 
+    const selection = new Selection.State()
     const planConfig = (traced: boolean): plan.PlanConfig => ({
       models,
+      selection,
       retry,
       fallbackOn,
       attemptTimeoutMillis,
@@ -222,6 +238,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
                 id: data.id,
                 model: data.model,
                 provider: data.provider,
+                ...(success.inGroup ? { deployment: Health.deploymentId(success.model) } : {}),
                 choices: data.choices,
                 ...(data.usage === undefined ? {} : { usage: data.usage }),
                 trail: success.trail
@@ -232,7 +249,10 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
         return traced
           ? Effect.locallyWith(
             Effect.withSpan(Effect.tap(call, annotateResponse), "effect-llm-router.generate", {
-              attributes: { "llm.models": models.map((m) => `${m.provider}/${m.name}`).join(",") }
+              attributes: {
+                "llm.models": models.map((m) => Model.isGroup(m) ? `group:${m.name}` : `${m.provider}/${m.name}`)
+                  .join(",")
+              }
             }),
             redactedNames,
             withWsSecret
@@ -270,10 +290,10 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
 
     const health = Effect.flatMap(Clock.currentTimeMillis, (now) =>
       healthConfig === undefined
-        ? Effect.succeed(models.map((model) => emptyHealth(model)))
+        ? Effect.succeed(deployments.map((model) => emptyHealth(model)))
         : Effect.map(healthConfig.store.snapshot(now), (known) => {
           const byId = new Map(known.map((d) => [d.id, d]))
-          return models.map((model) => byId.get(Health.deploymentId(model)) ?? emptyHealth(model))
+          return deployments.map((model) => byId.get(Health.deploymentId(model)) ?? emptyHealth(model))
         }))
 
     return { models, generate, stream, health } satisfies Service

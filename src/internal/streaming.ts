@@ -20,7 +20,7 @@ import type { Attempt } from "../Attempt.js"
 import { type ChatChunk, isContent } from "../ChatChunk.js"
 import type { ChatRequest } from "../ChatRequest.js"
 import type { Usage } from "../ChatResponse.js"
-import type * as Health from "../Health.js"
+import * as Health from "../Health.js"
 import type { Model } from "../Model.js"
 import type { Call } from "../Provider.js"
 import * as RouterError from "../RouterError.js"
@@ -197,6 +197,7 @@ const settle = (
   opened: plan.Success<Opened>,
   body: Body
 ): Effect.Effect<void> => {
+  opened.onEnd?.()
   const held = opened.held
   if (health === undefined || held === undefined) return Effect.void
   return Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -226,6 +227,7 @@ const makeBody = (stall: number | undefined, opened: plan.Success<Opened>): Body
     ...(served?.id === undefined ? {} : { id: served.id }),
     model: served?.model ?? opened.model.name,
     provider: served?.provider ?? opened.model.provider,
+    ...(opened.inGroup ? { deployment: Health.deploymentId(opened.model) } : {}),
     trail: opened.trail
   }
   const acc = new Accumulator()
