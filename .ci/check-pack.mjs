@@ -32,10 +32,18 @@ for (const file of mainFiles) {
   const text = readFileSync(file, "utf8")
   if (/from "(@effect\/platform-node|node:)/.test(text)) problems.push(`${file} imports a Node-only module`)
 }
-// ioredis is an optional peer: only the ./redis entry point may import it.
+// Each optional peer is imported only by its own entry point.
+const optionalPeers = [
+  [/from "ioredis"/, "ioredis", "dist/src/redis/", "./redis"],
+  [/from "@effect\/ai(\/[^"]*)?"/, "@effect/ai", "dist/src/ai/", "./ai"],
+  [/from "(@ai-sdk\/[^"]*|ai)"/, "@ai-sdk/* or ai", "dist/src/ai-sdk/", "./ai-sdk"]
+]
 for (const file of files) {
-  if (!file.endsWith(".js") || file.startsWith("dist/src/redis/")) continue
-  if (/from "ioredis"/.test(readFileSync(file, "utf8"))) problems.push(`${file} imports ioredis (only ./redis may)`)
+  if (!file.endsWith(".js")) continue
+  const text = readFileSync(file, "utf8")
+  for (const [pattern, name, dir, entry] of optionalPeers) {
+    if (!file.startsWith(dir) && pattern.test(text)) problems.push(`${file} imports ${name} (only ${entry} may)`)
+  }
 }
 if (problems.length > 0) {
   console.error(problems.join("\n"))

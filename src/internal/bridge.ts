@@ -47,7 +47,14 @@ export type Event =
   | { readonly _tag: "TextEnd"; readonly id: string }
   | { readonly _tag: "ToolStart"; readonly id: string; readonly name: string }
   | { readonly _tag: "ToolDelta"; readonly id: string; readonly delta: string }
-  | { readonly _tag: "ToolEnd"; readonly id: string; readonly name: string; readonly arguments: string }
+  | {
+    readonly _tag: "ToolEnd"
+    readonly id: string
+    readonly name: string
+    readonly arguments: string
+    /** False when the stream failed before the call's end: its arguments are partial, it is not a call. */
+    readonly complete: boolean
+  }
   | {
     readonly _tag: "Finish"
     readonly reason: FinishReason
@@ -76,7 +83,7 @@ export const streamReader = () => {
   let raw: string | undefined = undefined
   let usage: { promptTokens: number; completionTokens: number } | undefined = undefined
 
-  const closeBlocks = (out: Array<Event>) => {
+  const closeBlocks = (out: Array<Event>, complete: boolean) => {
     if (textOpen && !textEnded) {
       textEnded = true
       out.push({ _tag: "TextEnd", id: textId })
@@ -84,7 +91,7 @@ export const streamReader = () => {
     for (const tool of tools.values()) {
       if (tool.ended) continue
       tool.ended = true
-      out.push({ _tag: "ToolEnd", id: tool.id, name: tool.name, arguments: tool.arguments })
+      out.push({ _tag: "ToolEnd", id: tool.id, name: tool.name, arguments: tool.arguments, complete })
     }
   }
 
@@ -126,7 +133,7 @@ export const streamReader = () => {
         if (chunk.index !== 0) return []
         raw = chunk.reason
         const out: Array<Event> = []
-        closeBlocks(out)
+        closeBlocks(out, true)
         return out
       }
       case "Usage":
@@ -139,14 +146,14 @@ export const streamReader = () => {
 
   const end = (): ReadonlyArray<Event> => {
     const out: Array<Event> = []
-    closeBlocks(out)
+    closeBlocks(out, true)
     out.push({ _tag: "Finish", reason: finishReason(raw, tools.size > 0), raw, usage })
     return out
   }
 
   const close = (): ReadonlyArray<Event> => {
     const out: Array<Event> = []
-    closeBlocks(out)
+    closeBlocks(out, false)
     return out
   }
 
