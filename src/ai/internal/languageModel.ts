@@ -10,6 +10,7 @@ import * as LanguageModel from "@effect/ai/LanguageModel"
 import type * as Prompt from "@effect/ai/Prompt"
 import type * as Response from "@effect/ai/Response"
 import * as Tool from "@effect/ai/Tool"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Encoding from "effect/Encoding"
 import * as Stream from "effect/Stream"
@@ -221,36 +222,74 @@ export const toParts = (response: ChatResponse): Effect.Effect<Array<Response.Pa
     return parts
   })
 
-const toStreamParts = (
-  event: bridge.Event
-): Effect.Effect<ReadonlyArray<Response.StreamPartEncoded>, AiError.MalformedOutput> => {
+const parseParamsSync = (name: string, text: string, method: string): unknown => {
+  try {
+    return Tool.unsafeSecureJsonParse(text.length === 0 ? "{}" : text)
+  } catch (cause) {
+    return new AiError.MalformedOutput({
+      module,
+      method,
+      description: `the parameters of the call to tool ${name} are not JSON: ${text.slice(0, 200)}`,
+      cause
+    })
+  }
+}
+
+/** The stream parts of one event, appended to `out`; the error when a tool call's parameters are not JSON. */
+const appendStreamParts = (
+  event: bridge.Event,
+  out: Array<Response.StreamPartEncoded>
+): AiError.MalformedOutput | undefined => {
   switch (event._tag) {
     case "Metadata":
-      return Effect.succeed([{
+      out.push({
         type: "response-metadata",
         id: event.id,
         modelId: event.model,
         metadata: routeMetadata(event.model, event.provider, event.trail)
-      }])
+      })
+      return
     case "TextStart":
-      return Effect.succeed([{ type: "text-start", id: event.id }])
+      out.push({ type: "text-start", id: event.id })
+      return
     case "TextDelta":
-      return Effect.succeed([{ type: "text-delta", id: event.id, delta: event.delta }])
+      out.push({ type: "text-delta", id: event.id, delta: event.delta })
+      return
     case "TextEnd":
-      return Effect.succeed([{ type: "text-end", id: event.id }])
+      out.push({ type: "text-end", id: event.id })
+      return
     case "ToolStart":
-      return Effect.succeed([{ type: "tool-params-start", id: event.id, name: event.name }])
+      out.push({ type: "tool-params-start", id: event.id, name: event.name })
+      return
     case "ToolDelta":
-      return Effect.succeed([{ type: "tool-params-delta", id: event.id, delta: event.delta }])
-    case "ToolEnd":
-      return Effect.map(parseParams(event.name, event.arguments, "streamText"), (params) => [
-        { type: "tool-params-end", id: event.id },
-        { type: "tool-call", id: event.id, name: event.name, params }
-      ])
+      out.push({ type: "tool-params-delta", id: event.id, delta: event.delta })
+      return
+    case "ToolEnd": {
+      out.push({ type: "tool-params-end", id: event.id })
+      if (!event.complete) return
+      const params = parseParamsSync(event.name, event.arguments, "streamText")
+      if (params instanceof AiError.MalformedOutput) return params
+      out.push({ type: "tool-call", id: event.id, name: event.name, params })
+      return
+    }
     case "Finish":
-      return Effect.succeed([{ type: "finish", reason: event.reason, usage: usageOf(event.usage) }])
+      out.push({ type: "finish", reason: event.reason, usage: usageOf(event.usage) })
+      return
   }
 }
+
+/** The parts of a batch of events, in one step per batch rather than per event. */
+const streamParts = (
+  events: Iterable<bridge.Event>
+): Effect.Effect<Chunk.Chunk<Response.StreamPartEncoded>, AiError.MalformedOutput> =>
+  Effect.suspend(() => {
+    const out: Array<Response.StreamPartEncoded> = []
+    for (const event of events) {
+      const error = appendStreamParts(event, out)
+      if (error !== undefined) return Effect.fail(error)
+    }
+    return Effect.succeed(Chunk.unsafeFromArray(out))
+  })
 
 /** The `LanguageModel` service over a router. */
 export const make = (router: Router.Service, config: Config): Effect.Effect<LanguageModel.Service> => {
@@ -268,11 +307,9 @@ export const make = (router: Router.Service, config: Config): Effect.Effect<Lang
           const reader = bridge.streamReader()
           return router.stream(request).pipe(
             Stream.mapError(streamError),
-            Stream.mapConcat(reader.chunk),
+            Stream.mapChunksEffect((chunks) => streamParts(Chunk.toReadonlyArray(chunks).flatMap(reader.chunk))),
             // The finish waits for the end: a usage chunk may follow the finish chunk.
-            Stream.concat(Stream.suspend(() => Stream.fromIterable(reader.end()))),
-            Stream.mapEffect(toStreamParts),
-            Stream.flattenIterables
+            Stream.concat(Stream.unwrap(Effect.map(Effect.suspend(() => streamParts(reader.end())), Stream.fromChunk)))
           )
         })))
   })
