@@ -9,7 +9,8 @@
 //   --rounds N            rounds (default 5; tiny: 1). Within a round, for each workload every client runs once,
 //                         in an order rotated by one each round.
 //   --clients a,b         subset of: raw-fetch, raw-undici, openai-node, ai, langchain, effect-ai, ours-fetch, ours-undici,
-//                         and (only when named) ours-fetch-nohealth, ours-undici-nohealth (health: false)
+//                         effect-ai-ours, ai-ours (the bridges), and (only when named) ours-fetch-nohealth,
+//                         ours-undici-nohealth (health: false), effect-ai-ours-undici, ai-ours-undici
 //   --workloads a,b       subset of: latency, throughput, stream-big, stream-concurrent, stream-seq, stream-seq-warm,
 //                         failover, outage-503, outage-hang, memory (the outage ones run the ours-* clients only)
 //   --sizes default|tiny  tiny: 1 round, a handful of calls, small streams (the smoke test's size)
@@ -65,6 +66,42 @@ const CLIENTS = {
     outage: true,
     benchDeps: false,
     about: "this library, NodeRouterHttpClient.layerUndici"
+  },
+  // The bridges (clients/bridges.mjs), beside the stock provider of their ecosystem: `effect-ai-ours` beside
+  // `effect-ai`, `ai-ours` beside `ai`; the undici variants only when named.
+  "effect-ai-ours": {
+    file: "bridges.mjs",
+    variant: "effectai-fetch",
+    ours: true,
+    dist: ["dist/src/index.js", "dist/src/ai/index.js"],
+    benchDeps: false,
+    about: "@effect/ai LanguageModel through effect-llm-router/ai, FetchHttpClient"
+  },
+  "ai-ours": {
+    file: "bridges.mjs",
+    variant: "aisdk-fetch",
+    ours: true,
+    dist: ["dist/src/index.js", "dist/src/ai-sdk/index.js"],
+    benchDeps: true,
+    about: "Vercel AI SDK generateText/streamText with the effect-llm-router/ai-sdk provider, FetchHttpClient"
+  },
+  "effect-ai-ours-undici": {
+    file: "bridges.mjs",
+    variant: "effectai-undici",
+    ours: true,
+    optIn: true,
+    dist: ["dist/src/index.js", "dist/src/node/index.js", "dist/src/ai/index.js"],
+    benchDeps: false,
+    about: "effect-ai-ours on NodeRouterHttpClient.layerUndici"
+  },
+  "ai-ours-undici": {
+    file: "bridges.mjs",
+    variant: "aisdk-undici",
+    ours: true,
+    optIn: true,
+    dist: ["dist/src/index.js", "dist/src/node/index.js", "dist/src/ai-sdk/index.js"],
+    benchDeps: true,
+    about: "ai-ours on NodeRouterHttpClient.layerUndici"
   },
   // Opt-in (not in the default matrix): the same with `health: false`, beside the default (health on) to measure what
   // deployment health costs on the healthy path. Not for the outage workloads, which measure health off themselves.
@@ -381,9 +418,9 @@ if (oursRequested.length > 0) {
     }
   }
   for (const c of oursRequested) {
-    const need = CLIENTS[c].variant.startsWith("undici")
+    const need = CLIENTS[c].dist ?? (CLIENTS[c].variant.startsWith("undici")
       ? ["dist/src/index.js", "dist/src/node/index.js"]
-      : ["dist/src/index.js"]
+      : ["dist/src/index.js"])
     const missing = need.filter((p) => !existsSync(join(ROOT, p)))
     if (missing.length > 0) skipped.set(c, `library not built: ${missing.join(", ")} missing`)
   }
