@@ -368,6 +368,18 @@ describe("EffectAi: errors", () => {
     }
   )
 
+  it("the request URL of a mapped error is the base URL of the failed deployment, inside a group too", () => {
+    const other = OpenAiCompatible.endpoint({ baseUrl: "http://127.0.0.1:9/v1" })
+    const entries = [
+      Model.make({ name: "a", endpoint }),
+      Model.group({ deployments: [Model.make({ name: "g", endpoint: other })] })
+    ]
+    const mapped = aiError.toAiError(entries, "generateText")(
+      new RouterError.ServerError({ provider: "openai", model: "g", attempt: 1, status: 500 })
+    )
+    expect(mapped._tag === "HttpResponseError" && mapped.request.url).toBe("http://127.0.0.1:9/v1")
+  })
+
   it("unwrapError leaves other errors alone", () => {
     const plain = new AiError.UnknownError({ module: "m", method: "x" })
     expect(EffectAi.unwrapError(plain)).toBe(plain)

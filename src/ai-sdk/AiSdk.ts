@@ -37,8 +37,8 @@ import * as internal from "./internal/provider.js"
  * @category models
  */
 export interface Options {
-  /** The chains a model id can name: a router's options, or just its priority list. */
-  readonly chains: Readonly<Record<string, Router.Options | ReadonlyArray<Model.Model>>>
+  /** The chains a model id can name: a router's options, or just its priority list (models and groups). */
+  readonly chains: Readonly<Record<string, Router.Options | ReadonlyArray<Model.Entry>>>
   /**
    * The HTTP client of the routers: `FetchHttpClient.layer` by default; `NodeRouterHttpClient.layerUndici` from
    * `effect-llm-router/node` on Node.

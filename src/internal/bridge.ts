@@ -6,7 +6,7 @@
 import * as Schema from "effect/Schema"
 import { Attempt } from "../Attempt.js"
 import type { ChatChunk } from "../ChatChunk.js"
-import type * as Model from "../Model.js"
+import * as Model from "../Model.js"
 import type * as RouterError from "../RouterError.js"
 
 /** The provider-metadata key both bridges file the router's own details under. */
@@ -165,14 +165,19 @@ export const streamReader = () => {
  * that want a URL; `undefined` when the error names none.
  */
 export const endpointUrl = (
-  models: ReadonlyArray<Model.Model>,
+  models: ReadonlyArray<Model.Entry>,
   error: RouterError.AnyError
 ): string | undefined => {
   const model = "model" in error ? error.model : undefined
   const provider = "provider" in error ? error.provider : undefined
   if (model === undefined) return undefined
-  const found = models.find((m) => m.name === model && (provider === undefined || m.provider === provider))
-  return found?.endpoint.baseUrl
+  for (const entry of models) {
+    const found = Model.deploymentsOf(entry).find((m) =>
+      m.name === model && (provider === undefined || m.provider === provider)
+    )
+    if (found !== undefined) return found.endpoint.baseUrl
+  }
+  return undefined
 }
 
 const encodeTrail = Schema.encodeSync(Schema.Array(Attempt))

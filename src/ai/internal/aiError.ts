@@ -27,7 +27,7 @@ const requestDetails = (url: string): typeof AiError.HttpRequestDetails.Type => 
  * gets the standard `Error.cause`, which `Data.Error` sets from the same property).
  */
 export const toAiError =
-  (models: ReadonlyArray<Model.Model>, method: string) => (error: RouterError.AnyError): AiError.AiError => {
+  (models: ReadonlyArray<Model.Entry>, method: string) => (error: RouterError.AnyError): AiError.AiError => {
     const description = error.message
     const url = endpointUrl(models, error) ?? module
     const transport = () =>
