@@ -17,11 +17,13 @@ import { AttemptError } from "./RouterError.js"
  * - `skipped`: nothing was sent: the deployment's health said no (its breaker is open, a probe is in flight, the
  *   server asked to wait, or it is at one of its limits); the next model is tried. `note` says why, `reopensAt` when it
  *   reopens or has room, and `limit` which limit it is at.
+ * - `cancelled`: a request of a hedged call that was interrupted because another request of the call won (or the
+ *   call was cancelled); its socket was closed.
  *
  * @since 0.1.0
  * @category models
  */
-export const Outcome = Schema.Literal("success", "retry", "fallback", "failed", "skipped")
+export const Outcome = Schema.Literal("success", "retry", "fallback", "failed", "skipped", "cancelled")
 
 /**
  * A deployment limit (`Health.Limits`): concurrent requests, requests per minute, tokens per minute.
@@ -72,6 +74,8 @@ export class Attempt extends Schema.Class<Attempt>("effect-llm-router/Attempt")(
   reopensAt: Schema.optional(Schema.Number),
   /** `skipped` at a limit: which one. */
   limit: Schema.optional(Limit),
+  /** A hedged call: which of its requests made this attempt (0 the first, 1 the first hedge, …). */
+  hedge: Schema.optional(Schema.Int),
   /** The attempt probed a half-open deployment: its outcome closed the deployment's breaker, or opened it again. */
   probe: Schema.optional(Schema.Boolean)
 }) {
@@ -116,11 +120,14 @@ export const formatAttempt = (attempt: Attempt): string =>
 
 /** What happened and what the router did next: `429 rate limited → retry in 1s (note)`. */
 const describe = (attempt: Attempt): string => {
-  const what = (attempt.probe === true ? "probe: " : "") + (attempt.error !== undefined
-    ? describeError(attempt.error)
-    : attempt.outcome === "skipped"
-    ? "skipped"
-    : `ok after ${formatMillis(attempt.durationMillis)}`)
+  const what = (attempt.hedge !== undefined && attempt.hedge > 0 ? `hedge ${attempt.hedge}: ` : "") +
+    (attempt.probe === true ? "probe: " : "") + (attempt.error !== undefined
+      ? describeError(attempt.error)
+      : attempt.outcome === "skipped"
+      ? "skipped"
+      : attempt.outcome === "cancelled"
+      ? `no answer after ${formatMillis(attempt.durationMillis)}`
+      : `ok after ${formatMillis(attempt.durationMillis)}`)
   const note = attempt.note === undefined ? "" : ` (${attempt.note})`
   return `${what} → ${describeOutcome(attempt)}${note}`
 }
@@ -134,6 +141,8 @@ const describeOutcome = (attempt: Attempt): string => {
     case "fallback":
     case "skipped":
       return "next model"
+    case "cancelled":
+      return "cancelled"
     case "failed":
       return "gave up"
   }

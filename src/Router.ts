@@ -20,6 +20,7 @@ import * as streaming from "./internal/streaming.js"
 import type * as Model from "./Model.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 import type * as RouterError from "./RouterError.js"
+import type * as Selection from "./Selection.js"
 
 /**
  * The failure modes that move on to the next model by default: everything except `BadRequest`, which every model would
@@ -77,6 +78,11 @@ export interface Options {
    * or this router's own.
    */
   readonly health?: Health.Options | false | undefined
+  /**
+   * Hedged requests (off by default): when a call has not succeeded after `delay`, the same request also goes to
+   * another deployment, and the first success wins (see `Selection.HedgeOptions`).
+   */
+  readonly hedge?: Selection.HedgeOptions | undefined
 }
 
 /**

@@ -15,6 +15,7 @@
  *
  * @since 0.3.0
  */
+import type * as Duration from "effect/Duration"
 
 /**
  * @since 0.3.0
@@ -45,3 +46,35 @@ export const latencySmoothing = 0.3
  * @category constants
  */
 export const exploration = 0.05
+
+/**
+ * Hedged requests (off unless a router's `hedge` option is given): when the call's request has not succeeded after
+ * `delay`, the same request also goes to another deployment (the group's next, or else the next entry of the list);
+ * the first to succeed wins and the others are interrupted at once, their sockets closed. A stream is hedged only until
+ * its first content: the first to deliver content wins, so nothing is ever spliced or duplicated.
+ *
+ * - `delay`: a duration, or `{ percentile, initial }`: that percentile (1–99.9) of the recent latencies of the list's
+ *   first entry (the last 128 successes; a stream's time to first content), `initial` until 16 are known.
+ * - `maxInFlight`: requests in flight per call, the first included [2]; each further hedge starts one `delay` later.
+ *
+ * Hedges count against the deployments' limits and health like any request. A hedging budget keeps them worth it:
+ * each call whose hedge lost (the first request won anyway) doubles the delay, up to 16×; each whose hedge won halves
+ * it again, down to 1×.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface HedgeOptions {
+  readonly delay:
+    | Duration.DurationInput
+    | { readonly percentile: number; readonly initial: Duration.DurationInput }
+  readonly maxInFlight?: number | undefined
+}
+
+/**
+ * The hedging budget's bound on the delay's growth.
+ *
+ * @since 0.3.0
+ * @category constants
+ */
+export const maxHedgeBackoff = 16

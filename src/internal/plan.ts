@@ -30,6 +30,7 @@ import type { RetryPolicy } from "../RetryPolicy.js"
 import * as RouterError from "../RouterError.js"
 import { formatMillis } from "./format.js"
 import * as health from "./health.js"
+import type * as hedge from "./hedge.js"
 import * as limits from "./limits.js"
 import type * as selection from "./selection.js"
 
@@ -39,6 +40,8 @@ export interface PlanConfig {
   readonly models: ReadonlyArray<Entry>
   /** What the groups' strategies remember across calls. */
   readonly selection: selection.State
+  /** Hedged requests, when the router has them on. */
+  readonly hedge: hedge.State | undefined
   readonly retry: RetryPolicy
   readonly fallbackOn: ReadonlySet<RouterError.AttemptErrorTag>
   readonly attemptTimeoutMillis: number | undefined
@@ -70,6 +73,19 @@ export const healthReport = (error: RouterError.AttemptError): Health.Report => 
 
 const released: Health.Report = { _tag: "Released" }
 const succeeded: Health.Report = { _tag: "Success" }
+
+/**
+ * What the requests of one hedged call share: the trail, the deployments they are sending to now (a hedge goes
+ * elsewhere), the call's start (its deadline) and, once one has won, which.
+ *
+ * @internal
+ */
+export interface HedgeShared {
+  readonly trail: Array<Attempt>
+  readonly busy: Set<Model>
+  readonly startedAt: number
+  won: number | undefined
+}
 
 /** @internal */
 export interface Success<A> {
@@ -145,6 +161,8 @@ interface Ctx<A> {
   readonly usedTokens: ((value: A) => number | undefined) | undefined
   readonly deadlineAt: number
   readonly trail: Array<Attempt>
+  /** A hedged call: what its requests share, and which request this is (0: the first; then the hedges). */
+  readonly hedged: { readonly shared: HedgeShared; readonly request: number } | undefined
   /** The last error of a model that was really tried: what the call fails with when the list runs out. */
   lastError: RouterError.AttemptError | undefined
   /** In this pass over the list: whether a request was sent, and the earliest instant a skipped deployment reopens. */
@@ -192,10 +210,11 @@ export const run = <A>(
   stream: boolean,
   attemptFn: AttemptFn<A>,
   timeoutPhase: "attempt" | "first-token",
-  usedTokens?: (value: A) => number | undefined
+  usedTokens?: (value: A) => number | undefined,
+  hedged?: { readonly shared: HedgeShared; readonly request: number }
 ): Outcome<A> =>
   Effect.clockWith((clock) => {
-    const startedAt = clock.unsafeCurrentTimeMillis()
+    const startedAt = hedged?.shared.startedAt ?? clock.unsafeCurrentTimeMillis()
     const ctx: Ctx<A> = {
       config,
       request,
@@ -205,7 +224,8 @@ export const run = <A>(
       clock,
       usedTokens,
       deadlineAt: config.deadlineMillis === undefined ? Infinity : startedAt + config.deadlineMillis,
-      trail: [],
+      trail: hedged?.shared.trail ?? [],
+      hedged,
       lastError: undefined,
       sent: false,
       earliestReopen: Infinity,
@@ -218,6 +238,10 @@ const tryModel = <A>(ctx: Ctx<A>, index: number): Outcome<A> => {
   const { models } = ctx.config
   if (index >= models.length) return endOfList(ctx)
   const entry = models[index]!
+  // A hedge goes to a deployment the call is not already waiting on.
+  if (ctx.hedged !== undefined && ctx.hedged.request > 0 && !isGroup(entry) && ctx.hedged.shared.busy.has(entry)) {
+    return tryModel(ctx, index + 1)
+  }
   if (isGroup(entry)) {
     const policy = entry.retry ?? ctx.config.retry
     const run: GroupRun = { group: entry, spent: new Set(), round: new Set(), pending: undefined }
@@ -280,7 +304,11 @@ const tryGroup = <A>(
   attemptNo: number,
   scheduleState: unknown
 ): Outcome<A> => {
-  const candidates = candidatesOf(run)
+  let candidates = candidatesOf(run)
+  const hedged = ctx.hedged
+  if (hedged !== undefined && hedged.request > 0) {
+    candidates = candidates.filter((d) => !hedged.shared.busy.has(d.model))
+  }
   if (candidates.length === 0) {
     const pending = run.pending
     run.pending = undefined
@@ -477,6 +505,8 @@ const send = <A>(
     stats.inFlight++
     inFlight = true
   }
+  const hedged = ctx.hedged
+  hedged?.shared.busy.add(model)
   const probe = admission?.probe === true
   const permit = (ends: boolean, usedTokens: number | undefined): health.Permit => ({
     probe,
@@ -550,6 +580,7 @@ const send = <A>(
       startedAt: attemptStart,
       endedAt: ctx.clock.unsafeCurrentTimeMillis(),
       ...(stats === undefined ? {} : { deployment: health.deploymentId(model) }),
+      ...(hedged === undefined ? {} : { hedge: hedged.request }),
       ...(probe ? { probe: true } : {})
     })
     // Success leaves the scope open for the caller (a stream's body); anything else closes it now, which aborts the
@@ -560,11 +591,23 @@ const send = <A>(
         if (stats !== undefined) {
           if (!Exit.isSuccess(exit) || !ctx.stream) ended()
         }
-        return Exit.isSuccess(exit)
-          ? Effect.void
-          : config.health !== undefined && Exit.isInterrupted(exit)
-          ? Effect.zipRight(Scope.close(scope, exit), tell(released))
-          : Scope.close(scope, exit)
+        hedged?.shared.busy.delete(model)
+        if (Exit.isSuccess(exit)) return Effect.void
+        if (!Exit.isInterrupted(exit)) return Scope.close(scope, exit)
+        const closed = config.health === undefined
+          ? Scope.close(scope, exit)
+          : Effect.zipRight(Scope.close(scope, exit), tell(released))
+        // A hedged call's request that lost: the trail says so.
+        return hedged === undefined ? closed : Effect.zipRight(
+          closed,
+          record(ctx, {
+            ...base(),
+            outcome: "cancelled",
+            note: hedged.shared.won === undefined
+              ? "the call was cancelled"
+              : `request ${hedged.shared.won + 1} of the call won`
+          })
+        )
       }
     )
     return Effect.matchEffect(settled, {
@@ -572,17 +615,22 @@ const send = <A>(
       onSuccess: (value) => {
         const fields = base()
         if (stats !== undefined) config.selection.observe(model, fields.endedAt - attemptStart)
+        if (m.index === 0) config.hedge?.observe(fields.endedAt - attemptStart)
         return Effect.zipRight(
           ctx.stream ? tell(succeeded, false) : tell(succeeded, true, ctx.usedTokens?.(value)),
-          restore(Effect.as(record(ctx, { ...fields, outcome: "success" }), {
-            value,
-            model,
-            trail,
-            scope,
-            held: ctx.stream && admission !== undefined ? { ...permit(true, undefined), probe: false } : undefined,
-            inGroup: stats !== undefined,
-            onEnd: stats !== undefined && ctx.stream ? ended : undefined
-          }))
+          // Interrupted after its success (a hedge that lost by a hair, or the caller): nobody will own the scope.
+          Effect.onInterrupt(
+            restore(Effect.as(record(ctx, { ...fields, outcome: "success" }), {
+              value,
+              model,
+              trail,
+              scope,
+              held: ctx.stream && admission !== undefined ? { ...permit(true, undefined), probe: false } : undefined,
+              inGroup: stats !== undefined,
+              onEnd: stats !== undefined && ctx.stream ? ended : undefined
+            })),
+            () => Scope.close(scope, Exit.void)
+          )
         )
       },
       onFailure: (failure) => {

@@ -27,8 +27,9 @@ import type { Options, Service } from "../Router.js"
 import * as RouterError from "../RouterError.js"
 import * as errors from "./errorMapping.js"
 import * as healthInternal from "./health.js"
+import * as hedge from "./hedge.js"
 import * as limits from "./limits.js"
-import * as plan from "./plan.js"
+import type * as plan from "./plan.js"
 import * as Selection from "./selection.js"
 import * as streaming from "./streaming.js"
 import * as transport from "./transport.js"
@@ -195,9 +196,12 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     )
 
     const selection = new Selection.State()
+    const hedgeState = hedge.resolve(options.hedge)
+    if (hedgeState instanceof RouterError.RouterConfigError) return yield* Effect.fail(hedgeState)
     const planConfig = (traced: boolean): plan.PlanConfig => ({
       models,
       selection,
+      hedge: hedgeState,
       retry,
       fallbackOn,
       attemptTimeoutMillis,
@@ -219,7 +223,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
         const traced = tracer !== builtInTracer
         const context = traced ? tracedContext : quietContext
         const call = Effect.flatMap(
-          plan.run(
+          hedge.routed(
             traced ? tracedPlan : quietPlan,
             validated.right,
             false,

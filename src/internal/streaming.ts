@@ -25,6 +25,7 @@ import type { Model } from "../Model.js"
 import type { Call } from "../Provider.js"
 import * as RouterError from "../RouterError.js"
 import { Accumulator } from "./accumulator.js"
+import * as hedge from "./hedge.js"
 import * as plan from "./plan.js"
 import * as transport from "./transport.js"
 
@@ -173,7 +174,7 @@ export const opener = (
   const attempt = openUntilContent(config)
   const phase = config.firstTokenTimeoutMillis === undefined ? "attempt" : "first-token"
   return (request, scope) =>
-    Effect.flatMap(plan.run(planConfig, request, true, attempt, phase), (opened) => {
+    Effect.flatMap(hedge.routed(planConfig, request, true, attempt, phase), (opened) => {
       const body = makeBody(config.stallTimeoutMillis, opened)
       return Effect.as(
         // The winning attempt's scope holds the open response; it lives as long as the consumer's stream, whose end
