@@ -31,6 +31,12 @@ export interface Model {
    * the list on the same deployment (same name, endpoint and key) share its counts: give them the same limits.
    */
   readonly limits?: Limits | undefined
+  /**
+   * The model's context window in tokens (prompt and completion). A request whose estimate (its text at four
+   * characters a token, plus its `max_tokens`) exceeds it skips this model; after a `ContextLengthExceeded` from a model
+   * with a declared window, models whose window is not larger are skipped.
+   */
+  readonly contextWindow?: number | undefined
 }
 
 /**
@@ -44,13 +50,15 @@ export const make = (options: {
   readonly overrides?: Overrides | undefined
   readonly retry?: RetryPolicy | undefined
   readonly limits?: Limits | undefined
+  readonly contextWindow?: number | undefined
 }): Model => ({
   name: options.name,
   provider: options.provider ?? options.endpoint.provider,
   endpoint: options.endpoint,
   overrides: options.overrides ?? {},
   retry: options.retry,
-  limits: options.limits ?? {}
+  limits: options.limits ?? {},
+  ...(options.contextWindow === undefined ? {} : { contextWindow: options.contextWindow })
 })
 
 /**

@@ -83,6 +83,11 @@ export interface Options {
    * another deployment, and the first success wins (see `Selection.HedgeOptions`).
    */
   readonly hedge?: Selection.HedgeOptions | undefined
+  /**
+   * Tried, in order, instead of the rest of the list when a model's content filter refuses the request
+   * (`ContentFiltered`); off unless given.
+   */
+  readonly contentPolicyFallbacks?: ReadonlyArray<Model.Entry> | undefined
 }
 
 /**
@@ -97,7 +102,10 @@ export interface Service {
   readonly generate: (request: ChatRequest.ChatRequest) => Effect.Effect<ChatResponse, RouterError.RouterError>
   /** One routed stream; it starts with `Started` naming the model that answers. */
   readonly stream: (request: ChatRequest.ChatRequest) => Stream.Stream<ChatChunk, RouterError.RouterStreamError>
-  /** The health of each deployment of the list, in order (a group's deployments in the group's order). */
+  /**
+   * The health of each deployment of the list, in order (a group's deployments in the group's order), then of the
+   * content-policy fallbacks not already listed.
+   */
   readonly health: Effect.Effect<ReadonlyArray<Health.Deployment>>
 }
 

@@ -42,6 +42,8 @@ export interface PlanConfig {
   readonly selection: selection.State
   /** Hedged requests, when the router has them on. */
   readonly hedge: hedge.State | undefined
+  /** Tried instead of the rest of the list when a model's content filter refuses the request. */
+  readonly contentPolicyFallbacks: ReadonlyArray<Entry> | undefined
   readonly retry: RetryPolicy
   readonly fallbackOn: ReadonlySet<RouterError.AttemptErrorTag>
   readonly attemptTimeoutMillis: number | undefined
@@ -170,6 +172,12 @@ interface Ctx<A> {
   earliestReopen: number
   /** Waited so far for skipped deployments to reopen (bounded by the health policy's `maxWait`). */
   waitedMillis: number
+  /** The list being tried: the priority list, or the content-policy fallbacks once a content filter refused. */
+  list: ReadonlyArray<Entry>
+  /** The largest declared context window a `ContextLengthExceeded` came from: smaller ones are skipped. */
+  exceededWindow: number
+  /** Whether a model was skipped because the request does not fit its context window. */
+  unfit: boolean
 }
 
 type Outcome<A> = Effect.Effect<Success<A> & { readonly scope: Scope.CloseableScope }, RouterError.RouterError>
@@ -229,13 +237,16 @@ export const run = <A>(
       lastError: undefined,
       sent: false,
       earliestReopen: Infinity,
-      waitedMillis: 0
+      waitedMillis: 0,
+      list: config.models,
+      exceededWindow: 0,
+      unfit: false
     }
     return tryModel(ctx, 0)
   })
 
 const tryModel = <A>(ctx: Ctx<A>, index: number): Outcome<A> => {
-  const { models } = ctx.config
+  const models = ctx.list
   if (index >= models.length) return endOfList(ctx)
   const entry = models[index]!
   // A hedge goes to a deployment the call is not already waiting on.
@@ -266,12 +277,13 @@ const perModel = <A>(
     policy,
     maxRetryAfterMillis: Duration.toMillis(policy.maxRetryAfter),
     request,
-    // Estimated only where a limit counts tokens.
-    tokens: ctx.config.health !== undefined && model.limits?.tokensPerMinute !== undefined
+    // Estimated only where a limit or a context window counts tokens.
+    tokens: (ctx.config.health !== undefined && model.limits?.tokensPerMinute !== undefined) ||
+        model.contextWindow !== undefined
       ? limits.estimateTokens(request)
       : 0,
-    siblings: group === undefined ? siblingsOf(ctx.config.models, index, model) : [],
-    isLast: index === ctx.config.models.length - 1,
+    siblings: group === undefined ? siblingsOf(ctx.list, index, model) : [],
+    isLast: index === ctx.list.length - 1,
     group,
     deployment
   }
@@ -358,6 +370,8 @@ const endOfList = <A>(ctx: Ctx<A>): Outcome<A> => {
         ? `every deployment is unavailable (circuit open or cooling down); the first reopens in ${formatMillis(wait)}${
           reopen >= ctx.deadlineAt ? ", after the deadline" : ""
         }`
+        : ctx.unfit
+        ? "the request does not fit the context window of any model left (see the trail)"
         : "every deployment is unavailable (circuit open or cooling down)",
       ...(Number.isFinite(reopen) ? { reopensAt: reopen } : {}),
       trail: [...ctx.trail]
@@ -383,6 +397,15 @@ interface PerModel {
 const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleState: unknown): Outcome<A> => {
   const attemptStart = ctx.clock.unsafeCurrentTimeMillis()
   if (ctx.deadlineAt - attemptStart <= 0) return Effect.fail(deadlineExceeded(ctx))
+  const window = m.model.contextWindow
+  if (window !== undefined && (m.tokens > window || window <= ctx.exceededWindow)) {
+    // Nothing is sent where the request cannot fit; this says nothing about the deployment's health.
+    ctx.unfit = true
+    const reason = m.tokens > window
+      ? `the request (about ${m.tokens} tokens) exceeds its context window (${window})`
+      : `its context window (${window}) is not larger than the one the request exceeded (${ctx.exceededWindow})`
+    return skip(ctx, m, attemptNo, scheduleState, attemptStart, { _tag: "Skipped", reason, until: undefined })
+  }
   const health = ctx.config.health
   if (health === undefined) return send(ctx, m, attemptNo, scheduleState, attemptStart, undefined, identity)
   // From the admission until the attempt's report is registered nothing may interrupt: an admission never reported
@@ -666,14 +689,32 @@ const afterFailure = <A>(
 ): Outcome<A> => {
   const { model, policy } = m
   const attemptEnd = fields.endedAt
-  const canFallBack = !m.isLast && ctx.config.fallbackOn.has(error._tag)
+  if (error._tag === "ContextLengthExceeded" && model.contextWindow !== undefined) {
+    ctx.exceededWindow = Math.max(ctx.exceededWindow, model.contextWindow)
+  }
+  // A content filter's refusal moves to the content-policy list instead of the rest of this one.
+  const contentList = ctx.config.contentPolicyFallbacks
+  const toContentList = error._tag === "ContentFiltered" && contentList !== undefined && ctx.list !== contentList
+  const canFallBack = toContentList || (!m.isLast && ctx.config.fallbackOn.has(error._tag))
   const attemptRecord = { ...fields, error }
 
   const giveUp = (note: string | undefined): Outcome<A> =>
     canFallBack
       ? Effect.zipRight(
-        record(ctx, { ...attemptRecord, outcome: "fallback", ...(note === undefined ? {} : { note }) }),
-        Effect.suspend(() => tryModel(ctx, m.index + 1))
+        record(ctx, {
+          ...attemptRecord,
+          outcome: "fallback",
+          ...(toContentList
+            ? { note: "refused by its content filter: the content-policy fallbacks are tried" }
+            : note === undefined
+            ? {}
+            : { note })
+        }),
+        Effect.suspend(() => {
+          if (!toContentList) return tryModel(ctx, m.index + 1)
+          ctx.list = contentList
+          return tryModel(ctx, 0)
+        })
       )
       : Effect.zipRight(
         record(ctx, { ...attemptRecord, outcome: "failed", ...(note === undefined ? {} : { note }) }),
@@ -688,7 +729,7 @@ const afterFailure = <A>(
   if (!policy.retryOn.has(error._tag)) {
     if (run !== undefined) {
       run.spent.add(deployment!)
-      if (ctx.config.fallbackOn.has(error._tag) && another()) {
+      if (!toContentList && ctx.config.fallbackOn.has(error._tag) && another()) {
         return Effect.zipRight(
           record(ctx, { ...attemptRecord, outcome: "fallback", note: "next deployment of the group" }),
           Effect.suspend(() => tryGroup(ctx, m.index, run, policy, attemptNo + 1, scheduleState))

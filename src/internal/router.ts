@@ -71,25 +71,32 @@ const checkModel = (model: Model.Model, at: string): RouterError.RouterConfigErr
   }
   const probe = ChatRequest.validate({ messages: [{ role: "user", content: "" }], ...model.overrides })
   if (probe._tag === "Left") return configError(`${at}.overrides.${probe.left.field}`, probe.left.reason)
+  const window = model.contextWindow
+  if (window !== undefined && !(Number.isInteger(window) && window >= 1)) {
+    return configError(`${at}.contextWindow`, `must be a whole number of tokens ≥ 1 (got ${String(window)})`)
+  }
   return limits.check(model.limits, `${at}.limits`)
 }
 
-const checkModels = (models: ReadonlyArray<Model.Entry>): Effect.Effect<void, RouterError.RouterConfigError> =>
+const checkModels = (
+  models: ReadonlyArray<Model.Entry>,
+  option = "models"
+): Effect.Effect<void, RouterError.RouterConfigError> =>
   Effect.suspend(() => {
     if (!Array.isArray(models) || models.length === 0) {
-      return Effect.fail(configError("models", "the priority list needs at least one model"))
+      return Effect.fail(configError(option, "the priority list needs at least one model"))
     }
     for (let i = 0; i < models.length; i++) {
       const entry = models[i]!
       if (Model.isGroup(entry)) {
-        const bad = Selection.check(entry, `models[${i}]`)
+        const bad = Selection.check(entry, `${option}[${i}]`)
         if (bad !== undefined) return Effect.fail(bad)
         for (let j = 0; j < entry.deployments.length; j++) {
-          const badDeployment = checkModel(entry.deployments[j]!.model, `models[${i}].deployments[${j}].model`)
+          const badDeployment = checkModel(entry.deployments[j]!.model, `${option}[${i}].deployments[${j}].model`)
           if (badDeployment !== undefined) return Effect.fail(badDeployment)
         }
       } else {
-        const bad = checkModel(entry, `models[${i}]`)
+        const bad = checkModel(entry, `${option}[${i}]`)
         if (bad !== undefined) return Effect.fail(bad)
       }
     }
@@ -147,6 +154,9 @@ const emptyHealth = (model: Model.Model): Health.Deployment => ({
 export const make = (options: Options): Effect.Effect<Service, RouterError.RouterConfigError, HttpClient.HttpClient> =>
   Effect.gen(function*() {
     yield* checkModels(options.models)
+    if (options.contentPolicyFallbacks !== undefined) {
+      yield* checkModels(options.contentPolicyFallbacks, "contentPolicyFallbacks")
+    }
     const retry = yield* resolveRetry(options.retry)
     const timeout = options.timeout ?? {}
     const attemptTimeoutMillis = yield* positiveDuration(timeout.attempt, "timeout.attempt")
@@ -160,17 +170,25 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     const fallbackOn = new Set(options.fallbackOn ?? defaultFallbackOn)
     const healthConfig = yield* resolveHealth(options.health)
     if (healthConfig === undefined) {
-      const limited = options.models.findIndex((entry) =>
-        Model.deploymentsOf(entry).some((model) => limits.any(model.limits))
-      )
-      if (limited >= 0) {
-        return yield* Effect.fail(
-          configError(`models[${limited}].limits`, "needs deployment health, which counts them (health is false)")
-        )
+      for (
+        const [option, list] of [["models", options.models], [
+          "contentPolicyFallbacks",
+          options.contentPolicyFallbacks ?? []
+        ]] as const
+      ) {
+        const limited = list.findIndex((entry) => Model.deploymentsOf(entry).some((model) => limits.any(model.limits)))
+        if (limited >= 0) {
+          return yield* Effect.fail(
+            configError(`${option}[${limited}].limits`, "needs deployment health, which counts them (health is false)")
+          )
+        }
       }
     }
     const models = [...options.models]
-    const deployments = models.flatMap(Model.deploymentsOf)
+    const contentPolicyFallbacks = options.contentPolicyFallbacks === undefined
+      ? undefined
+      : [...options.contentPolicyFallbacks]
+    const deployments = [...new Set([...models, ...(contentPolicyFallbacks ?? [])].flatMap(Model.deploymentsOf))]
 
     const baseClient = yield* HttpClient.HttpClient
     // Without a tracer the client's span per request costs throughput for nothing.
@@ -202,6 +220,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       models,
       selection,
       hedge: hedgeState,
+      contentPolicyFallbacks,
       retry,
       fallbackOn,
       attemptTimeoutMillis,
