@@ -74,6 +74,8 @@ export class Attempt extends Schema.Class<Attempt>("effect-llm-router/Attempt")(
   reopensAt: Schema.optional(Schema.Number),
   /** `skipped` at a limit: which one. */
   limit: Schema.optional(Limit),
+  /** A served attempt on a model with a price: what it cost (its usage at the model's price). */
+  cost: Schema.optional(Schema.NonNegative),
   /** A hedged call: which of its requests made this attempt (0 the first, 1 the first hedge, …). */
   hedge: Schema.optional(Schema.Int),
   /** The attempt probed a half-open deployment: its outcome closed the deployment's breaker, or opened it again. */

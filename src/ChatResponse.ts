@@ -68,6 +68,8 @@ export class ChatResponse extends Schema.Class<ChatResponse>("effect-llm-router/
   deployment: Schema.optional(Schema.String),
   choices: Schema.Array(Choice),
   usage: Schema.optional(Usage),
+  /** What the answer cost, when the serving model has a price (`Model.make({ price })`). */
+  cost: Schema.optional(Schema.NonNegative),
   /** Every attempt of the routed call; the last one is the success. */
   trail: Schema.Array(Attempt)
 }) {

@@ -229,6 +229,22 @@ export interface Store {
   ) => Effect.Effect<Transition>
   /** Every deployment this store has seen. */
   readonly snapshot: (now: number) => Effect.Effect<ReadonlyArray<Deployment>>
+  /** Budgets per period (the router's `budget.perPeriod`); a store without them leaves each router its own. */
+  readonly budgets?: Budgets | undefined
+}
+
+/**
+ * What budgets have spent in their current period. Periods are aligned on the epoch: a period of a day starts at
+ * midnight UTC.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Budgets {
+  /** What the budget `name` has spent in the period holding `now`. */
+  readonly spent: (name: string, now: number, periodMillis: number) => Effect.Effect<number>
+  /** Adds `amount` to it; returns the new total. */
+  readonly charge: (name: string, now: number, periodMillis: number, amount: number) => Effect.Effect<number>
 }
 
 /**

@@ -37,6 +37,22 @@ export interface Model {
    * with a declared window, models whose window is not larger are skipped.
    */
   readonly contextWindow?: number | undefined
+  /**
+   * What the model costs, per million tokens, in the currency of your choice (no built-in prices: they go stale). Gives
+   * a cost on the response and its trail, and counts against the router's `budget`.
+   */
+  readonly price?: Price | undefined
+}
+
+/**
+ * A model's price per million tokens.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Price {
+  readonly input: number
+  readonly output: number
 }
 
 /**
@@ -51,6 +67,7 @@ export const make = (options: {
   readonly retry?: RetryPolicy | undefined
   readonly limits?: Limits | undefined
   readonly contextWindow?: number | undefined
+  readonly price?: Price | undefined
 }): Model => ({
   name: options.name,
   provider: options.provider ?? options.endpoint.provider,
@@ -58,7 +75,8 @@ export const make = (options: {
   overrides: options.overrides ?? {},
   retry: options.retry,
   limits: options.limits ?? {},
-  ...(options.contextWindow === undefined ? {} : { contextWindow: options.contextWindow })
+  ...(options.contextWindow === undefined ? {} : { contextWindow: options.contextWindow }),
+  ...(options.price === undefined ? {} : { price: options.price })
 })
 
 /**

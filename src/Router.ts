@@ -88,6 +88,22 @@ export interface Options {
    * (`ContentFiltered`); off unless given.
    */
   readonly contentPolicyFallbacks?: ReadonlyArray<Model.Entry> | undefined
+  /**
+   * Spending limits, counted at the models' prices (`Model.make({ price })`; models without a price cost nothing):
+   * `perCall` skips a model whose estimated cost for the request (its prompt at the input price, its `max_tokens` at
+   * the output price) exceeds it; `perPeriod` fails calls with `BudgetExceeded` once this period's spending reaches
+   * `limit` (periods aligned on the epoch; the budget lives in the `Health.HealthStore` in context, so routers and
+   * processes sharing a store and a `name` share it).
+   */
+  readonly budget?: {
+    readonly perCall?: number | undefined
+    readonly perPeriod?: {
+      readonly limit: number
+      readonly period: Duration.DurationInput
+      /** [`"default"`] */
+      readonly name?: string | undefined
+    } | undefined
+  } | undefined
 }
 
 /**

@@ -414,6 +414,36 @@ export class DeadlineExceeded extends Schema.TaggedError<DeadlineExceeded>("effe
 }
 
 /**
+ * The router's budget for the current period is spent (`budget.perPeriod`): no request is sent until the period
+ * resets.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>("effect-llm-router/BudgetExceeded")(
+  "BudgetExceeded",
+  {
+    /** The budget's name. */
+    budget: Schema.String,
+    /** The limit per period and what was spent in this one, in the price table's currency. */
+    limit: Schema.Number,
+    spent: Schema.Number,
+    /** When the period resets (epoch ms). */
+    resetsAt: Schema.Number,
+    trail: Trail
+  }
+) {
+  /** @since 0.3.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.3.0 */
+  override get message(): string {
+    return `budget "${this.budget}" is spent for this period (${this.spent} of ${this.limit}); it resets at ${
+      new Date(this.resetsAt).toISOString()
+    }`
+  }
+}
+
+/**
  * A stream failed after content had started. The output already delivered is final: this error is never retried or
  * sent to another model (that would duplicate or splice output). It holds everything that arrived, so the caller can
  * keep or discard it. `reason` says what happened: the connection was `cut`, the server sent an `in-band-error`, the
@@ -555,7 +585,7 @@ export const attemptErrorTagList: ReadonlyArray<AttemptErrorTag> = AttemptError.
  * @since 0.1.0
  * @category models
  */
-export type RouterError = AttemptError | InvalidRequest | NoModelAvailable | DeadlineExceeded
+export type RouterError = AttemptError | InvalidRequest | NoModelAvailable | DeadlineExceeded | BudgetExceeded
 
 /**
  * The error channel of a routed stream: the routed call's errors, plus `StreamInterrupted` after content started.

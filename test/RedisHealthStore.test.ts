@@ -136,6 +136,27 @@ describe("on Redis only", () => {
       expect((yield* store.snapshot(lease))[0]).toMatchObject({ inFlight: 1 })
     }))
 
+  it.scoped("budgets: two stores share a budget's spending per period; its key expires an hour after the period", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix()
+      const one = yield* redisStore({ prefix })
+      const two = yield* redisStore({ prefix })
+      const hour = 3_600_000
+      expect(yield* one.budgets!.charge("team", 10, hour, 0.25)).toBeCloseTo(0.25, 12)
+      expect(yield* two.budgets!.charge("team", 20, hour, 0.5)).toBeCloseTo(0.75, 12)
+      expect(yield* one.budgets!.spent("team", hour - 1, hour)).toBeCloseTo(0.75, 12)
+      // The next period starts empty; another budget is another count.
+      expect(yield* two.budgets!.spent("team", hour, hour)).toBe(0)
+      expect(yield* two.budgets!.spent("other", 10, hour)).toBe(0)
+      const raw = yield* rawClient
+      const keys = yield* Effect.promise(() => raw.keys(`${prefix}b:*`))
+      expect(keys).toEqual([`${prefix}b:team:${hour}:0`])
+      // Kept until the period's end (the last charge at 20: 1 h − 20 ms left) and an hour more.
+      const ttl = yield* Effect.promise(() => raw.pttl(keys[0]!))
+      expect(ttl).toBeGreaterThan(2 * hour - 20 - 5_000)
+      expect(ttl).toBeLessThanOrEqual(2 * hour - 10)
+    }))
+
   it.scoped("keys are namespaced and expire: `expiry` after the last write, or later while a cooldown runs", () =>
     Effect.gen(function*() {
       const prefix = freshPrefix()

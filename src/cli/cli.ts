@@ -57,6 +57,7 @@ export const exitCodes = {
   NoModelAvailable: { code: 17, meaning: "no model could serve the call" },
   DeadlineExceeded: { code: 18, meaning: "--deadline passed" },
   StreamInterrupted: { code: 19, meaning: "the stream broke after output began (what was printed is partial)" },
+  BudgetExceeded: { code: 20, meaning: "the router's budget for this period is spent" },
   Interrupted: { code: 130, meaning: "interrupted (Ctrl-C)" }
 } as const
 

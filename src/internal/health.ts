@@ -11,6 +11,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Health from "../Health.js"
 import type { Model } from "../Model.js"
 import * as RouterError from "../RouterError.js"
+import * as costs from "./cost.js"
 import { formatMillis } from "./format.js"
 import * as limits from "./limits.js"
 
@@ -567,7 +568,8 @@ export const makeMemory = (): Health.Store => {
         }
       }),
     snapshot: (now) =>
-      Effect.sync(() => [...records].map(([id, record]) => toSnapshot(id, record, policies.get(id), now)))
+      Effect.sync(() => [...records].map(([id, record]) => toSnapshot(id, record, policies.get(id), now))),
+    budgets: costs.makeMemory()
   }
 }
 

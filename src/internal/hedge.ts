@@ -13,6 +13,7 @@ import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import type { ChatRequest } from "../ChatRequest.js"
+import type { Usage } from "../ChatResponse.js"
 import * as RouterError from "../RouterError.js"
 import * as Selection from "../Selection.js"
 import * as plan from "./plan.js"
@@ -184,15 +185,15 @@ export const routed = <A>(
   stream: boolean,
   attemptFn: plan.AttemptFn<A>,
   timeoutPhase: "attempt" | "first-token",
-  usedTokens?: (value: A) => number | undefined
+  usageOf?: (value: A) => Usage | undefined
 ): Effect.Effect<plan.Success<A> & { readonly scope: Scope.CloseableScope }, RouterError.RouterError> => {
   const state = config.hedge
-  if (state === undefined) return plan.run(config, request, stream, attemptFn, timeoutPhase, usedTokens)
+  if (state === undefined) return plan.run(config, request, stream, attemptFn, timeoutPhase, usageOf)
   return Effect.clockWith((clock) =>
     run(
       state,
       clock.unsafeCurrentTimeMillis(),
-      (i, shared) => plan.run(config, request, stream, attemptFn, timeoutPhase, usedTokens, { shared, request: i })
+      (i, shared) => plan.run(config, request, stream, attemptFn, timeoutPhase, usageOf, { shared, request: i })
     )
   )
 }

@@ -22,12 +22,14 @@ import * as Intervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
 import { Attempt } from "../Attempt.js"
 import type { ChatRequest } from "../ChatRequest.js"
+import type { Usage } from "../ChatResponse.js"
 import type * as Health from "../Health.js"
 import type { Entry, Group, Model, Weighted } from "../Model.js"
 import { isGroup } from "../Model.js"
 import type { Call } from "../Provider.js"
 import type { RetryPolicy } from "../RetryPolicy.js"
 import * as RouterError from "../RouterError.js"
+import * as costs from "./cost.js"
 import { formatMillis } from "./format.js"
 import * as health from "./health.js"
 import type * as hedge from "./hedge.js"
@@ -44,6 +46,8 @@ export interface PlanConfig {
   readonly hedge: hedge.State | undefined
   /** Tried instead of the rest of the list when a model's content filter refuses the request. */
   readonly contentPolicyFallbacks: ReadonlyArray<Entry> | undefined
+  /** The router's budgets, when it has any. */
+  readonly budget: BudgetConfig | undefined
   readonly retry: RetryPolicy
   readonly fallbackOn: ReadonlySet<RouterError.AttemptErrorTag>
   readonly attemptTimeoutMillis: number | undefined
@@ -53,6 +57,14 @@ export interface PlanConfig {
   readonly traced: boolean
   /** Deployment health: asked before each attempt, told after it (absent when the router has health off). */
   readonly health: HealthConfig | undefined
+}
+
+/** @internal */
+export interface BudgetConfig {
+  readonly perCall: number | undefined
+  readonly perPeriod:
+    | { readonly name: string; readonly limit: number; readonly periodMillis: number; readonly budgets: Health.Budgets }
+    | undefined
 }
 
 /** @internal */
@@ -159,8 +171,8 @@ interface Ctx<A> {
   readonly attemptFn: AttemptFn<A>
   readonly timeoutPhase: "attempt" | "first-token"
   readonly clock: Clock.Clock
-  /** The tokens a successful non-streaming answer reports (to correct the admission's estimate). */
-  readonly usedTokens: ((value: A) => number | undefined) | undefined
+  /** The usage a successful non-streaming answer reports (to correct the admission's estimate, and for its cost). */
+  readonly usageOf: ((value: A) => Usage | undefined) | undefined
   readonly deadlineAt: number
   readonly trail: Array<Attempt>
   /** A hedged call: what its requests share, and which request this is (0: the first; then the hedges). */
@@ -218,7 +230,7 @@ export const run = <A>(
   stream: boolean,
   attemptFn: AttemptFn<A>,
   timeoutPhase: "attempt" | "first-token",
-  usedTokens?: (value: A) => number | undefined,
+  usageOf?: (value: A) => Usage | undefined,
   hedged?: { readonly shared: HedgeShared; readonly request: number }
 ): Outcome<A> =>
   Effect.clockWith((clock) => {
@@ -230,7 +242,7 @@ export const run = <A>(
       attemptFn,
       timeoutPhase,
       clock,
-      usedTokens,
+      usageOf,
       deadlineAt: config.deadlineMillis === undefined ? Infinity : startedAt + config.deadlineMillis,
       trail: hedged?.shared.trail ?? [],
       hedged,
@@ -281,6 +293,9 @@ const perModel = <A>(
     tokens: (ctx.config.health !== undefined && model.limits?.tokensPerMinute !== undefined) ||
         model.contextWindow !== undefined
       ? limits.estimateTokens(request)
+      : 0,
+    cost: ctx.config.budget?.perCall !== undefined && model.price !== undefined
+      ? costs.estimate(model.price, request)
       : 0,
     siblings: group === undefined ? siblingsOf(ctx.list, index, model) : [],
     isLast: index === ctx.list.length - 1,
@@ -387,6 +402,8 @@ interface PerModel {
   readonly request: ChatRequest
   /** The request's token estimate, reserved at admission (0 when no limit counts tokens). */
   readonly tokens: number
+  /** The request's estimated cost on this model (0 when no per-call budget or no price). */
+  readonly cost: number
   readonly siblings: ReadonlyArray<{ readonly model: string; readonly provider: string }>
   readonly isLast: boolean
   /** The group this attempt belongs to, and its deployment there. */
@@ -397,6 +414,45 @@ interface PerModel {
 const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleState: unknown): Outcome<A> => {
   const attemptStart = ctx.clock.unsafeCurrentTimeMillis()
   if (ctx.deadlineAt - attemptStart <= 0) return Effect.fail(deadlineExceeded(ctx))
+  const budget = ctx.config.budget
+  if (budget !== undefined) {
+    const perCall = budget.perCall
+    if (perCall !== undefined && m.cost > perCall) {
+      const reason = `its estimated cost (${round(m.cost)}) exceeds the per-call budget (${perCall})`
+      return skip(ctx, m, attemptNo, scheduleState, attemptStart, { _tag: "Skipped", reason, until: undefined })
+    }
+    const perPeriod = budget.perPeriod
+    if (perPeriod !== undefined && m.model.price !== undefined) {
+      // Spent for this period: nothing more is sent until it resets.
+      return Effect.flatMap(
+        perPeriod.budgets.spent(perPeriod.name, attemptStart, perPeriod.periodMillis),
+        (spent) =>
+          spent >= perPeriod.limit
+            ? Effect.fail(
+              new RouterError.BudgetExceeded({
+                budget: perPeriod.name,
+                limit: perPeriod.limit,
+                spent,
+                resetsAt: costs.periodOf(attemptStart, perPeriod.periodMillis).end,
+                trail: [...ctx.trail]
+              }, { disableValidation: true })
+            )
+            : admitAttempt(ctx, m, attemptNo, scheduleState, attemptStart)
+      )
+    }
+  }
+  return admitAttempt(ctx, m, attemptNo, scheduleState, attemptStart)
+}
+
+const round = (amount: number): number => Math.round(amount * 1e6) / 1e6
+
+const admitAttempt = <A>(
+  ctx: Ctx<A>,
+  m: PerModel,
+  attemptNo: number,
+  scheduleState: unknown,
+  attemptStart: number
+): Outcome<A> => {
   const window = m.model.contextWindow
   if (window !== undefined && (m.tokens > window || window <= ctx.exceededWindow)) {
     // Nothing is sent where the request cannot fit; this says nothing about the deployment's health.
@@ -424,6 +480,18 @@ const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleStat
 
 type Restore = <X, E, R>(effect: Effect.Effect<X, E, R>) => Effect.Effect<X, E, R>
 const identity: Restore = (effect) => effect
+
+/**
+ * Adds a served request's cost to the router's budget for the period.
+ *
+ * @internal
+ */
+export const charge = (config: PlanConfig, cost: number, now: number): Effect.Effect<void> => {
+  const perPeriod = config.budget?.perPeriod
+  return perPeriod === undefined || cost <= 0
+    ? Effect.void
+    : Effect.asVoid(perPeriod.budgets.charge(perPeriod.name, now, perPeriod.periodMillis, cost))
+}
 
 /**
  * A deployment's breaker changed state: a log line, and an event on the attempt's span when traced.
@@ -636,11 +704,16 @@ const send = <A>(
     return Effect.matchEffect(settled, {
       // A stream's first content is the verdict on the deployment, but its request goes on: the stream's end settles it.
       onSuccess: (value) => {
-        const fields = base()
+        const usage = ctx.stream ? undefined : ctx.usageOf?.(value)
+        const cost = usage === undefined || model.price === undefined ? undefined : costs.of(model.price, usage)
+        const fields = cost === undefined ? base() : { ...base(), cost }
         if (stats !== undefined) config.selection.observe(model, fields.endedAt - attemptStart)
         if (m.index === 0) config.hedge?.observe(fields.endedAt - attemptStart)
         return Effect.zipRight(
-          ctx.stream ? tell(succeeded, false) : tell(succeeded, true, ctx.usedTokens?.(value)),
+          Effect.zipRight(
+            ctx.stream ? tell(succeeded, false) : tell(succeeded, true, usage?.totalTokens),
+            cost === undefined ? Effect.void : charge(config, cost, fields.endedAt)
+          ),
           // Interrupted after its success (a hedge that lost by a hair, or the caller): nobody will own the scope.
           Effect.onInterrupt(
             restore(Effect.as(record(ctx, { ...fields, outcome: "success" }), {

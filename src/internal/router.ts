@@ -25,6 +25,7 @@ import type { Endpoint, ResponseData } from "../Provider.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import type { Options, Service } from "../Router.js"
 import * as RouterError from "../RouterError.js"
+import * as costs from "./cost.js"
 import * as errors from "./errorMapping.js"
 import * as healthInternal from "./health.js"
 import * as hedge from "./hedge.js"
@@ -75,7 +76,7 @@ const checkModel = (model: Model.Model, at: string): RouterError.RouterConfigErr
   if (window !== undefined && !(Number.isInteger(window) && window >= 1)) {
     return configError(`${at}.contextWindow`, `must be a whole number of tokens ≥ 1 (got ${String(window)})`)
   }
-  return limits.check(model.limits, `${at}.limits`)
+  return costs.checkPrice(model.price, `${at}.price`) ?? limits.check(model.limits, `${at}.limits`)
 }
 
 const checkModels = (
@@ -117,6 +118,44 @@ const resolveRetry = (
 // nowhere, so the router makes none.
 const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
+const resolveBudget = (
+  options: Options["budget"]
+): Effect.Effect<plan.BudgetConfig | undefined, RouterError.RouterConfigError> => {
+  if (options === undefined) return Effect.succeed(undefined)
+  const perCall = options.perCall
+  if (perCall !== undefined && !(typeof perCall === "number" && Number.isFinite(perCall) && perCall > 0)) {
+    return Effect.fail(configError("budget.perCall", `must be a positive finite amount (got ${String(perCall)})`))
+  }
+  const perPeriod = options.perPeriod
+  if (perPeriod === undefined) return Effect.succeed({ perCall, perPeriod: undefined })
+  if (!(typeof perPeriod.limit === "number" && Number.isFinite(perPeriod.limit) && perPeriod.limit > 0)) {
+    return Effect.fail(
+      configError("budget.perPeriod.limit", `must be a positive finite amount (got ${String(perPeriod.limit)})`)
+    )
+  }
+  const decoded = Duration.decodeUnknown(perPeriod.period)
+  const periodMillis = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
+  if (!(periodMillis >= 1000 && Number.isFinite(periodMillis))) {
+    return Effect.fail(
+      configError(
+        "budget.perPeriod.period",
+        `must be a finite duration of at least 1 second (got ${String(perPeriod.period)})`
+      )
+    )
+  }
+  const name = perPeriod.name ?? "default"
+  // The budget lives in the store in context (shared), else with this router.
+  return Effect.map(Effect.serviceOption(Health.HealthStore), (store) => ({
+    perCall,
+    perPeriod: {
+      name,
+      limit: perPeriod.limit,
+      periodMillis,
+      budgets: Option.flatMap(store, (s) => Option.fromNullable(s.budgets)).pipe(Option.getOrElse(costs.makeMemory))
+    }
+  }))
+}
+
 const resolveHealth = (
   options: Options["health"]
 ): Effect.Effect<plan.HealthConfig | undefined, RouterError.RouterConfigError> => {
@@ -130,7 +169,7 @@ const resolveHealth = (
   )
 }
 
-const usedTokens = (data: { readonly usage?: ChatResponse["usage"] }): number | undefined => data.usage?.totalTokens
+const usageOf = (data: { readonly usage?: ChatResponse["usage"] }) => data.usage
 
 const emptyHealth = (model: Model.Model): Health.Deployment => ({
   id: Health.deploymentId(model),
@@ -213,6 +252,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       UntracedClient.untracedExecute(baseClient) ?? ((request) => quietBase.execute(request))
     )
 
+    const budget = yield* resolveBudget(options.budget)
     const selection = new Selection.State()
     const hedgeState = hedge.resolve(options.hedge)
     if (hedgeState instanceof RouterError.RouterConfigError) return yield* Effect.fail(hedgeState)
@@ -221,6 +261,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       selection,
       hedge: hedgeState,
       contentPolicyFallbacks,
+      budget,
       retry,
       fallbackOn,
       attemptTimeoutMillis,
@@ -250,7 +291,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
               ? (call, model) => Effect.tap(transport.generate(context(model), call), annotateUsage)
               : (call, model) => transport.generate(context(model), call),
             "attempt",
-            usedTokens
+            usageOf
           ),
           (success) => {
             const data = success.value
@@ -264,6 +305,9 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
                 ...(success.inGroup ? { deployment: Health.deploymentId(success.model) } : {}),
                 choices: data.choices,
                 ...(data.usage === undefined ? {} : { usage: data.usage }),
+                ...(data.usage === undefined || success.model.price === undefined
+                  ? {}
+                  : { cost: costs.of(success.model.price, data.usage) }),
                 trail: success.trail
               }, { disableValidation: true })
             )

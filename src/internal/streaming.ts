@@ -25,6 +25,7 @@ import type { Model } from "../Model.js"
 import type { Call } from "../Provider.js"
 import * as RouterError from "../RouterError.js"
 import { Accumulator } from "./accumulator.js"
+import * as costs from "./cost.js"
 import * as hedge from "./hedge.js"
 import * as plan from "./plan.js"
 import * as transport from "./transport.js"
@@ -182,7 +183,7 @@ export const opener = (
         Scope.addFinalizerExit(scope, (exit) =>
           Effect.zipRight(
             Scope.close(opened.scope, Exit.isSuccess(exit) ? Exit.void : exit),
-            settle(planConfig.health, opened, body)
+            settle(planConfig.health, planConfig.budget === undefined ? undefined : planConfig, opened, body)
           )),
         body
       )
@@ -195,25 +196,35 @@ export const opener = (
  */
 const settle = (
   health: plan.HealthConfig | undefined,
+  budget: plan.PlanConfig | undefined,
   opened: plan.Success<Opened>,
   body: Body
 ): Effect.Effect<void> => {
   opened.onEnd?.()
   const held = opened.held
-  if (health === undefined || held === undefined) return Effect.void
+  const price = opened.model.price
+  if ((health === undefined || held === undefined) && (price === undefined || budget === undefined)) return Effect.void
   return Effect.flatMap(Clock.currentTimeMillis, (now) => {
     const cause = body.failure()
     const usage = body.usage()
-    return Effect.flatMap(
-      health.store.report(
-        opened.model,
-        health.policy,
-        now,
-        cause === undefined ? released : plan.healthReport(cause),
-        usage === undefined ? held : { ...held, usedTokens: usage.totalTokens }
-      ),
-      (transition) =>
-        transition.from === transition.to ? Effect.void : plan.announce(opened.model, transition, now, false)
+    // What the stream cost counts against the budget, whether or not it ended well.
+    const charged = price === undefined || usage === undefined || budget === undefined
+      ? Effect.void
+      : plan.charge(budget, costs.of(price, usage), now)
+    if (health === undefined || held === undefined) return charged
+    return Effect.zipRight(
+      charged,
+      Effect.flatMap(
+        health.store.report(
+          opened.model,
+          health.policy,
+          now,
+          cause === undefined ? released : plan.healthReport(cause),
+          usage === undefined ? held : { ...held, usedTokens: usage.totalTokens }
+        ),
+        (transition) =>
+          transition.from === transition.to ? Effect.void : plan.announce(opened.model, transition, now, false)
+      )
     )
   })
 }

@@ -51,6 +51,7 @@ export const toAiError =
         return malformedOutput()
       case "DeadlineExceeded":
       case "NoModelAvailable":
+      case "BudgetExceeded":
         return unknown()
       case "StreamInterrupted":
         switch (error.reason) {

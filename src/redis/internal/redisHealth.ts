@@ -10,6 +10,7 @@ import { Redis } from "ioredis"
 import type { RedisOptions } from "ioredis"
 import { createHash, randomUUID } from "node:crypto"
 import type * as Health from "../../Health.js"
+import * as costs from "../../internal/cost.js"
 import { formatMillis } from "../../internal/format.js"
 import * as health from "../../internal/health.js"
 import type { Model } from "../../Model.js"
@@ -34,6 +35,7 @@ const script = (text: string): Script => ({ text, sha: createHash("sha1").update
 const admitScript = script(scripts.admit)
 const reportScript = script(scripts.report)
 const snapshotScript = script(scripts.snapshot)
+const chargeScript = script(scripts.charge)
 
 const evalScript = (
   client: Redis,
@@ -204,6 +206,9 @@ export const make = (options: Options): Effect.Effect<Health.Store, never, Scope
     const recordKey = (id: string) => `${prefix}d:${id}`
     const windowKey = (id: string) => `${prefix}w:${id}`
     const slotsKey = (id: string) => `${prefix}l:${id}`
+    // A budget's spending in one period (periods aligned on the epoch).
+    const budgetKey = (name: string, now: number, periodMillis: number) =>
+      `${prefix}b:${name}:${periodMillis}:${costs.periodOf(now, periodMillis).start}`
     const keysOf = (id: string) => [recordKey(id), windowKey(id), ids, slotsKey(id)]
     // Each admission's slot is a lease named by this store and a counter.
     const instance = randomUUID().slice(0, 8)
@@ -350,7 +355,25 @@ export const make = (options: Options): Effect.Effect<Health.Store, never, Scope
           () => evalScript(client, snapshotScript, [ids], [`${prefix}d:`, `${prefix}w:`, now, `${prefix}l:`]),
           (reply) => parseSnapshot(reply, now),
           () => local.snapshot(now)
-        )
+        ),
+      budgets: {
+        spent: (name, now, periodMillis) =>
+          viaRedis(
+            () => client.get(budgetKey(name, now, periodMillis)),
+            (reply) => (reply === null ? 0 : Number(reply)),
+            () => local.budgets!.spent(name, now, periodMillis)
+          ),
+        charge: (name, now, periodMillis, amount) =>
+          viaRedis(
+            () =>
+              evalScript(client, chargeScript, [budgetKey(name, now, periodMillis)], [
+                amount,
+                costs.periodOf(now, periodMillis).end - now
+              ]),
+            (reply) => Number(reply),
+            () => local.budgets!.charge(name, now, periodMillis, amount)
+          )
+      }
     }
     return store
   })

@@ -233,6 +233,20 @@ return {from, s.st, s.r or '', fmt(s.ou)}
 `
 
 /**
+ * KEYS: the budget's key for its period. ARGV: the amount, the milliseconds left in the period (on the router's clock,
+ * as every instant here). Adds the amount and keeps the key until the period's end and an hour more (late readers).
+ * Returns the new total.
+ *
+ * @internal
+ */
+export const charge = `
+local total = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
+local ttl = math.ceil(tonumber(ARGV[2])) + 3600000
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return total
+`
+
+/**
  * KEYS: ids. ARGV: the record key prefix, the window key prefix, now, the slots key prefix. Prunes each window as the
  * in-memory snapshot does, forgets ids whose record expired. Returns, per deployment,
  * `{id, {hash fields…}, {window entries…}, slots in flight}`.
