@@ -276,7 +276,9 @@ const openStream = async (
           controller.close()
           return
         }
-        controller.enqueue(pending.shift()!)
+        // Everything one read produced at once: one pull per network read rather than per part.
+        for (const part of pending) controller.enqueue(part)
+        pending.length = 0
       },
       cancel() {
         stop.abort(abortReason(signal))
