@@ -341,6 +341,7 @@ describe("EffectAi: errors", () => {
     [new RouterError.ServerError(attempt), "UnknownError"],
     [new RouterError.DeadlineExceeded({ deadlineMillis: 10 }), "UnknownError"],
     [new RouterError.NoModelAvailable({ reason: "all open" }), "UnknownError"],
+    [new RouterError.BudgetExceeded({ budget: "team", limit: 10, spent: 10, resetsAt: 0 }), "UnknownError"],
     ...(["cut", "stall", "truncated", "malformed", "in-band-error"] as const).map((reason) =>
       [
         new RouterError.StreamInterrupted({ ...attempt, reason, text: "Hel", toolCalls: [], chunks: 2 }),
