@@ -9,8 +9,11 @@
 //   --rounds N            rounds (default 5; tiny: 1). Within a round, for each workload every client runs once,
 //                         in an order rotated by one each round.
 //   --clients a,b         subset of: raw-fetch, raw-undici, openai-node, ai, langchain, effect-ai, ours-fetch, ours-undici,
-//                         effect-ai-ours, ai-ours (the bridges), and (only when named) ours-fetch-nohealth,
-//                         ours-undici-nohealth (health: false), effect-ai-ours-undici, ai-ours-undici
+//                         effect-ai-ours, ai-ours (the bridges), and (only when named) effect-ai-ours-undici,
+//                         ai-ours-undici, and the opt-in variants ours-fetch-nohealth, ours-undici-nohealth
+//                         (health: false), ours-undici-redis (RedisHealthStore on a redis-server the runner starts;
+//                         skipped without redis-server), ours-undici-limits (limits that never bind); each is then
+//                         compared with its base client (ours-fetch / ours-undici) in the summary
 //   --workloads a,b       subset of: latency, throughput, stream-big, stream-concurrent, stream-seq, stream-seq-warm,
 //                         failover, outage-503, outage-hang, memory (the outage ones run the ours-* clients only)
 //   --sizes default|tiny  tiny: 1 round, a handful of calls, small streams (the smoke test's size)
@@ -32,6 +35,7 @@ import os from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "./lib/harness.mjs"
+import { redisServerMissing, startRedisServer } from "./lib/redis-server.mjs"
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(BENCH, "..")
@@ -103,14 +107,19 @@ const CLIENTS = {
     benchDeps: true,
     about: "ai-ours on NodeRouterHttpClient.layerUndici"
   },
-  // Opt-in (not in the default matrix): the same with `health: false`, beside the default (health on) to measure what
-  // deployment health costs on the healthy path. Not for the outage workloads, which measure health off themselves.
+  // Opt-in variants (not in the default matrix), each measured against its `base` client in the same round: what a
+  // feature costs on the healthy path. `feature` names it; `adds`: the variant has the feature and the base has not
+  // (false: the other way round, as `health: false`), so that every ratio of the summary reads "with / without".
+  // Not for the outage workloads, which measure health on and off themselves.
   "ours-fetch-nohealth": {
     file: "ours.mjs",
     variant: "fetch-nohealth",
     ours: true,
     optIn: true,
     benchDeps: false,
+    base: "ours-fetch",
+    feature: "deployment health",
+    adds: false,
     about: "ours-fetch with health: false"
   },
   "ours-undici-nohealth": {
@@ -119,9 +128,44 @@ const CLIENTS = {
     ours: true,
     optIn: true,
     benchDeps: false,
+    base: "ours-undici",
+    feature: "deployment health",
+    adds: false,
     about: "ours-undici with health: false"
+  },
+  "ours-undici-redis": {
+    file: "ours.mjs",
+    variant: "undici-redis",
+    ours: true,
+    optIn: true,
+    benchDeps: false,
+    redis: true,
+    dist: [
+      "dist/src/index.js",
+      "dist/src/node/index.js",
+      "dist/src/redis/index.js",
+      "node_modules/ioredis/package.json"
+    ],
+    base: "ours-undici",
+    feature: "Redis health store",
+    adds: true,
+    about: "ours-undici with RedisHealthStore.layer on a loopback redis-server (no persistence) started by the runner"
+  },
+  "ours-undici-limits": {
+    file: "ours.mjs",
+    variant: "undici-limits",
+    ours: true,
+    optIn: true,
+    benchDeps: false,
+    base: "ours-undici",
+    feature: "limits (never binding)",
+    adds: true,
+    about: "ours-undici whose models declare limits that never bind (maxConcurrent 100000, 1e9 requests/min, " +
+      "1e10 tokens/min)"
   }
 }
+// The issue's target for the Redis store: at most this much added latency per call at concurrency 1, on loopback.
+const REDIS_TARGET_MS = 0.3
 
 // memory last: it is the slow one, and it runs in the first --memory-rounds rounds only, --memory-parallel at a time.
 const WORKLOADS = [
@@ -426,6 +470,10 @@ if (oursRequested.length > 0) {
   }
 }
 
+// The -redis clients need a redis-server (started below, one for the run); without one they are skipped, the rest runs.
+const redisMissing = clients.some((c) => CLIENTS[c].redis && !skipped.has(c)) ? redisServerMissing() : undefined
+if (redisMissing !== undefined) { for (const c of clients) if (CLIENTS[c].redis) skipped.set(c, redisMissing) }
+
 const active = clients.filter((c) => !skipped.has(c))
 for (const [c, why] of skipped) log(`skipping ${c}: ${why}`)
 
@@ -530,6 +578,18 @@ if (active.length > 0) {
   upstream = await startUpstream()
   log(`upstream at ${upstream.url}; results -> ${jsonlPath}`)
 }
+// One redis-server for the run, on loopback, no persistence; it stops with the runner, whatever ends it (see
+// lib/redis-server.mjs). Each client process keeps its keys under a prefix of its own.
+let redis
+if (active.some((c) => CLIENTS[c].redis)) {
+  try {
+    redis = await startRedisServer()
+    log(`redis-server at ${redis.url}`)
+  } catch (e) {
+    cleanup()
+    fail(`could not start redis-server: ${e instanceof Error ? e.message : String(e)}`)
+  }
+}
 
 const runClientProcess = async (client, workload, round) => {
   const def = CLIENTS[client]
@@ -552,6 +612,7 @@ const runClientProcess = async (client, workload, round) => {
     String(round)
   ]
   if (def.variant) argv.push("--variant", def.variant)
+  if (def.redis) argv.push("--redis-url", redis.url)
   const load1 = os.loadavg()[0]
   const r = await run(process.execPath, argv, { cwd: BENCH, limitMs })
   const line = r.stdout.split("\n").reverse().find((l) => l.startsWith("{\"bench\":1"))
@@ -587,11 +648,13 @@ const runClientProcess = async (client, workload, round) => {
   return full
 }
 
-const cleanup = () => {
+function cleanup() {
   if (upstream) {
     upstream.child.stdin.end()
     upstream.child.kill("SIGTERM")
   }
+  // Its shell kills the server once its stdin closes (also when this process dies without getting here).
+  if (redis) void redis.stop()
 }
 for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => {
@@ -652,11 +715,11 @@ function med(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
-const { text, summary, errors } = render(header, records, (Date.now() - t0) / 1000)
+const { text, summary, errors, redisTarget } = render(header, records, (Date.now() - t0) / 1000)
 writeFileSync(join(resultsDir, "latest.md"), text)
 appendFileSync(
   jsonlPath,
-  JSON.stringify({ kind: "summary", runId, elapsedS: (Date.now() - t0) / 1000, summary }) + "\n"
+  JSON.stringify({ kind: "summary", runId, elapsedS: (Date.now() - t0) / 1000, summary, redisTarget }) + "\n"
 )
 process.stdout.write(text + "\n")
 log(`done: ${jsonlPath} and ${join(resultsDir, "latest.md")}`)
@@ -755,7 +818,8 @@ function render(h, records, elapsedS) {
     }
     md.push("")
   }
-  md.push(...healthCost(h, records))
+  const variants = variantCost(h, records)
+  md.push(...variants.md)
   const errors = records.filter((r) => !r.ok)
   if (errors.length > 0) {
     md.push("## Errors")
@@ -765,7 +829,7 @@ function render(h, records, elapsedS) {
     }
     md.push("")
   }
-  return { text: md.join("\n"), summary, errors }
+  return { text: md.join("\n"), summary, errors, redisTarget: variants.verdicts }
 }
 
 /** A cell: median [min–max] over rounds. */
@@ -855,46 +919,120 @@ function outageTable(h, w, sw) {
   return md
 }
 
+/** median [min–max] of a list of numbers, as the summary's cells take it. */
+function stat(xs) {
+  return { median: med(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length }
+}
+
 /**
- * What deployment health costs on the healthy path: each `ours-X` beside `ours-X-nohealth` (health: false), per round
- * (they run interleaved in the same round), the ratio of the figures; median [min–max] over rounds.
+ * What each opt-in variant's feature costs on the healthy path: the variant against its base client (`CLIENTS[v].base`,
+ * run in the same rounds, in rotated order), per round the figure with the feature / without it and with − without,
+ * median [min–max] over rounds. For the Redis store also the server's CPU per call (its work happens outside the
+ * client process) and the issue's target, added latency per call at concurrency 1 ≤ REDIS_TARGET_MS, met or not.
+ * Returns { md, verdicts } (the verdicts also go to the run's summary record).
  */
-function healthCost(h, records) {
-  const pairs = h.requested.filter((c) => h.requested.includes(`${c}-nohealth`))
+function variantCost(h, records) {
+  const variants = h.requested.filter((c) => CLIENTS[c]?.base !== undefined && h.requested.includes(CLIENTS[c].base))
   const md = []
-  if (pairs.length === 0) return md
-  md.push("## Health on vs off on the healthy path")
+  const verdicts = {}
+  if (variants.length === 0) return { md, verdicts }
+  const get = (client, w) => records.filter((r) => r.ok && r.workload === w && r.client === client)
+  /** Per round in which both ran: [with, without] of `pick(record)`, a number or undefined. */
+  const pairsOf = (v, w, pickWith, pickWithout = pickWith) => {
+    const { base, adds } = CLIENTS[v]
+    const out = []
+    for (const r of get(v, w)) {
+      const b = get(base, w).find((x) => x.round === r.round)
+      if (b === undefined) continue
+      const [withR, withoutR] = adds ? [r, b] : [b, r]
+      const x = pickWith(withR)
+      const y = pickWithout(withoutR)
+      if (typeof x === "number" && typeof y === "number") out.push([x, y])
+    }
+    return out
+  }
+  const row = (v, w, label, pairs) => {
+    const { base, feature, adds } = CLIENTS[v]
+    const ratios = pairs.filter(([, y]) => y !== 0).map(([x, y]) => x / y)
+    const diffs = pairs.map(([x, y]) => x - y)
+    const signed = (f) => (f.median >= 0 ? "+" : "") + cell(f)
+    return `| ${feature} | ${adds ? `${v} vs ${base}` : `${base} vs ${v}`} | ${w} | ${label} | ${
+      cell(stat(pairs.map(([x]) => x)))
+    } | ${cell(stat(pairs.map(([, y]) => y)))} | ${ratios.length > 0 ? cell(stat(ratios), 3) : "–"} | ${
+      signed(stat(diffs))
+    } |`
+  }
+  md.push("## Opt-in variants against their base client (healthy path)")
   md.push("")
   md.push(
-    "Each `ours-*` (health on, the default) against the same client with `health: false`, per round: " +
-      "health on / health off (median [min–max] over rounds; ↓ or ↑ as in the workload's table)."
+    "Each opt-in variant against its base client, run in the same rounds: the figure with the feature and without it, " +
+      "per round with / without and with − without; median [min–max] over the rounds where both ran (↓ or ↑ as in " +
+      "the workload's table). For the Redis store, `redis-server CPU µs/call` is the server's own CPU (INFO cpu, " +
+      "read around the measured calls): work that happens outside the client process, added to the client's in the " +
+      "row below it."
   )
   md.push("")
-  md.push("| client | workload | figure | health on | health off | on / off |")
-  md.push("|---|---|---|---:|---:|---:|")
-  for (const c of pairs) {
+  md.push("| feature | with vs without | workload | figure | with | without | with / without | with − without |")
+  md.push("|---|---|---|---|---:|---:|---:|---:|")
+  for (const v of variants) {
     for (const w of h.workloads) {
       if (OUTAGE_WORKLOADS.includes(w) || w === "failover") continue
       for (const [key, label, dir] of FIGURES[w]) {
-        const get = (client) =>
-          records.filter((r) => r.ok && r.workload === w && r.client === client && typeof r.figures?.[key] === "number")
-        const on = get(c)
-        const off = get(`${c}-nohealth`)
-        if (on.length === 0 || off.length === 0) continue
-        const stat = (xs) => ({ median: med(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length })
-        const ratios = []
-        for (const r of on) {
-          const o = off.find((x) => x.round === r.round)
-          if (o && o.figures[key] !== 0) ratios.push(r.figures[key] / o.figures[key])
-        }
-        md.push(
-          `| ${c} | ${w} | ${label} ${dir} | ${cell(stat(on.map((r) => r.figures[key])))} | ${
-            cell(stat(off.map((r) => r.figures[key])))
-          } | ${ratios.length > 0 ? cell(stat(ratios), 3) : "–"} |`
+        const pairs = pairsOf(v, w, (r) => r.figures?.[key])
+        if (pairs.length > 0) md.push(row(v, w, `${label} ${dir}`, pairs))
+      }
+      if (w === "throughput" && CLIENTS[v].redis) {
+        const server = pairsOf(v, w, (r) => r.figures?.redis_cpu_us_per_call, () => 0)
+        if (server.length > 0) md.push(row(v, w, "redis-server CPU µs/call", server))
+        const both = pairsOf(
+          v,
+          w,
+          (r) => r.figures?.cpu_us_per_call + r.figures?.redis_cpu_us_per_call,
+          (r) => r.figures?.cpu_us_per_call
         )
+        if (both.length > 0) md.push(row(v, w, "client + redis-server CPU µs/call ↓", both))
       }
     }
   }
   md.push("")
-  return md
+  for (const v of variants.filter((c) => CLIENTS[c].redis)) {
+    const scripts = records.filter((r) =>
+      r.ok && r.client === v && typeof r.figures?.redis_scripts_per_call === "number"
+    )
+    if (scripts.length > 0) {
+      const byW = h.workloads.map((w) => [w, scripts.filter((r) => r.workload === w)]).filter(([, rs]) => rs.length > 0)
+      md.push(
+        `${v}: Redis scripts per call (admit and report, one attempt each): ${
+          byW.map(([w, rs]) => `${w} ${cell(stat(rs.map((r) => r.figures.redis_scripts_per_call)), 2)}`).join(", ")
+        }.`
+      )
+      md.push("")
+    }
+    const mean = pairsOf(v, "latency", (r) => r.figures?.lat_mean_ms).map(([x, y]) => x - y)
+    const p50 = pairsOf(v, "latency", (r) => r.figures?.lat_p50_ms).map(([x, y]) => x - y)
+    if (mean.length === 0) {
+      md.push(
+        `**${v}: the issue's target (≤ ${REDIS_TARGET_MS} ms added per call at c=1) was not measured**: ` +
+          "it needs the latency workload with both clients."
+      )
+      md.push("")
+      continue
+    }
+    const m = stat(mean)
+    const met = m.median <= REDIS_TARGET_MS
+    const every = m.max <= REDIS_TARGET_MS
+    verdicts[v] = { targetMs: REDIS_TARGET_MS, addedMeanMs: m, addedP50Ms: p50.length > 0 ? stat(p50) : undefined, met }
+    const ms = (x) => `${x >= 0 ? "+" : ""}${x.toFixed(3)} ms`
+    md.push(
+      `**Redis store, added latency per call at c=1 (${v} − ${CLIENTS[v].base}, latency workload, per round): mean ${
+        ms(m.median)
+      } [${ms(m.min)} … ${ms(m.max)}]${
+        p50.length > 0 ? `, p50 ${ms(stat(p50).median)}` : ""
+      } over ${m.n} round(s). Target ≤ ${REDIS_TARGET_MS} ms: ${
+        met ? (every ? "met, in every round" : "met at the median, not in every round") : "NOT met"
+      }.**`
+    )
+    md.push("")
+  }
+  return { md, verdicts }
 }

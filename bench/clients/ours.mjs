@@ -1,8 +1,16 @@
 // effect-llm-router (this repository), built to dist/ by `npm run build`. Two variants:
 //   --variant fetch    Layer.provide(RouterLive, FetchHttpClient.layer)          (client name "ours-fetch")
 //   --variant undici   Layer.provide(RouterLive, NodeRouterHttpClient.layerUndici) (client name "ours-undici")
-// and each with `-nohealth` (`--variant undici-nohealth`: client "ours-undici-nohealth"), the same router built with
-// `health: false`: the cost of deployment health on the healthy path (latency, throughput, …).
+// and opt-in variants of each, `--variant <http>-<flag>` (client "ours-<http>-<flag>"), to measure what a feature costs
+// on the healthy path against the plain client in the same run (latency, throughput, …):
+//   -nohealth  the same router built with `health: false` (the cost of deployment health)
+//   -redis     the same router with `RedisHealthStore.layer({ url, prefix })` in context: the health table on the
+//              redis-server the runner started (`--redis-url`), keys under a prefix of this process's own. `counters()`
+//              reads the server's CPU and script calls (INFO, on a connection of its own), and `close()` fails the run
+//              if the store did not run two scripts per call (admit, report): a store that fell back to memory
+//              (fail open) would otherwise be measured as Redis.
+//   -limits    the same router whose models declare limits that never bind (maxConcurrent 100 000, 10⁹ requests and
+//              10¹⁰ tokens per minute): the cost of the accounting (token estimate, buckets, a stream holding its slot)
 //
 // effect and @effect/platform are imported from the TOP-LEVEL node_modules (the copy dist/ resolves), not from
 // bench/node_modules, so that the library and this client share one effect instance (Context tags, Stream, …).
@@ -20,10 +28,16 @@ import { importTopLevel, REPO_ROOT } from "../lib/top-level.mjs"
 
 const DIST_MAIN = resolve(REPO_ROOT, "dist/src/index.js")
 const DIST_NODE = resolve(REPO_ROOT, "dist/src/node/index.js")
+const DIST_REDIS = resolve(REPO_ROOT, "dist/src/redis/index.js")
+const FLAGS = ["nohealth", "redis", "limits"]
+/** Limits no workload comes near: what is measured is their accounting, never a skip. */
+const UNBINDING_LIMITS = { maxConcurrent: 100_000, requestsPerMinute: 1e9, tokensPerMinute: 1e10 }
 
-runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec }) => {
-  const [variant, flag] = variantArg.split("-")
-  if (flag !== undefined && flag !== "nohealth") throw new Error(`unknown variant ${variantArg}`)
+runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec, args }) => {
+  const [variant, flag, more] = variantArg.split("-")
+  if ((flag !== undefined && !FLAGS.includes(flag)) || more !== undefined) {
+    throw new Error(`unknown variant ${variantArg} (<fetch|undici>[-${FLAGS.join("|")}])`)
+  }
   const health = flag === "nohealth" ? false : undefined
   if (!existsSync(DIST_MAIN)) {
     throw new Error(`library not built: ${DIST_MAIN} is missing (run \`npm run build\` at the top level)`)
@@ -57,7 +71,7 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec })
     // request) or `hang` (no answer until the attempt timeout aborts it); `m` answers. One attempt per model: with the
     // default policy (4 attempts, backoff) every call with health off would wait out the retries of the dead model.
     // An attempt timeout when the spec has `attemptMs` (outage-hang: 50 ms, on every router of the phase).
-    if (health === false) throw new Error(`${workload}: measures health on and off itself; use ours-${variant}`)
+    if (flag !== undefined) throw new Error(`${workload}: measures health on and off itself; use ours-${variant}`)
     const dead = workload === "outage-503" ? "down" : "hang"
     const timeout = spec.attemptMs !== undefined ? { attempt: `${spec.attemptMs} millis` } : undefined
     const configs = {
@@ -96,6 +110,20 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec })
     return { dead, outage, generate: () => Promise.reject(new Error("outage workloads only")) }
   }
 
+  // The -redis variant: the store on the runner's redis-server, and a connection of our own for its counters.
+  let StoreLive = Layer.empty
+  let redisInfo
+  if (flag === "redis") {
+    const redisUrl = args["redis-url"]
+    if (typeof redisUrl !== "string") throw new Error("variant redis needs --redis-url (the runner starts a server)")
+    if (!existsSync(DIST_REDIS)) throw new Error(`library not built: ${DIST_REDIS} is missing`)
+    const { RedisHealthStore } = await import(pathToFileURL(DIST_REDIS).href)
+    StoreLive = RedisHealthStore.layer({ url: redisUrl, prefix: `bench:${process.pid}:` })
+    const { default: Redis } = await importTopLevel("ioredis")
+    redisInfo = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+    await redisInfo.connect()
+  }
+  const limits = flag === "limits" ? UNBINDING_LIMITS : undefined
   const RouterLive = workload === "failover"
     ? Router.layer({
       models: [Model.make({ name: "fail-first", endpoint }), Model.make({ name: "m", endpoint })],
@@ -106,18 +134,24 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec })
       health: false
     })
     : Router.layer({
-      models: [Model.make({ name: "m", endpoint }), Model.make({ name: "m2", endpoint })],
+      models: [Model.make({ name: "m", endpoint, limits }), Model.make({ name: "m2", endpoint, limits })],
       retry: { maxAttempts: 3 },
       health
     })
-  const rt = ManagedRuntime.make(Layer.provide(RouterLive, HttpLive))
+  const rt = ManagedRuntime.make(Layer.provide(RouterLive, Layer.merge(HttpLive, StoreLive)))
   await rt.runPromise(Effect.void)
 
+  // Calls made through the store (health on; the failover workload runs with health off), for close()'s check.
+  let calls = 0
   const generateEff = Router.generate(hi).pipe(Effect.map((r) => r.text))
-  const generate = () => rt.runPromise(generateEff)
+  const generate = () => {
+    calls++
+    return rt.runPromise(generateEff)
+  }
 
-  const stream = (n) =>
-    rt.runPromise(
+  const stream = (n) => {
+    calls++
+    return rt.runPromise(
       Router.stream({ messages: [{ role: "user", content: promptFor(n) }] }).pipe(
         Stream.runFold({ parts: [], chunks: 0 }, (acc, c) => {
           if (c._tag === "TextDelta" && c.text.length > 0) {
@@ -129,6 +163,68 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec })
         Effect.map((acc) => ({ text: acc.parts.join(""), chunks: acc.chunks }))
       )
     )
+  }
 
-  return { generate, stream, failover: generate, close: () => rt.dispose() }
+  /** The server's CPU (µs, user + system) and the store's script calls so far. */
+  const scriptCalls = (commandstats) =>
+    [...commandstats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0)
+  const read = async () => {
+    const cpu = await redisInfo.info("cpu")
+    const field = (k) => Number(new RegExp(`^${k}:([0-9.]+)`, "m").exec(cpu)?.[1] ?? NaN)
+    return {
+      redis_cpu_us: (field("used_cpu_user") + field("used_cpu_sys")) * 1e6,
+      redis_scripts: scriptCalls(await redisInfo.info("commandstats"))
+    }
+  }
+  // Two scripts per attempt (admit, report), at least one attempt per call; fewer means the store served some calls
+  // from memory (it fails open when Redis errs or is slower than its command timeout, e.g. a cold process on a loaded
+  // machine), and the figure would not be Redis's. Checked over the measured phase (the harness reads `counters()`
+  // just before and after it) or, for a workload that does not read them (memory), over the whole process.
+  const checkScripts = (from, to, what) => {
+    const scripts = to.scripts - from.scripts
+    const n = to.calls - from.calls
+    if (scripts < 2 * n) {
+      throw new Error(
+        `the Redis store ran ${scripts} scripts for ${n} calls ${what} (expected ≥ 2 per call): it fell back to ` +
+          "this process's memory (fail open) for some of them"
+      )
+    }
+  }
+  const mark = async () => ({ calls, scripts: (await read()).redis_scripts })
+  const start = redisInfo !== undefined ? await mark() : undefined
+  let phase
+  let phaseError
+  const counters = async () => {
+    const c = await read()
+    const now = { calls, scripts: c.redis_scripts }
+    if (phase === undefined) phase = now
+    else {
+      try {
+        checkScripts(phase, now, "of the measured phase")
+      } catch (e) {
+        phaseError ??= e
+      }
+      phase = undefined
+    }
+    return c
+  }
+
+  const close = async () => {
+    try {
+      if (phaseError !== undefined) throw phaseError
+      if (flag === "redis" && workload === "memory") checkScripts(start, await mark(), "of the process")
+      if (flag === "limits" && workload !== "failover") {
+        const ds = await rt.runPromise(Effect.flatMap(Router.Router, (r) => r.health))
+        const m = ds.find((d) => d.model === "m")
+        if (m?.limits?.maxConcurrent !== UNBINDING_LIMITS.maxConcurrent || m.remainingRequests === undefined) {
+          throw new Error(`the router does not count model m's limits: ${JSON.stringify(m)}`)
+        }
+      }
+    } finally {
+      await rt.dispose()
+      if (redisInfo !== undefined) redisInfo.disconnect()
+    }
+  }
+
+  return { generate, stream, failover: generate, close, ...(redisInfo !== undefined ? { counters } : {}) }
 })

@@ -9,6 +9,10 @@
 //   failover():          Promise<string>  (optional)          one call that goes to model `fail-first` (503) and
 //                                                             falls back to model `m`, the library's own way
 //   close():             Promise<void>    (optional)
+//   counters():          Promise<Record<string, number>>  (optional) cumulative counts of something beside the client
+//                        process (e.g. the Redis server's CPU µs and script calls); latency, throughput and the
+//                        sequential-stream workloads read them around their measured phase and add figures
+//                        `<key>_per_call` (the increase per call or stream)
 //   outage(config):      (outage-503 / outage-hang only) builds a fresh router for one phase and resolves to
 //                        { generate(), deadHealth(): Promise<{ state, trips } | undefined>, close() }; config is
 //                        "base" (model m alone), "on" (the dead model then m, health on: defaults), "off" (health
@@ -103,11 +107,26 @@ const pool = async (total, concurrency, fn, budgetMs = Infinity, minCalls = 0) =
   return next
 }
 
+/**
+ * Reads the adapter's `counters()` (if any) now; the function it resolves to reads them again and gives the increase
+ * divided by `units` as figures `<key>_per_call`. Called outside the timed part of a measured phase.
+ */
+const countersFrom = async (a) => {
+  if (typeof a.counters !== "function") return async () => ({})
+  const c0 = await a.counters()
+  return async (units) => {
+    const c1 = await a.counters()
+    return Object.fromEntries(Object.keys(c1).map((k) => [`${k}_per_call`, (c1[k] - c0[k]) / units]))
+  }
+}
+
 const sequentialStreams = async (a, s) => {
   const warmed = await pool(s.warmup, 1, () => streamChecked(a, s.chunks), s.warmupMaxMs, 1)
+  const counted = await countersFrom(a)
   const t0 = performance.now()
   const count = await pool(s.count, 1, () => streamChecked(a, s.chunks), s.maxMs, s.minCalls)
-  return { ms: (performance.now() - t0) / count, count, warmed }
+  const ms = (performance.now() - t0) / count
+  return { ms, count, warmed, extra: await counted(count) }
 }
 
 const generateChecked = async (a) => checkText("generate", await a.generate(), NON_STREAM_TEXT)
@@ -120,6 +139,7 @@ const workloads = {
   /** Non-streaming latency at concurrency 1, after warm-up. */
   async latency(a, s) {
     await pool(s.warmup, 1, () => generateChecked(a), s.warmupMaxMs, 1)
+    const counted = await countersFrom(a)
     const times = []
     const deadline = performance.now() + (s.maxMs ?? Infinity)
     while (times.length < s.calls && (times.length < (s.minCalls ?? 0) || performance.now() < deadline)) {
@@ -133,7 +153,8 @@ const workloads = {
       figures: {
         lat_mean_ms: times.reduce((x, y) => x + y, 0) / times.length,
         lat_p50_ms: quantile(sorted, 0.5),
-        lat_p99_ms: quantile(sorted, 0.99)
+        lat_p99_ms: quantile(sorted, 0.99),
+        ...(await counted(times.length))
       },
       meta: { calls: times.length, warmup: s.warmup }
     }
@@ -143,6 +164,7 @@ const workloads = {
   async throughput(a, s) {
     await pool(s.warmup, s.concurrency, () => generateChecked(a), s.warmupMaxMs, s.concurrency)
     gc()
+    const counted = await countersFrom(a)
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()
     const calls = await pool(s.calls, s.concurrency, () => generateChecked(a), s.maxMs, s.minCalls)
@@ -151,7 +173,8 @@ const workloads = {
     return {
       figures: {
         tput_calls_per_s: calls / (ms / 1000),
-        cpu_us_per_call: (cpu.user + cpu.system) / calls
+        cpu_us_per_call: (cpu.user + cpu.system) / calls,
+        ...(await counted(calls))
       },
       meta: { calls, concurrency: s.concurrency, warmup: s.warmup, wallMs: ms }
     }
@@ -212,8 +235,8 @@ const workloads = {
 
   /** Sequential streams of `s.chunks` (100): mean time per stream. */
   async "stream-seq"(a, s) {
-    const { ms, count } = await sequentialStreams(a, s)
-    return { figures: { seq_stream_ms_per_stream: ms }, meta: { count, chunks: s.chunks } }
+    const { ms, count, extra } = await sequentialStreams(a, s)
+    return { figures: { seq_stream_ms_per_stream: ms, ...extra }, meta: { count, chunks: s.chunks } }
   },
 
   /**
@@ -221,8 +244,8 @@ const workloads = {
    * process, where the JIT has compiled what the first hundred streams still interpret.
    */
   async "stream-seq-warm"(a, s) {
-    const { ms, count, warmed } = await sequentialStreams(a, s)
-    return { figures: { seq_warm_stream_ms_per_stream: ms }, meta: { count, warmed, chunks: s.chunks } }
+    const { ms, count, warmed, extra } = await sequentialStreams(a, s)
+    return { figures: { seq_warm_stream_ms_per_stream: ms, ...extra }, meta: { count, warmed, chunks: s.chunks } }
   },
 
   /**
@@ -514,7 +537,7 @@ export const runClient = async (name, makeAdapter) => {
     const run = workloads[workload]
     if (run === undefined) throw new Error(`unknown workload ${workload}`)
     const t0 = performance.now()
-    const adapter = await makeAdapter({ url, variant, workload, spec })
+    const adapter = await makeAdapter({ url, variant, workload, spec, args })
     const setupMs = performance.now() - t0
     const round = Number(args.round ?? 1)
     const out = await run(adapter, spec, { url, round: Number.isInteger(round) && round > 0 ? round : 1 })
