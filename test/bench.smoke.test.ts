@@ -3,6 +3,9 @@
 // ours-fetch only, raw-fetch has no deployment health and is not run there).
 // ours-fetch needs the library: the runner builds it first (`npm run build`), so a library that does not build or
 // a client that fails shows here as a missing or failed ours-fetch result.
+// Then the opt-in variants ours-undici-redis and ours-undici-limits beside ours-undici, on the latency workload only
+// (concurrency 1, cheap), with the build of the first run: each reports numbers, the Redis store ran its two scripts
+// per call on the redis-server the runner started (and stopped), and the summary compares each with ours-undici.
 import { execFile } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -109,10 +112,10 @@ afterAll(() => {
   records = []
 })
 
-const expectNumbers = (client: string, workloads: ReadonlyArray<string>) => {
+const expectNumbers = (client: string, workloads: ReadonlyArray<string>, from = records, log = output) => {
   for (const w of workloads) {
-    const rec = records.find((r) => r.kind === "result" && r.client === client && r.workload === w)
-    expect(rec, `${client} ${w}: no result record\n${output.slice(-3000)}`).toBeDefined()
+    const rec = from.find((r) => r.kind === "result" && r.client === client && r.workload === w)
+    expect(rec, `${client} ${w}: no result record\n${log.slice(-3000)}`).toBeDefined()
     expect(rec?.ok, `${client} ${w}: ${rec?.error}`).toBe(true)
     for (const key of FIGURES[w] ?? []) {
       const v = rec?.figures?.[key]
@@ -147,5 +150,75 @@ describe("bench harness (tiny)", () => {
       expect(f?.["hang_open_at_end"], w).toBe(0)
     }
     expect(summary).toMatch(/\| ours-fetch \| health on \(defaults\) \| [0-9]/)
+  })
+})
+
+describe("bench harness (tiny): opt-in variants against their base client", () => {
+  let vdir = ""
+  let vrecords: Array<ResultRecord> = []
+  let vsummary = ""
+  let vexit: number | null = null
+  let voutput = ""
+
+  beforeAll(async () => {
+    vdir = mkdtempSync(join(tmpdir(), "bench-smoke-variants-"))
+    await new Promise<void>((done) => {
+      execFile(
+        process.execPath,
+        [
+          join(ROOT, "bench/run.mjs"),
+          "--sizes",
+          "tiny",
+          "--rounds",
+          "1",
+          "--no-build",
+          "--clients",
+          "ours-undici,ours-undici-redis,ours-undici-limits",
+          "--workloads",
+          "latency",
+          "--results-dir",
+          vdir
+        ],
+        { cwd: ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 110_000 },
+        (error, stdout, stderr) => {
+          vexit = error === null ? 0 : typeof error.code === "number" ? error.code : 1
+          voutput = `${stdout}\n${stderr}`
+          done()
+        }
+      )
+    })
+    for (const f of readdirSync(vdir).filter((name) => name.endsWith(".jsonl"))) {
+      for (const line of readFileSync(join(vdir, f), "utf8").split("\n")) {
+        if (line.trim() !== "") vrecords.push(JSON.parse(line) as ResultRecord)
+      }
+    }
+    vsummary = existsSync(join(vdir, "latest.md")) ? readFileSync(join(vdir, "latest.md"), "utf8") : ""
+  }, 120_000)
+
+  afterAll(() => {
+    if (vdir !== "") rmSync(vdir, { recursive: true, force: true })
+    vrecords = []
+  })
+
+  it("each variant reports numbers; the Redis one ran two scripts per call on the runner's redis-server", () => {
+    expect(vexit, voutput.slice(-3000)).toBe(0)
+    for (const c of ["ours-undici", "ours-undici-redis", "ours-undici-limits"]) {
+      expectNumbers(c, ["latency"], vrecords, voutput)
+    }
+    const redis = vrecords.find((r) => r.kind === "result" && r.client === "ours-undici-redis")
+    expect(redis?.figures?.["redis_scripts_per_call"]).toBe(2)
+    expect(redis?.figures?.["redis_cpu_us_per_call"]).toBeGreaterThan(0)
+    // The base client reads no Redis counters.
+    const base = vrecords.find((r) => r.kind === "result" && r.client === "ours-undici")
+    expect(base?.figures?.["redis_scripts_per_call"]).toBeUndefined()
+  })
+
+  it("the summary compares each variant with ours-undici and states the Redis target", () => {
+    expect(vsummary).toContain("## Opt-in variants against their base client")
+    expect(vsummary).toMatch(
+      /\| Redis health store \| ours-undici-redis vs ours-undici \| latency \| mean ms ↓ \| [0-9]/
+    )
+    expect(vsummary).toMatch(/\| limits \(never binding\) \| ours-undici-limits vs ours-undici \| latency \| mean ms/)
+    expect(vsummary).toMatch(/Target ≤ 0\.3 ms: (met|NOT met)/)
   })
 })
