@@ -134,7 +134,10 @@ export interface Deployment {
   readonly trips: number
   /** When it reopens (its cooldown, or a server's `Retry-After`), if it is not open to requests now (epoch ms). */
   readonly reopensAt: number | undefined
-  /** Requests sent to it that have not ended (a stream ends when it is read to its end, fails or is dropped). */
+  /**
+   * Requests sent to it that have not ended. A stream counts until its end (read to its end, failed or dropped) where
+   * `maxConcurrent` or `tokensPerMinute` counts it, and until its first content otherwise.
+   */
   readonly inFlight: number
   /** Whether a half-open probe is in flight. */
   readonly probing: boolean
@@ -258,9 +261,12 @@ export type Policy = internal.Policy
 /**
  * What a report settles of its admission.
  *
- * A request that is not a stream is reported once, when it ends: `{ probe, ends: true }`. A stream is reported twice:
- * at its first content, the verdict on the deployment (`{ probe, ends: false }`: a half-open deployment closes), and
- * when it ends however it ends (`{ probe: false, ends: true }`, with the failure if it broke after content).
+ * A request that is not a stream is reported once, when it ends: `{ probe, ends: true }`. A stream on a deployment
+ * whose `maxConcurrent` or `tokensPerMinute` counts it until its end is reported twice: at its first content, the
+ * verdict on the deployment (`{ probe, ends: false }`: a half-open deployment closes), and when it ends however it ends
+ * (`{ probe: false, ends: true }`, with the failure if it broke after content). Any other stream ends its admission at
+ * its first content (`{ probe, ends: true }`), and is reported again only if it breaks after content
+ * (`{ probe: false, ends: false }`).
  *
  * @since 0.3.0
  * @category models

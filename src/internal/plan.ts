@@ -704,6 +704,10 @@ const send = <A>(
     return Effect.matchEffect(settled, {
       // A stream's first content is the verdict on the deployment, but its request goes on: the stream's end settles it.
       onSuccess: (value) => {
+        // A stream holds its admission until it ends only where a limit counts it (concurrency, or its tokens): a
+        // shared store is spared a round trip per stream otherwise.
+        const holds = ctx.stream && admission !== undefined &&
+          (model.limits?.maxConcurrent !== undefined || model.limits?.tokensPerMinute !== undefined)
         const usage = ctx.stream ? undefined : ctx.usageOf?.(value)
         const cost = usage === undefined || model.price === undefined ? undefined : costs.of(model.price, usage)
         const fields = cost === undefined ? base() : { ...base(), cost }
@@ -711,7 +715,7 @@ const send = <A>(
         if (m.index === 0) config.hedge?.observe(fields.endedAt - attemptStart)
         return Effect.zipRight(
           Effect.zipRight(
-            ctx.stream ? tell(succeeded, false) : tell(succeeded, true, usage?.totalTokens),
+            ctx.stream ? tell(succeeded, !holds) : tell(succeeded, true, usage?.totalTokens),
             cost === undefined ? Effect.void : charge(config, cost, fields.endedAt)
           ),
           // Interrupted after its success (a hedge that lost by a hair, or the caller): nobody will own the scope.
@@ -721,7 +725,7 @@ const send = <A>(
               model,
               trail,
               scope,
-              held: ctx.stream && admission !== undefined ? { ...permit(true, undefined), probe: false } : undefined,
+              held: holds ? { ...permit(true, undefined), probe: false } : undefined,
               inGroup: stats !== undefined,
               onEnd: stats !== undefined && ctx.stream ? ended : undefined
             })),

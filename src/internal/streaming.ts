@@ -203,24 +203,31 @@ const settle = (
   opened.onEnd?.()
   const held = opened.held
   const price = opened.model.price
-  if ((health === undefined || held === undefined) && (price === undefined || budget === undefined)) return Effect.void
+  const cause = body.failure()
+  // Health hears of the end when the stream holds its admission, or broke after content (its deployment's failure).
+  const told = health !== undefined && (held !== undefined || cause !== undefined) ? health : undefined
+  if (told === undefined && (price === undefined || budget === undefined)) return Effect.void
   return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    const cause = body.failure()
     const usage = body.usage()
     // What the stream cost counts against the budget, whether or not it ended well.
     const charged = price === undefined || usage === undefined || budget === undefined
       ? Effect.void
       : plan.charge(budget, costs.of(price, usage), now)
-    if (health === undefined || held === undefined) return charged
+    if (told === undefined) return charged
+    const permit: Health.Permit = held === undefined
+      ? verdictOnly
+      : usage === undefined
+      ? held
+      : { ...held, usedTokens: usage.totalTokens }
     return Effect.zipRight(
       charged,
       Effect.flatMap(
-        health.store.report(
+        told.store.report(
           opened.model,
-          health.policy,
+          told.policy,
           now,
           cause === undefined ? released : plan.healthReport(cause),
-          usage === undefined ? held : { ...held, usedTokens: usage.totalTokens }
+          permit
         ),
         (transition) =>
           transition.from === transition.to ? Effect.void : plan.announce(opened.model, transition, now, false)
@@ -228,6 +235,9 @@ const settle = (
     )
   })
 }
+
+// A late verdict on a stream whose admission ended at its first content (no limit counts it until its end).
+const verdictOnly: Health.Permit = { probe: false, ends: false, reservedTokens: 0 }
 
 const released: Health.Report = { _tag: "Released" }
 
