@@ -99,6 +99,19 @@ describe("hedging: when hedges start, who wins, what the trail says", () => {
       c: [S.succeed({ headersDelayMs: 5 })]
     }))))
 
+  it.effect("a hedge goes to a deployment this call has not tried: not back to the one that already failed it", () =>
+    Effect.gen(function*() {
+      const r = yield* router([model("a"), model("b"), model("c")], { delay: "100 millis" })
+      // The first request: a fails at once, b is slow. The hedge at 100 ms skips both and goes to c.
+      const response = yield* after(2000, r.generate(hi))
+      expect(response.model).toBe("c")
+      expect(yield* arrivals).toEqual(["a@0", "b@0", "c@100"])
+    }).pipe(Effect.provide(fake({
+      a: [S.unavailable(), S.succeed()],
+      b: [S.succeed({ headersDelayMs: 1000 })],
+      c: [S.succeed({ headersDelayMs: 10 })]
+    }))))
+
   it.effect("a hedge that fails leaves the first request to finish: the call is served by a, the trail shows both", () =>
     Effect.gen(function*() {
       const r = yield* router([model("a"), model("b")], { delay: "100 millis" })

@@ -120,7 +120,7 @@ export const run = <A>(
   >
 ): Effect.Effect<plan.Success<A> & { readonly scope: Scope.CloseableScope }, RouterError.RouterError> =>
   Effect.suspend(() => {
-    const shared: plan.HedgeShared = { trail: [], busy: new Set(), startedAt, won: undefined }
+    const shared: plan.HedgeShared = { trail: [], tried: new Set(), startedAt, won: undefined }
     const failures: Array<RouterError.RouterError> = []
     let started = 0
     const allFailed = Deferred.unsafeMake<void>(FiberId.none)

@@ -89,14 +89,15 @@ const released: Health.Report = { _tag: "Released" }
 const succeeded: Health.Report = { _tag: "Success" }
 
 /**
- * What the requests of one hedged call share: the trail, the deployments they are sending to now (a hedge goes
- * elsewhere), the call's start (its deadline) and, once one has won, which.
+ * What the requests of one hedged call share: the trail, the deployments any of them has sent to (a hedge goes
+ * elsewhere: not to one the call is waiting on, nor to one that already failed it), the call's start (its deadline)
+ * and, once one has won, which.
  *
  * @internal
  */
 export interface HedgeShared {
   readonly trail: Array<Attempt>
-  readonly busy: Set<Model>
+  readonly tried: Set<Model>
   readonly startedAt: number
   won: number | undefined
 }
@@ -262,7 +263,7 @@ const tryModel = <A>(ctx: Ctx<A>, index: number): Outcome<A> => {
   if (index >= models.length) return endOfList(ctx)
   const entry = models[index]!
   // A hedge goes to a deployment the call is not already waiting on.
-  if (ctx.hedged !== undefined && ctx.hedged.request > 0 && !isGroup(entry) && ctx.hedged.shared.busy.has(entry)) {
+  if (ctx.hedged !== undefined && ctx.hedged.request > 0 && !isGroup(entry) && ctx.hedged.shared.tried.has(entry)) {
     return tryModel(ctx, index + 1)
   }
   if (isGroup(entry)) {
@@ -334,7 +335,7 @@ const tryGroup = <A>(
   let candidates = candidatesOf(run)
   const hedged = ctx.hedged
   if (hedged !== undefined && hedged.request > 0) {
-    candidates = candidates.filter((d) => !hedged.shared.busy.has(d.model))
+    candidates = candidates.filter((d) => !hedged.shared.tried.has(d.model))
   }
   if (candidates.length === 0) {
     const pending = run.pending
@@ -597,7 +598,7 @@ const send = <A>(
     inFlight = true
   }
   const hedged = ctx.hedged
-  hedged?.shared.busy.add(model)
+  hedged?.shared.tried.add(model)
   const probe = admission?.probe === true
   const permit = (ends: boolean, usedTokens: number | undefined): health.Permit => ({
     probe,
@@ -682,7 +683,6 @@ const send = <A>(
         if (stats !== undefined) {
           if (!Exit.isSuccess(exit) || !ctx.stream) ended()
         }
-        hedged?.shared.busy.delete(model)
         if (Exit.isSuccess(exit)) return Effect.void
         if (!Exit.isInterrupted(exit)) return Scope.close(scope, exit)
         const closed = config.health === undefined
