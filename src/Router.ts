@@ -21,6 +21,7 @@ import type * as Model from "./Model.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 import type * as RouterError from "./RouterError.js"
 import type * as Selection from "./Selection.js"
+import type * as Telemetry from "./Telemetry.js"
 
 /**
  * The failure modes that move on to the next model by default: everything except `BadRequest`, which every model would
@@ -104,6 +105,11 @@ export interface Options {
       readonly name?: string | undefined
     } | undefined
   } | undefined
+  /**
+   * Telemetry beyond the spans a tracer gets anyway (see `Telemetry`): `metrics` records the GenAI and router
+   * metrics, `captureContent` puts prompts and answers on the spans. Both off by default.
+   */
+  readonly telemetry?: Telemetry.Options | undefined
 }
 
 /**

@@ -97,6 +97,13 @@ export * as Router from "./Router.js"
 export * as Selection from "./Selection.js"
 
 /**
+ * Spans and metrics in the OpenTelemetry GenAI semantic conventions, and the router's own (names, metrics, options).
+ *
+ * @since 0.3.0
+ */
+export * as Telemetry from "./Telemetry.js"
+
+/**
  * Typed errors, one per failure mode.
  *
  * @since 0.1.0

@@ -20,6 +20,7 @@ import * as Random from "effect/Random"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
+import type * as Tracer from "effect/Tracer"
 import { Attempt } from "../Attempt.js"
 import type { ChatRequest } from "../ChatRequest.js"
 import type { Usage } from "../ChatResponse.js"
@@ -35,6 +36,7 @@ import * as health from "./health.js"
 import type * as hedge from "./hedge.js"
 import * as limits from "./limits.js"
 import type * as selection from "./selection.js"
+import * as telemetry from "./telemetry.js"
 
 /** @internal */
 export interface PlanConfig {
@@ -55,6 +57,8 @@ export interface PlanConfig {
   readonly onAttempt: ((attempt: Attempt) => void | Effect.Effect<void>) | undefined
   /** Whether spans are worth creating (a tracer other than the built-in no-export one is installed). */
   readonly traced: boolean
+  /** Spans and metrics (see `internal/telemetry.ts`). */
+  readonly telemetry: telemetry.State
   /** Deployment health: asked before each attempt, told after it (absent when the router has health off). */
   readonly health: HealthConfig | undefined
 }
@@ -116,6 +120,8 @@ export interface Success<A> {
   readonly inGroup: boolean
   /** A stream's end: its group deployment's request is no longer in flight (for `least-in-flight`). */
   readonly onEnd: (() => void) | undefined
+  /** Traced: the serving attempt's span, which a stream ends when it ends. */
+  readonly span?: Tracer.Span | undefined
 }
 
 /**
@@ -165,7 +171,7 @@ class DeadlineCut {
   readonly _tag = "DeadlineCut"
 }
 
-interface Ctx<A> {
+interface Ctx<A> extends telemetry.SpanHolder {
   readonly config: PlanConfig
   readonly request: ChatRequest
   readonly stream: boolean
@@ -198,16 +204,20 @@ type Outcome<A> = Effect.Effect<Success<A> & { readonly scope: Scope.CloseableSc
 const record = <A>(ctx: Ctx<A>, fields: ConstructorParameters<typeof Attempt>[0]): Effect.Effect<void> => {
   const attempt = new Attempt(fields, { disableValidation: true })
   ctx.trail.push(attempt)
+  const told = ctx.config.telemetry.active
+    ? telemetry.recorded(ctx.config.telemetry, attempt, ctx, ctx.stream, ctx.clock)
+    : undefined
   const onAttempt = ctx.config.onAttempt
-  if (onAttempt === undefined) return Effect.void
+  if (onAttempt === undefined) return told ?? Effect.void
   // A callback's failure or defect must not change the routed call's outcome.
-  return Effect.catchAllCause(
+  const called = Effect.catchAllCause(
     Effect.suspend(() => {
       const result = onAttempt(attempt)
       return Effect.isEffect(result) ? result : Effect.void
     }),
     (cause) => Effect.logDebug("onAttempt callback failed", cause)
   )
+  return told === undefined ? called : Effect.zipRight(told, called)
 }
 
 const deadlineExceeded = <A>(ctx: Ctx<A>, model?: Model) =>
@@ -253,7 +263,9 @@ export const run = <A>(
       waitedMillis: 0,
       list: config.models,
       exceededWindow: 0,
-      unfit: false
+      unfit: false,
+      attemptSpan: undefined,
+      attemptModel: undefined
     }
     return tryModel(ctx, 0)
   })
@@ -415,6 +427,7 @@ interface PerModel {
 const tryAttempt = <A>(ctx: Ctx<A>, m: PerModel, attemptNo: number, scheduleState: unknown): Outcome<A> => {
   const attemptStart = ctx.clock.unsafeCurrentTimeMillis()
   if (ctx.deadlineAt - attemptStart <= 0) return Effect.fail(deadlineExceeded(ctx))
+  ctx.attemptModel = m.model
   const budget = ctx.config.budget
   if (budget !== undefined) {
     const perCall = budget.perCall
@@ -495,7 +508,8 @@ export const charge = (config: PlanConfig, cost: number, now: number): Effect.Ef
 }
 
 /**
- * A deployment's breaker changed state: a log line, and an event on the attempt's span when traced.
+ * A deployment's breaker changed state: a log line, an event on the current span when traced (and `event`), and the
+ * transitions metric when on.
  *
  * @internal
  */
@@ -503,32 +517,16 @@ export const announce = (
   model: Model,
   transition: Health.Transition,
   now: number,
-  traced: boolean
+  telemetryState: telemetry.State,
+  event = true
 ): Effect.Effect<void> => {
   const reopens = transition.reopensAt === undefined ? "" : `; reopens in ${formatMillis(transition.reopensAt - now)}`
   const reason = transition.reason === undefined ? "" : ` (${transition.reason})`
   const log = Effect.logInfo(
     `Deployment ${model.provider}/${model.name}: ${transition.from} → ${transition.to}${reason}${reopens}`
   ).pipe(Effect.annotateLogs({ model: model.name, provider: model.provider, from: transition.from, to: transition.to }))
-  if (!traced) return log
-  return Effect.zipRight(
-    log,
-    Effect.ignore(
-      Effect.flatMap(
-        Effect.currentSpan,
-        (span) =>
-          Effect.sync(() =>
-            span.event("effect-llm-router.health", BigInt(now) * 1_000_000n, {
-              "llm.model": model.name,
-              "llm.provider": model.provider,
-              "llm.health.from": transition.from,
-              "llm.health.to": transition.to,
-              ...(transition.reason === undefined ? {} : { "llm.health.reason": transition.reason })
-            })
-          )
-      )
-    )
-  )
+  if (!telemetryState.active) return log
+  return Effect.zipRight(log, telemetry.breakerChanged(telemetryState, model, transition, now, event))
 }
 
 /** The deployment's health said no: nothing is sent, the trail says why, and the next model is tried. */
@@ -616,7 +614,8 @@ const send = <A>(
     const now = ctx.clock.unsafeCurrentTimeMillis()
     return Effect.tap(
       config.health.store.report(model, config.health.policy, now, report, permit(ends, usedTokens)),
-      (transition) => transition.from === transition.to ? Effect.void : announce(model, transition, now, config.traced)
+      (transition) =>
+        transition.from === transition.to ? Effect.void : announce(model, transition, now, config.telemetry)
     )
   }
   const call: Call = {
@@ -647,22 +646,13 @@ const send = <A>(
       })
     }
     if (config.traced) {
-      attempt = Effect.withSpan(
-        Effect.tapBoth(attempt, {
-          onFailure: (e) =>
-            Effect.annotateCurrentSpan("llm.outcome", e._tag === "DeadlineCut" ? "DeadlineExceeded" : e._tag),
-          onSuccess: () => Effect.annotateCurrentSpan("llm.outcome", "success")
-        }),
-        "effect-llm-router.attempt",
-        {
-          attributes: {
-            "llm.model": model.name,
-            "llm.provider": model.provider,
-            "llm.attempt": attemptNo,
-            "llm.attempt.index": trail.length + 1
-          }
-        }
-      )
+      attempt = telemetry.inAttemptSpan(config.telemetry, ctx, attempt, model, m.request, ctx.stream, {
+        attempt: attemptNo,
+        index: trail.length + 1,
+        deployment: stats === undefined ? undefined : health.deploymentId(model),
+        hedge: hedged?.request,
+        probe
+      })
     }
     const base = () => ({
       index: trail.length + 1,
@@ -689,6 +679,7 @@ const send = <A>(
           ? Scope.close(scope, exit)
           : Effect.zipRight(Scope.close(scope, exit), tell(released))
         // A hedged call's request that lost: the trail says so.
+        if (hedged === undefined) telemetry.abandon(ctx, ctx.clock)
         return hedged === undefined ? closed : Effect.zipRight(
           closed,
           record(ctx, {
@@ -727,9 +718,13 @@ const send = <A>(
               scope,
               held: holds ? { ...permit(true, undefined), probe: false } : undefined,
               inGroup: stats !== undefined,
-              onEnd: stats !== undefined && ctx.stream ? ended : undefined
+              onEnd: stats !== undefined && ctx.stream ? ended : undefined,
+              span: ctx.attemptSpan
             })),
-            () => Scope.close(scope, Exit.void)
+            () => {
+              telemetry.abandon(ctx, ctx.clock)
+              return Scope.close(scope, Exit.void)
+            }
           )
         )
       },

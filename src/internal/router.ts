@@ -21,10 +21,11 @@ import * as ChatRequest from "../ChatRequest.js"
 import { ChatResponse } from "../ChatResponse.js"
 import * as Health from "../Health.js"
 import * as Model from "../Model.js"
-import type { Endpoint, ResponseData } from "../Provider.js"
+import type { Endpoint } from "../Provider.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import type { Options, Service } from "../Router.js"
 import * as RouterError from "../RouterError.js"
+import * as Telemetry from "../Telemetry.js"
 import * as costs from "./cost.js"
 import * as errors from "./errorMapping.js"
 import * as healthInternal from "./health.js"
@@ -33,6 +34,7 @@ import * as limits from "./limits.js"
 import type * as plan from "./plan.js"
 import * as Selection from "./selection.js"
 import * as streaming from "./streaming.js"
+import * as telemetry from "./telemetry.js"
 import * as transport from "./transport.js"
 import * as UntracedClient from "./untracedClient.js"
 
@@ -268,10 +270,12 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       deadlineMillis,
       onAttempt: options.onAttempt,
       traced,
+      telemetry: telemetry.resolve(options.telemetry, traced),
       health: healthConfig
     })
     const tracedPlan = planConfig(true)
     const quietPlan = planConfig(false)
+    const callAttributes = telemetry.callAttributes(models)
     // Secrets ride in headers the platform does not know to redact from spans (GPTRouter's `ws-secret`).
     const redactedNames = Headers.currentRedactedNames
     const withWsSecret = (names: ReadonlyArray<string | RegExp>) => [...names, "ws-secret"]
@@ -288,16 +292,23 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
             validated.right,
             false,
             traced
-              ? (call, model) => Effect.tap(transport.generate(context(model), call), annotateUsage)
+              ? (call, model) =>
+                Effect.tap(
+                  transport.generate(context(model), call),
+                  (data) => telemetry.annotateResponse(tracedPlan.telemetry, data)
+                )
               : (call, model) => transport.generate(context(model), call),
             "attempt",
             usageOf
           ),
           (success) => {
             const data = success.value
+            const state = traced ? tracedPlan.telemetry : quietPlan.telemetry
             // The body has been read: the attempt's scope has nothing left to release, close it.
             return Effect.as(
-              Scope.close(success.scope, Exit.void),
+              state.metrics
+                ? Effect.zipRight(Scope.close(success.scope, Exit.void), telemetry.answered(state, success.model, data))
+                : Scope.close(success.scope, Exit.void),
               new ChatResponse({
                 id: data.id,
                 model: data.model,
@@ -315,12 +326,11 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
         )
         return traced
           ? Effect.locallyWith(
-            Effect.withSpan(Effect.tap(call, annotateResponse), "effect-llm-router.generate", {
-              attributes: {
-                "llm.models": models.map((m) => Model.isGroup(m) ? `group:${m.name}` : `${m.provider}/${m.name}`)
-                  .join(",")
-              }
-            }),
+            Effect.withSpan(
+              Effect.tapBoth(call, { onSuccess: telemetry.annotateCall, onFailure: telemetry.annotateCallError }),
+              Telemetry.Names.generate,
+              { attributes: callAttributes }
+            ),
             redactedNames,
             withWsSecret
           )
@@ -345,10 +355,14 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
           if (tracer === builtInTracer) return openQuiet(validated.right, scope)
           // The span lives in the stream's scope: it covers the routing and every read, and ends with the stream.
           return Scope.extend(
-            Effect.flatMap(Effect.makeSpanScoped("effect-llm-router.stream"), (span) =>
+            Effect.flatMap(Effect.makeSpanScoped(Telemetry.Names.stream, { attributes: callAttributes }), (span) =>
               Effect.zipRight(
                 Effect.locallyScopedWith(redactedNames, withWsSecret),
-                Effect.withParentSpan(openTraced(validated.right, scope), span)
+                Effect.withParentSpan(
+                  Effect.tapError(openTraced(validated.right, scope), (error) =>
+                    Effect.sync(() => span.attribute(Telemetry.Attributes.errorType, error._tag))),
+                  span
+                )
               )),
             scope
           )
@@ -364,21 +378,4 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
         }))
 
     return { models, generate, stream, health } satisfies Service
-  })
-
-const annotateUsage = (data: ResponseData) =>
-  data.usage === undefined ? Effect.void : Effect.annotateCurrentSpan({
-    "llm.usage.prompt_tokens": data.usage.promptTokens,
-    "llm.usage.completion_tokens": data.usage.completionTokens
-  })
-
-const annotateResponse = (response: ChatResponse) =>
-  Effect.annotateCurrentSpan({
-    "llm.response.model": response.model,
-    "llm.response.provider": response.provider,
-    "llm.attempts": response.trail.length,
-    ...(response.usage === undefined ? {} : {
-      "llm.usage.prompt_tokens": response.usage.promptTokens,
-      "llm.usage.completion_tokens": response.usage.completionTokens
-    })
   })

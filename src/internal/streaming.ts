@@ -19,7 +19,7 @@ import * as Stream from "effect/Stream"
 import type { Attempt } from "../Attempt.js"
 import { type ChatChunk, isContent } from "../ChatChunk.js"
 import type { ChatRequest } from "../ChatRequest.js"
-import type { Usage } from "../ChatResponse.js"
+import type { Choice, Usage } from "../ChatResponse.js"
 import * as Health from "../Health.js"
 import type { Model } from "../Model.js"
 import type { Call } from "../Provider.js"
@@ -28,6 +28,7 @@ import { Accumulator } from "./accumulator.js"
 import * as costs from "./cost.js"
 import * as hedge from "./hedge.js"
 import * as plan from "./plan.js"
+import * as telemetry from "./telemetry.js"
 import * as transport from "./transport.js"
 
 /** @internal */
@@ -125,6 +126,13 @@ export interface Body {
   readonly failure: () => RouterError.AttemptError | undefined
   /** The usage the stream reported, if it did. */
   readonly usage: () => Usage | undefined
+  /** The answer's id and model, as the server named them. */
+  readonly id: string | undefined
+  readonly model: string
+  /** How the stream broke after content, if it did. */
+  readonly interruption: () => RouterError.StreamInterrupted | undefined
+  /** What arrived so far, as choices (for telemetry). */
+  readonly choices: () => ReadonlyArray<Choice>
 }
 
 /**
@@ -174,19 +182,39 @@ export const opener = (
   }
   const attempt = openUntilContent(config)
   const phase = config.firstTokenTimeoutMillis === undefined ? "attempt" : "first-token"
+  const state = planConfig.telemetry
   return (request, scope) =>
     Effect.flatMap(hedge.routed(planConfig, request, true, attempt, phase), (opened) => {
       const body = makeBody(config.stallTimeoutMillis, opened)
-      return Effect.as(
-        // The winning attempt's scope holds the open response; it lives as long as the consumer's stream, whose end
-        // (however it ends) also ends the deployment's admission.
-        Scope.addFinalizerExit(scope, (exit) =>
-          Effect.zipRight(
-            Scope.close(opened.scope, Exit.isSuccess(exit) ? Exit.void : exit),
-            settle(planConfig.health, planConfig.budget === undefined ? undefined : planConfig, opened, body)
-          )),
-        body
-      )
+      // The winning attempt's scope holds the open response; it lives as long as the consumer's stream, whose end
+      // (however it ends) also ends the deployment's admission.
+      const end = (exit: Exit.Exit<unknown, unknown>) =>
+        Effect.zipRight(
+          Scope.close(opened.scope, Exit.isSuccess(exit) ? Exit.void : exit),
+          settle(planConfig.health, planConfig.budget === undefined ? undefined : planConfig, opened, body, state)
+        )
+      if (!state.active) return Effect.as(Scope.addFinalizerExit(scope, end), body)
+      return Effect.flatMap(state.spans ? telemetry.currentSpanOrUndefined : Effect.succeed(undefined), (callSpan) => {
+        if (callSpan?._tag === "Span") telemetry.streamServed(callSpan, opened.model, opened.trail)
+        return Effect.as(
+          Scope.addFinalizerExit(scope, (exit) =>
+            Effect.zipRight(
+              telemetry.streamEnded(state, {
+                model: opened.model,
+                span: opened.span,
+                callSpan,
+                startedAt: opened.trail[opened.trail.length - 1]?.startedAt ?? 0,
+                id: body.id,
+                responseModel: body.model,
+                choices: body.choices,
+                usage: body.usage(),
+                interruption: body.interruption()
+              }, exit),
+              end(exit)
+            )),
+          body
+        )
+      })
     })
 }
 
@@ -198,7 +226,8 @@ const settle = (
   health: plan.HealthConfig | undefined,
   budget: plan.PlanConfig | undefined,
   opened: plan.Success<Opened>,
-  body: Body
+  body: Body,
+  telemetryState: telemetry.State
 ): Effect.Effect<void> => {
   opened.onEnd?.()
   const held = opened.held
@@ -230,7 +259,9 @@ const settle = (
           permit
         ),
         (transition) =>
-          transition.from === transition.to ? Effect.void : plan.announce(opened.model, transition, now, false)
+          transition.from === transition.to
+            ? Effect.void
+            : plan.announce(opened.model, transition, now, telemetryState, false)
       )
     )
   })
@@ -267,8 +298,10 @@ const makeBody = (stall: number | undefined, opened: plan.Success<Opened>): Body
 
   // What broke the stream after content, told to health when the stream ends.
   let failure: RouterError.AttemptError | undefined
+  let interruption: RouterError.StreamInterrupted | undefined
   const fail = (error: RouterError.StreamInterrupted) => {
     failure = error.cause
+    interruption = error
     return Effect.fail(error)
   }
 
@@ -295,7 +328,11 @@ const makeBody = (stall: number | undefined, opened: plan.Success<Opened>): Body
     pull,
     done: reader.done,
     failure: () => failure,
-    usage: () => acc.usage
+    usage: () => acc.usage,
+    interruption: () => interruption,
+    choices: () => acc.toResponse(started.id ?? "").choices,
+    id: started.id,
+    model: started.model
   }
 }
 
