@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Redacted, Tracer } from "effect"
 import type { Exit } from "effect"
-import { GptRouter, Model, OpenAiCompatible, Router } from "../src/index.js"
+import { GptRouter, Model, OpenAiCompatible, Router, Telemetry } from "../src/index.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as Script from "../src/testing/UpstreamScript.js"
 import { run } from "./support/live.js"
@@ -65,10 +65,12 @@ const expectNoSecret = (spans: ReadonlyArray<Recorded>) => {
   }
 }
 
+const A = Telemetry.Attributes
+
 const fastRetry = { minDelay: "1 millis", maxDelay: "2 millis", initialDelay: "1 millis", maxAttempts: 3 } as const
 
 describe("observability", () => {
-  it.live("the routed call and each attempt run in spans naming model, provider, attempt, outcome and tokens", () =>
+  it.live("the routed call and each attempt (chat {model}) run in spans naming model, provider, attempt, outcome and tokens", () =>
     Effect.gen(function*() {
       const upstream = yield* SimulatedUpstream.make({
         script: {
@@ -84,23 +86,25 @@ describe("observability", () => {
       expect(response.text).toBe("ok")
       const call = spans.filter((s) => s.name === "effect-llm-router.generate")
       expect(call).toHaveLength(1)
-      expect(call[0]!.attributes.get("llm.response.model")).toBe("m")
-      expect(call[0]!.attributes.get("llm.attempts")).toBe(2)
-      const attempts = spans.filter((s) => s.name === "effect-llm-router.attempt")
-      expect(attempts.map((s) => [s.attributes.get("llm.attempt"), s.attributes.get("llm.outcome")])).toEqual([
-        [1, "ServiceUnavailable"],
+      expect(call[0]!.attributes.get(A.servedBy)).toBe("openai/m")
+      expect(call[0]!.attributes.get(A.attempts)).toBe(2)
+      const attempts = spans.filter((s) => s.name === "chat m")
+      expect(attempts.map((s) => [s.attributes.get(A.attempt), s.attributes.get(A.outcome)])).toEqual([
+        [1, "retry"],
         [2, "success"]
       ])
+      expect(attempts.map((s) => s.attributes.get(A.errorType))).toEqual(["ServiceUnavailable", undefined])
       for (const s of attempts) {
-        expect(s.attributes.get("llm.model")).toBe("m")
-        expect(s.attributes.get("llm.provider")).toBe("openai")
+        expect(s.attributes.get(A.requestModel)).toBe("m")
+        expect(s.attributes.get(A.providerName)).toBe("openai")
+        expect(s.attributes.get(A.operationName)).toBe("chat")
         expect(s.parent).toBe("effect-llm-router.generate")
         expect(s.ended).toBe(true)
       }
-      expect(attempts[1]!.attributes.get("llm.usage.prompt_tokens")).toBe(7)
-      expect(attempts[1]!.attributes.get("llm.usage.completion_tokens")).toBe(3)
+      expect(attempts[1]!.attributes.get(A.usageInputTokens)).toBe(7)
+      expect(attempts[1]!.attributes.get(A.usageOutputTokens)).toBe(3)
       // The HTTP client's own spans are kept when a tracer is installed.
-      expect(spans.filter((s) => s.parent === "effect-llm-router.attempt").length).toBeGreaterThanOrEqual(2)
+      expect(spans.filter((s) => s.parent === "chat m").length).toBeGreaterThanOrEqual(2)
     }).pipe(run))
 
   it.live("no span attribute carries a key, for a bearer key or GPTRouter's ws-secret", () =>
@@ -137,8 +141,9 @@ describe("observability", () => {
       const streamSpans = spans.filter((s) => s.name === "effect-llm-router.stream")
       expect(streamSpans).toHaveLength(1)
       expect(streamSpans[0]!.ended).toBe(true)
-      const attempts = spans.filter((s) => s.name === "effect-llm-router.attempt")
-      expect(attempts.map((s) => s.attributes.get("llm.outcome"))).toEqual(["ServiceUnavailable", "success"])
+      const attempts = spans.filter((s) => s.name === "chat g")
+      expect(attempts.map((s) => s.attributes.get(A.outcome))).toEqual(["retry", "success"])
+      expect(attempts.every((s) => s.ended)).toBe(true)
       expect(attempts.map((s) => s.parent)).toEqual(["effect-llm-router.stream", "effect-llm-router.stream"])
       const headerKeys = spans.flatMap((s) => [...s.attributes.keys()])
       expect(headerKeys.some((k) => k.endsWith("ws-secret"))).toBe(true)
