@@ -44,7 +44,8 @@ const config = {
   attemptTimeoutMillis: undefined,
   deadlineMillis: undefined,
   onAttempt: undefined,
-  traced: false
+  traced: false,
+  telemetry: { spans: false, metrics: false, captureContent: false, active: false }
 }
 const request = { messages: [{ role: "user", content: "hi" }] }
 const value = { text: "ok" }

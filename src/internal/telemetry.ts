@@ -23,6 +23,7 @@ import { isGroup } from "../Model.js"
 import type { Endpoint, ResponseData } from "../Provider.js"
 import type * as RouterError from "../RouterError.js"
 import * as Telemetry from "../Telemetry.js"
+import { makeRedactor } from "./errorMapping.js"
 
 const A = Telemetry.Attributes
 const N = Telemetry.Names
@@ -80,6 +81,17 @@ const serverOf = (endpoint: Endpoint): Server => {
     servers.set(endpoint, server)
   }
   return server
+}
+
+// A deployment's id holds its base URL: a key someone put in it (a query parameter) is masked like in errors.
+const redactors = new WeakMap<Endpoint, (text: string) => string>()
+const redactorOf = (endpoint: Endpoint) => {
+  let redact = redactors.get(endpoint)
+  if (redact === undefined) {
+    redact = makeRedactor(endpoint.secrets)
+    redactors.set(endpoint, redact)
+  }
+  return redact
 }
 
 /** The list as the call span names it. */
@@ -217,7 +229,7 @@ export const inAttemptSpan = <A, E extends { readonly _tag: string }>(
   }
   if (server.port !== undefined) attributes[A.serverPort] = server.port
   requestAttributes(request, stream, attributes)
-  if (fields.deployment !== undefined) attributes[A.deployment] = fields.deployment
+  if (fields.deployment !== undefined) attributes[A.deployment] = redactorOf(model.endpoint)(fields.deployment)
   if (fields.hedge !== undefined) attributes[A.hedge] = fields.hedge
   if (fields.probe) attributes[A.probe] = true
   if (state.captureContent) attributes[A.inputMessages] = JSON.stringify(request.messages.map(inputMessage))
@@ -244,10 +256,9 @@ const responseAttributes = (
   choices: ReadonlyArray<Choice>,
   usage: Usage | undefined
 ): Record<string, unknown> => {
-  const out: Record<string, unknown> = {
-    [A.responseModel]: model,
-    [A.responseFinishReasons]: choices.map((c) => c.finishReason ?? "")
-  }
+  const out: Record<string, unknown> = { [A.responseModel]: model }
+  const reasons = choices.flatMap((c) => c.finishReason === null ? [] : [c.finishReason])
+  if (reasons.length > 0) out[A.responseFinishReasons] = reasons
   if (id !== undefined && id !== "") out[A.responseId] = id
   if (usage !== undefined) {
     out[A.usageInputTokens] = usage.promptTokens
@@ -317,7 +328,7 @@ export const recorded = (
         ...outcomeAttributes()
       }
       if (error !== undefined) attrs[A.errorType] = error
-      if (attempt.deployment !== undefined) attrs[A.deployment] = attempt.deployment
+      if (attempt.deployment !== undefined) attrs[A.deployment] = redactorOf(model.endpoint)(attempt.deployment)
       if (attempt.hedge !== undefined) attrs[A.hedge] = attempt.hedge
       if (attempt.outcome === "skipped") {
         if (attempt.note !== undefined) attrs[A.skipReason] = attempt.note
