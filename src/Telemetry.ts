@@ -184,8 +184,22 @@ export const tokenBoundaries: ReadonlyArray<number> = [
   67108864
 ]
 
-// `@effect/opentelemetry` reads a metric's unit from its `unit` tag.
-const withUnit = <T, I, O>(metric: Metric.Metric<T, I, O>, unit: string) => Metric.tagged(metric, "unit", unit)
+/**
+ * The metrics' units (UCUM, as the conventions give them). The router adds each as a `unit` label to its metric's
+ * updates: `@effect/opentelemetry` reads a metric's unit from that label.
+ *
+ * @since 0.3.0
+ * @category constants
+ */
+export const units = {
+  operationDuration: "s",
+  tokenUsage: "{token}",
+  timeToFirstChunk: "s",
+  attempts: "{attempt}",
+  fallbacks: "{fallback}",
+  streamInterruptions: "{interruption}",
+  breakerTransitions: "{transition}"
+} as const
 
 /**
  * `gen_ai.client.operation.duration` (s): each attempt's duration (a stream's until it ends), with `error.type` when
@@ -195,13 +209,10 @@ const withUnit = <T, I, O>(metric: Metric.Metric<T, I, O>, unit: string) => Metr
  * @since 0.3.0
  * @category metrics
  */
-export const operationDuration = withUnit(
-  Metric.histogram(
-    "gen_ai.client.operation.duration",
-    MetricBoundaries.fromIterable(durationBoundaries),
-    "GenAI operation duration."
-  ),
-  "s"
+export const operationDuration = Metric.histogram(
+  "gen_ai.client.operation.duration",
+  MetricBoundaries.fromIterable(durationBoundaries),
+  "GenAI operation duration."
 )
 
 /**
@@ -211,13 +222,10 @@ export const operationDuration = withUnit(
  * @since 0.3.0
  * @category metrics
  */
-export const tokenUsage = withUnit(
-  Metric.histogram(
-    "gen_ai.client.token.usage",
-    MetricBoundaries.fromIterable(tokenBoundaries),
-    "Number of input and output tokens used."
-  ),
-  "{token}"
+export const tokenUsage = Metric.histogram(
+  "gen_ai.client.token.usage",
+  MetricBoundaries.fromIterable(tokenBoundaries),
+  "Number of input and output tokens used."
 )
 
 /**
@@ -227,13 +235,10 @@ export const tokenUsage = withUnit(
  * @since 0.3.0
  * @category metrics
  */
-export const timeToFirstChunk = withUnit(
-  Metric.histogram(
-    "gen_ai.client.operation.time_to_first_chunk",
-    MetricBoundaries.fromIterable(durationBoundaries),
-    "Time to receive the first chunk."
-  ),
-  "s"
+export const timeToFirstChunk = Metric.histogram(
+  "gen_ai.client.operation.time_to_first_chunk",
+  MetricBoundaries.fromIterable(durationBoundaries),
+  "Time to receive the first chunk."
 )
 
 /**
@@ -243,10 +248,9 @@ export const timeToFirstChunk = withUnit(
  * @since 0.3.0
  * @category metrics
  */
-export const attempts = withUnit(
-  Metric.counter("effect_llm_router.attempts", { description: "Attempts of routed calls, by model and outcome." }),
-  "{attempt}"
-)
+export const attempts = Metric.counter("effect_llm_router.attempts", {
+  description: "Attempts of routed calls, by model and outcome."
+})
 
 /**
  * `effect_llm_router.fallbacks` ({fallback}): moves to the next model (or a group's next deployment), by the model left
@@ -255,10 +259,9 @@ export const attempts = withUnit(
  * @since 0.3.0
  * @category metrics
  */
-export const fallbacks = withUnit(
-  Metric.counter("effect_llm_router.fallbacks", { description: "Fallbacks to the next model, by the model left." }),
-  "{fallback}"
-)
+export const fallbacks = Metric.counter("effect_llm_router.fallbacks", {
+  description: "Fallbacks to the next model, by the model left."
+})
 
 /**
  * `effect_llm_router.stream.interruptions` ({interruption}): streams that broke after content, by
@@ -267,12 +270,9 @@ export const fallbacks = withUnit(
  * @since 0.3.0
  * @category metrics
  */
-export const streamInterruptions = withUnit(
-  Metric.counter("effect_llm_router.stream.interruptions", {
-    description: "Streams interrupted after their first content, by reason."
-  }),
-  "{interruption}"
-)
+export const streamInterruptions = Metric.counter("effect_llm_router.stream.interruptions", {
+  description: "Streams interrupted after their first content, by reason."
+})
 
 /**
  * `effect_llm_router.breaker.transitions` ({transition}): deployment breaker changes, by `gen_ai.request.model`,
@@ -281,9 +281,6 @@ export const streamInterruptions = withUnit(
  * @since 0.3.0
  * @category metrics
  */
-export const breakerTransitions = withUnit(
-  Metric.counter("effect_llm_router.breaker.transitions", {
-    description: "Deployment circuit breaker state changes."
-  }),
-  "{transition}"
-)
+export const breakerTransitions = Metric.counter("effect_llm_router.breaker.transitions", {
+  description: "Deployment circuit breaker state changes."
+})

@@ -341,25 +341,16 @@ export const recorded = (
   return Effect.zipRight(
     spans,
     updateMetrics((update) => {
-      const labels = modelLabels(model)
-      update(Telemetry.attempts, 1, [...labels, MetricLabel.make(A.outcome, attempt.outcome)])
-      if (attempt.outcome === "fallback") {
-        update(Telemetry.fallbacks, 1, error === undefined ? labels : [...labels, MetricLabel.make(A.errorType, error)])
-      }
+      update(attempts, 1, labelsOf(model, attempts, A.outcome, attempt.outcome))
+      if (attempt.outcome === "fallback") update(fallbacks, 1, labelsOf(model, fallbacks, A.errorType, error))
       if (attempt.outcome === "skipped") return
       const seconds = (attempt.endedAt - attempt.startedAt) / 1000
       if (keepOpen) {
-        update(Telemetry.timeToFirstChunk, seconds, operationLabels(model))
+        update(timeToFirstChunk, seconds, labelsOf(model, timeToFirstChunk))
         return
       }
       const failure = attempt.outcome === "cancelled" ? "cancelled" : error
-      update(
-        Telemetry.operationDuration,
-        seconds,
-        failure === undefined
-          ? operationLabels(model)
-          : [...operationLabels(model), MetricLabel.make(A.errorType, failure)]
-      )
+      update(operationDuration, seconds, labelsOf(model, operationDuration, A.errorType, failure))
     })
   )
 }
@@ -395,9 +386,10 @@ export const answered = (state: State, model: Model, data: ResponseData): Effect
     updateMetrics((update) => recordUsage(update, model, data.model, data.usage!))
 
 const recordUsage = (update: Update, model: Model, responseModel: string, usage: Usage) => {
-  const labels = [...operationLabels(model), MetricLabel.make(A.responseModel, responseModel)]
-  update(Telemetry.tokenUsage, usage.promptTokens, [...labels, MetricLabel.make(A.tokenType, "input")])
-  update(Telemetry.tokenUsage, usage.completionTokens, [...labels, MetricLabel.make(A.tokenType, "output")])
+  const input = labelsOf(model, tokenUsage, A.responseModel, responseModel, A.tokenType, "input")
+  const output = labelsOf(model, tokenUsage, A.responseModel, responseModel, A.tokenType, "output")
+  update(tokenUsage, usage.promptTokens, input)
+  update(tokenUsage, usage.completionTokens, output)
 }
 
 /**
@@ -449,18 +441,14 @@ export const streamEnded = (
     if (!state.metrics) return Effect.void
     const seconds = (clock.unsafeCurrentTimeMillis() - ended.startedAt) / 1000
     return updateMetrics((update) => {
-      const labels = operationLabels(ended.model)
-      update(
-        Telemetry.operationDuration,
-        seconds,
-        error === undefined ? labels : [...labels, MetricLabel.make(A.errorType, error)]
-      )
+      update(operationDuration, seconds, labelsOf(ended.model, operationDuration, A.errorType, error))
       if (ended.usage !== undefined) recordUsage(update, ended.model, ended.responseModel, ended.usage)
       if (interruption !== undefined) {
-        update(Telemetry.streamInterruptions, 1, [
-          ...modelLabels(ended.model),
-          MetricLabel.make(A.interruptReason, interruption.reason)
-        ])
+        update(
+          streamInterruptions,
+          1,
+          labelsOf(ended.model, streamInterruptions, A.interruptReason, interruption.reason)
+        )
       }
     })
   })
@@ -496,11 +484,11 @@ export const breakerChanged = (
   return Effect.zipRight(
     spans,
     updateMetrics((update) =>
-      update(Telemetry.breakerTransitions, 1, [
-        ...modelLabels(model),
-        MetricLabel.make(A.breakerFrom, transition.from),
-        MetricLabel.make(A.breakerTo, transition.to)
-      ])
+      update(
+        breakerTransitions,
+        1,
+        labelsOf(model, breakerTransitions, A.breakerFrom, transition.from, A.breakerTo, transition.to)
+      )
     )
   )
 }
@@ -509,43 +497,82 @@ export const breakerChanged = (
 // metrics
 
 type Update = (
-  metric: Pick<Metric.Metric<unknown, number, unknown>, "unsafeUpdate">,
+  metric: Instrument,
   value: number,
   labels: ReadonlyArray<MetricLabel.MetricLabel>
 ) => void
 
-/** Updates metrics with the fiber's metric labels (`Effect.tagMetrics`) added to each. */
+/**
+ * Updates metrics with the fiber's metric labels (`Effect.tagMetrics`) added to each. Without those, each update
+ * passes the same label array for the same labels (see `labelsOf`): Effect caches a metric's hook per label array, so
+ * an update is then a lookup rather than building and hashing a metric key.
+ */
 const updateMetrics = (f: (update: Update) => void): Effect.Effect<void> =>
   Effect.withFiberRuntime((fiber) => {
     const fiberLabels = fiber.getFiberRef(FiberRef.currentMetricLabels)
-    f((metric, value, labels) =>
-      metric.unsafeUpdate(value, fiberLabels.length === 0 ? labels : [...fiberLabels, ...labels])
+    f((instrument, value, labels) =>
+      instrument.metric.unsafeUpdate(value, fiberLabels.length === 0 ? labels : [...fiberLabels, ...labels])
     )
     return Effect.void
   })
 
-const modelLabelCache = new WeakMap<Model, ReadonlyArray<MetricLabel.MetricLabel>>()
-const modelLabels = (model: Model): ReadonlyArray<MetricLabel.MetricLabel> => {
-  let labels = modelLabelCache.get(model)
-  if (labels === undefined) {
-    labels = [MetricLabel.make(A.requestModel, model.name), MetricLabel.make(A.providerName, model.provider)]
-    modelLabelCache.set(model, labels)
-  }
-  return labels
+/** A metric, its unit (which `@effect/opentelemetry` reads from a `unit` label), and whether it carries the server. */
+interface Instrument {
+  readonly metric: Pick<Metric.Metric<unknown, number, unknown>, "unsafeUpdate">
+  readonly name: string
+  readonly unit: MetricLabel.MetricLabel
+  readonly operation: boolean
 }
 
-const operationLabelCache = new WeakMap<Model, ReadonlyArray<MetricLabel.MetricLabel>>()
-const operationLabels = (model: Model): ReadonlyArray<MetricLabel.MetricLabel> => {
-  let labels = operationLabelCache.get(model)
+const instrument = (metric: Instrument["metric"], name: string, unit: string, operation: boolean): Instrument => ({
+  metric,
+  name,
+  unit: MetricLabel.make("unit", unit),
+  operation
+})
+
+const U = Telemetry.units
+const operationDuration = instrument(Telemetry.operationDuration, "duration", U.operationDuration, true)
+const tokenUsage = instrument(Telemetry.tokenUsage, "tokens", U.tokenUsage, true)
+const timeToFirstChunk = instrument(Telemetry.timeToFirstChunk, "ttfc", U.timeToFirstChunk, true)
+const attempts = instrument(Telemetry.attempts, "attempts", U.attempts, false)
+const fallbacks = instrument(Telemetry.fallbacks, "fallbacks", U.fallbacks, false)
+const streamInterruptions = instrument(Telemetry.streamInterruptions, "interruptions", U.streamInterruptions, false)
+const breakerTransitions = instrument(Telemetry.breakerTransitions, "breaker", U.breakerTransitions, false)
+
+const labelCache = new WeakMap<Model, Map<string, ReadonlyArray<MetricLabel.MetricLabel>>>()
+
+/**
+ * The labels of one update: the unit, the model's (and for the GenAI metrics the operation's and the server's), then
+ * the given key/value pairs (a pair whose value is undefined is left out). The same array for the same labels.
+ */
+const labelsOf = (
+  model: Model,
+  instrument: Instrument,
+  ...pairs: ReadonlyArray<string | undefined>
+): ReadonlyArray<MetricLabel.MetricLabel> => {
+  let perModel = labelCache.get(model)
+  if (perModel === undefined) {
+    perModel = new Map()
+    labelCache.set(model, perModel)
+  }
+  const key = pairs.length === 0 ? instrument.name : `${instrument.name}\u0000${pairs.join("\u0000")}`
+  let labels = perModel.get(key)
   if (labels === undefined) {
-    const server = serverOf(model.endpoint)
-    labels = [
-      MetricLabel.make(A.operationName, N.operation),
-      ...modelLabels(model),
-      MetricLabel.make(A.serverAddress, server.address),
-      ...(server.port === undefined ? [] : [MetricLabel.make(A.serverPort, String(server.port))])
-    ]
-    operationLabelCache.set(model, labels)
+    const out = [instrument.unit]
+    if (instrument.operation) out.push(MetricLabel.make(A.operationName, N.operation))
+    out.push(MetricLabel.make(A.requestModel, model.name), MetricLabel.make(A.providerName, model.provider))
+    if (instrument.operation) {
+      const server = serverOf(model.endpoint)
+      out.push(MetricLabel.make(A.serverAddress, server.address))
+      if (server.port !== undefined) out.push(MetricLabel.make(A.serverPort, String(server.port)))
+    }
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const value = pairs[i + 1]
+      if (value !== undefined) out.push(MetricLabel.make(pairs[i]!, value))
+    }
+    labels = out
+    perModel.set(key, labels)
   }
   return labels
 }
