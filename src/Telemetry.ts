@@ -27,13 +27,38 @@ import * as MetricBoundaries from "effect/MetricBoundaries"
 /**
  * A router's telemetry options (`Router.Options.telemetry`).
  *
+ * @example
+ * ```ts
+ * import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { PeriodicExportingMetricReader, ConsoleMetricExporter } from "@opentelemetry/sdk-metrics"
+ * import { BatchSpanProcessor, ConsoleSpanExporter } from "@opentelemetry/sdk-trace-base"
+ * import { Effect, Redacted } from "effect"
+ * import { Model, OpenAiCompatible, Router } from "effect-llm-router"
+ * const endpoint = OpenAiCompatible.endpoint({ baseUrl: "https://api.openai.com/v1", apiKey: Redacted.make("sk-...") })
+ * const program = Effect.gen(function*() {
+ *   const router = yield* Router.make({
+ *     models: [Model.make({ name: "gpt-4o-mini", endpoint })],
+ *     telemetry: { metrics: true, captureContent: false }
+ *   })
+ *   return yield* router.generate({ messages: [{ role: "user", content: "Hello" }] })
+ * }).pipe(
+ *   Effect.provide(FetchHttpClient.layer),
+ *   Effect.provide(NodeSdk.layer(() => ({
+ *     resource: { serviceName: "my-app" },
+ *     spanProcessor: new BatchSpanProcessor(new ConsoleSpanExporter()),
+ *     metricReader: new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter() })
+ *   })))
+ * )
+ * ```
+ *
  * @since 0.3.0
  * @category models
  */
 export interface Options {
   /**
-   * Record the metrics below on every call (default `false`: each record costs a few microseconds per call, for
-   * nothing when no metric exporter is installed).
+   * Record the metrics below on every call (default `false`: Effect's metric registry is process-wide and keeps
+   * every series it is given, exported or not).
    */
   readonly metrics?: boolean | undefined
   /**
