@@ -133,6 +133,8 @@ export const Attributes = {
   probe: "effect_llm_router.probe",
   /** The call span: the number of attempts. */
   attempts: "effect_llm_router.attempts",
+  /** What an answer cost at its model's price (`Model.make({ price })`), on the serving attempt and the call. */
+  cost: "effect_llm_router.cost",
   /** The call span: `provider/model` that served the call. */
   servedBy: "effect_llm_router.served_by",
   /** A stream interruption's reason (`StreamInterrupted.reason`). */
@@ -223,7 +225,8 @@ export const units = {
   attempts: "{attempt}",
   fallbacks: "{fallback}",
   streamInterruptions: "{interruption}",
-  breakerTransitions: "{transition}"
+  breakerTransitions: "{transition}",
+  cost: "{cost}"
 } as const
 
 /**
@@ -308,4 +311,15 @@ export const streamInterruptions = Metric.counter("effect_llm_router.stream.inte
  */
 export const breakerTransitions = Metric.counter("effect_llm_router.breaker.transitions", {
   description: "Deployment circuit breaker state changes."
+})
+
+/**
+ * `effect_llm_router.cost` ({cost}): what the answers of models with a price cost (`Model.make({ price })`), in the
+ * prices' currency, by `gen_ai.request.model` and `gen_ai.provider.name`; a stream counts at its end.
+ *
+ * @since 0.3.0
+ * @category metrics
+ */
+export const cost = Metric.counter("effect_llm_router.cost", {
+  description: "What answers cost at their models' prices."
 })

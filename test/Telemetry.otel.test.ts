@@ -80,7 +80,10 @@ describe("telemetry through @effect/opentelemetry", () => {
       })
       const endpoint = OpenAiCompatible.endpoint({ baseUrl: upstream.openAiBaseUrl, apiKey: Redacted.make(SECRET) })
       const router = yield* Router.make({
-        models: [Model.make({ name: "t1-a", endpoint }), Model.make({ name: "t1-b", endpoint })],
+        models: [
+          Model.make({ name: "t1-a", endpoint }),
+          Model.make({ name: "t1-b", endpoint, price: { input: 2_000_000, output: 4_000_000 } })
+        ],
         retry: fastRetry,
         telemetry: { metrics: true }
       })
@@ -97,6 +100,8 @@ describe("telemetry through @effect/opentelemetry", () => {
       expect(call).toBeDefined()
       expect(call!.attributes[A.servedBy]).toBe("openai/t1-b")
       expect(call!.attributes[A.attempts]).toBe(3)
+      // 7 input tokens at 2 per token, 3 output tokens at 4.
+      expect(call!.attributes[A.cost]).toBe(26)
       // @effect/opentelemetry 0.64 hands array attributes to OpenTelemetry as JSON text.
       expect(JSON.parse(call!.attributes[A.models] as string)).toEqual(["openai/t1-a", "openai/t1-b"])
       // Usage only on the attempts, so that a backend summing gen_ai.usage.* counts it once.
@@ -134,7 +139,8 @@ describe("telemetry through @effect/opentelemetry", () => {
       expect(attempts[2]!.attributes).toMatchObject({
         [A.responseModel]: "t1-b",
         [A.usageInputTokens]: 7,
-        [A.usageOutputTokens]: 3
+        [A.usageOutputTokens]: 3,
+        [A.cost]: 26
       })
       expect(JSON.parse(attempts[2]!.attributes[A.responseFinishReasons] as string)).toEqual(["stop"])
       // Each attempt lies within the call, in order.
@@ -168,6 +174,8 @@ describe("telemetry through @effect/opentelemetry", () => {
       expect(input.map((h) => [h.count, h.sum])).toEqual([[1, 7]])
       expect(output.map((h) => [h.count, h.sum])).toEqual([[1, 3]])
       expect(input[0]!.buckets.boundaries).toEqual(Telemetry.tokenBoundaries)
+      expect(counter(m, "effect_llm_router.cost", t1b)).toBe(26)
+      expect(points(m, "effect_llm_router.cost", t1a)).toEqual([])
       const units = Object.fromEntries(m.map((x) => [x.descriptor.name, x.descriptor.unit]))
       expect(units).toMatchObject({
         "gen_ai.client.operation.duration": "s",
@@ -236,6 +244,39 @@ describe("telemetry through @effect/opentelemetry", () => {
       expect(duration).toHaveLength(1)
       expect(duration[0]!.attributes[A.errorType]).toBeDefined()
       expect(everything(finished, m)).not.toContain(SECRET)
+    }).pipe(Effect.provide(layer), run)
+  })
+
+  it.live("a stream read to its end: its serving attempt's span carries its usage, finish reason and cost", () => {
+    const { layer, metrics, spans } = otel()
+    return Effect.gen(function*() {
+      const upstream = yield* SimulatedUpstream.make({
+        script: { "t6-a": [Script.succeed({ text: "all of it", usage: { promptTokens: 4, completionTokens: 5 } })] }
+      })
+      const endpoint = OpenAiCompatible.endpoint({ baseUrl: upstream.openAiBaseUrl, apiKey: Redacted.make(SECRET) })
+      const router = yield* Router.make({
+        models: [Model.make({ name: "t6-a", endpoint, price: { input: 1_000_000, output: 2_000_000 } })],
+        telemetry: { metrics: true }
+      })
+      const response = yield* Router.collect(router.stream({ messages: [{ role: "user", content: "hi" }] }))
+      expect(response.text).toBe("all of it")
+      const [attempt] = byName(spans.getFinishedSpans(), "chat t6-a")
+      expect(attempt!.attributes).toMatchObject({
+        [A.requestStream]: true,
+        [A.usageInputTokens]: 4,
+        [A.usageOutputTokens]: 5,
+        [A.cost]: 14
+      })
+      expect(JSON.parse(attempt!.attributes[A.responseFinishReasons] as string)).toEqual(["stop"])
+      expect(attempt!.status.code).toBe(SpanStatusCode.OK)
+      const m = yield* metrics
+      const t6a = { [A.requestModel]: "t6-a", [A.providerName]: "openai" }
+      expect(counter(m, "effect_llm_router.cost", t6a)).toBe(14)
+      expect(histogram(m, "gen_ai.client.token.usage", { ...t6a, [A.tokenType]: "output" }).map((h) => h.sum))
+        .toEqual([5])
+      expect(points(m, "gen_ai.client.operation.duration", t6a).map((p) => p.attributes[A.errorType])).toEqual([
+        undefined
+      ])
     }).pipe(Effect.provide(layer), run)
   })
 

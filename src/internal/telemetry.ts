@@ -23,6 +23,7 @@ import { isGroup } from "../Model.js"
 import type { Endpoint, ResponseData } from "../Provider.js"
 import type * as RouterError from "../RouterError.js"
 import * as Telemetry from "../Telemetry.js"
+import * as costs from "./cost.js"
 import { makeRedactor } from "./errorMapping.js"
 
 const A = Telemetry.Attributes
@@ -111,10 +112,12 @@ export const annotateCall = (response: {
   readonly model: string
   readonly provider: string
   readonly trail: ReadonlyArray<Attempt>
+  readonly cost?: number | undefined
 }) =>
   Effect.annotateCurrentSpan({
     [A.servedBy]: `${response.provider}/${response.model}`,
-    [A.attempts]: response.trail.length
+    [A.attempts]: response.trail.length,
+    ...(response.cost === undefined ? {} : { [A.cost]: response.cost })
   })
 
 /** A stream's call span, once the stream is served. @internal */
@@ -297,6 +300,7 @@ export const recorded = (
     const out: Record<string, unknown> = { [A.outcome]: attempt.outcome }
     if (attempt.waitMillis !== undefined) out[A.waitMillis] = attempt.waitMillis
     if (attempt.note !== undefined) out[A.note] = attempt.note
+    if (attempt.cost !== undefined) out[A.cost] = attempt.cost
     return out
   }
   const spans = !state.spans ? Effect.void : Effect.flatMap(Effect.currentSpan, (callSpan) =>
@@ -351,6 +355,7 @@ export const recorded = (
       }
       const failure = attempt.outcome === "cancelled" ? "cancelled" : error
       update(operationDuration, seconds, labelsOf(model, operationDuration, A.errorType, failure))
+      if (attempt.cost !== undefined) update(cost, attempt.cost, labelsOf(model, cost))
     })
   )
 }
@@ -417,11 +422,14 @@ export const streamEnded = (
   Effect.clockWith((clock) => {
     const interruption = ended.interruption
     const error = interruption === undefined ? undefined : interruption.cause?._tag ?? interruption._tag
+    const price = ended.model.price
+    const spent = price === undefined || ended.usage === undefined ? undefined : costs.of(price, ended.usage)
     if (state.spans) {
       const now = nanos(clock)
       const span = ended.span
       if (span !== undefined && span.status._tag === "Started") {
         const attrs = responseAttributes(state, ended.id, ended.responseModel, ended.choices(), ended.usage)
+        if (spent !== undefined) attrs[A.cost] = spent
         for (const key in attrs) span.attribute(key, attrs[key])
         if (error !== undefined) span.attribute(A.errorType, error)
         if (interruption !== undefined) span.attribute(A.interruptReason, interruption.reason)
@@ -443,6 +451,7 @@ export const streamEnded = (
     return updateMetrics((update) => {
       update(operationDuration, seconds, labelsOf(ended.model, operationDuration, A.errorType, error))
       if (ended.usage !== undefined) recordUsage(update, ended.model, ended.responseModel, ended.usage)
+      if (spent !== undefined) update(cost, spent, labelsOf(ended.model, cost))
       if (interruption !== undefined) {
         update(
           streamInterruptions,
@@ -538,6 +547,7 @@ const timeToFirstChunk = instrument(Telemetry.timeToFirstChunk, "ttfc", U.timeTo
 const attempts = instrument(Telemetry.attempts, "attempts", U.attempts, false)
 const fallbacks = instrument(Telemetry.fallbacks, "fallbacks", U.fallbacks, false)
 const streamInterruptions = instrument(Telemetry.streamInterruptions, "interruptions", U.streamInterruptions, false)
+const cost = instrument(Telemetry.cost, "cost", U.cost, false)
 const breakerTransitions = instrument(Telemetry.breakerTransitions, "breaker", U.breakerTransitions, false)
 
 const labelCache = new WeakMap<Model, Map<string, ReadonlyArray<MetricLabel.MetricLabel>>>()
