@@ -3,8 +3,13 @@
  * protocol: it builds the HTTP request of a call ({@link Endpoint.httpRequest}), decodes a JSON answer
  * ({@link Endpoint.decodeResponse}) and, for streams, turns each server-sent event into chunks
  * ({@link Endpoint.streamDecoder}). Everything else is the router's and shared by every protocol: sending, status
- * mapping to the failure modes (with {@link Endpoint.statusOverrides} for a protocol's own statuses), redaction of
- * {@link Endpoint.secrets}, byte-level SSE reading, timeouts, retries, fallback and the trail.
+ * mapping to the failure modes (with {@link Endpoint.statusOverrides} for a protocol's own statuses and
+ * {@link Endpoint.classifyError} for its own error bodies), redaction of {@link Endpoint.secrets}, byte-level SSE
+ * reading, timeouts, retries, fallback and the trail.
+ *
+ * A stream is complete when its decoder returns `"done"` (a terminator such as `[DONE]`), or when the body ends after
+ * a `Finish` chunk: a protocol without a terminator (Gemini) needs nothing more. A body that ends before either is
+ * truncated.
  *
  * A new protocol is a module with an `endpoint(options)` constructor returning an `Endpoint`, as `OpenAiCompatible`
  * and `GptRouter` are. A minimal one, for a server that answers `{ "text": "…" }` and streams `data: {"delta": "…"}`
@@ -143,6 +148,43 @@ export type EventOutcome =
   | { readonly _tag: "Malformed"; readonly reason: string }
 
 /**
+ * A failure a protocol recognised in a 2xx answer: an error object, or an answer that is a refusal (Gemini's blocked
+ * prompt). The router classifies `payload` as it does an in-band stream error ({@link Endpoint.classifyError}, then
+ * the shared rules, `ServerError` when nothing names a mode).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface InBandError {
+  readonly _tag: "InBandError"
+  readonly payload: unknown
+}
+
+/**
+ * What a protocol says an error means: its failure mode, and the wait the body asks for when the body says so
+ * (Gemini's `RetryInfo`; a `Retry-After` header wins over it).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ErrorClassification {
+  readonly tag: AttemptErrorTag
+  readonly retryAfterMillis?: number | undefined
+}
+
+/**
+ * An error as {@link Endpoint.classifyError} sees it: the HTTP status (`undefined` for an error inside a 2xx answer)
+ * and the parsed JSON body (`undefined` when it was not JSON).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ErrorReport {
+  readonly status: number | undefined
+  readonly body: unknown
+}
+
+/**
  * Decodes the events of one streamed response. Stateful: make one per attempt.
  *
  * @since 0.1.0
@@ -174,10 +216,22 @@ export interface Endpoint {
   readonly statusOverrides: Readonly<Partial<Record<number, AttemptErrorTag>>>
   /** Builds the HTTP request of a call. */
   readonly httpRequest: (call: Call) => HttpClientRequest.HttpClientRequest
-  /** Decodes a 2xx JSON body; `Left` holds why it is malformed. */
-  readonly decodeResponse: (call: Call, body: unknown) => Either.Either<ResponseData, string>
+  /**
+   * Decodes a 2xx JSON body; `Left` holds why it is malformed, or (since 0.3.0) an {@link InBandError} when the body
+   * is a failure the protocol recognises.
+   */
+  readonly decodeResponse: (call: Call, body: unknown) => Either.Either<ResponseData, string | InBandError>
   /** A fresh decoder for one streamed response. */
   readonly streamDecoder: (call: Call) => StreamDecoder
+  /**
+   * The protocol's own reading of an error (optional): an error status with its body, or an in-band error's payload.
+   * A classification it returns wins over the status and over the shared rules (which read OpenAI's `code`/`type`
+   * and a few messages); `undefined` leaves the error to them. Anthropic reads `error.type` and its credit and
+   * prompt-length messages, Gemini `error.status` and its quota details.
+   *
+   * @since 0.3.0
+   */
+  readonly classifyError?: ((error: ErrorReport) => ErrorClassification | undefined) | undefined
 }
 
 /**

@@ -4,7 +4,15 @@
  * @internal
  */
 import * as Redacted from "effect/Redacted"
+import type { ErrorClassification, ErrorReport } from "../Provider.js"
 import * as RouterError from "../RouterError.js"
+
+/**
+ * A protocol's own error classifier (`Endpoint.classifyError`).
+ *
+ * @internal
+ */
+export type Classifier = (error: ErrorReport) => ErrorClassification | undefined
 
 /** @internal */
 export interface CallInfo {
@@ -162,6 +170,7 @@ export const fromStatus = (options: {
   readonly nowMillis: number
   readonly redact: (text: string) => string
   readonly overrides?: Readonly<Record<number, AttemptTag>>
+  readonly classify?: Classifier | undefined
 }): RouterError.AttemptError => {
   let parsed: unknown = undefined
   try {
@@ -169,12 +178,19 @@ export const fromStatus = (options: {
   } catch {
     // a non-JSON error page: the status alone decides
   }
-  const byStatus = tagFromStatus(options.status, options.overrides ?? {})
-  const byDetails = tagFromDetails(errorDetails(parsed))
-  // A code only refines within the failure family the status allows: a 503 body saying "server_error" stays
-  // unavailable, but a 400 or 429 body naming quota, context length or the content filter is that.
-  const tag = byDetails !== undefined && refines(byStatus, byDetails) ? byDetails : byStatus
-  const retryAfterMillis = parseRetryAfter(options.headers, options.nowMillis)
+  // The protocol's own reading of its error bodies wins: it knows what its codes and messages mean.
+  const own = options.classify?.({ status: options.status, body: parsed })
+  let tag: AttemptTag
+  if (own !== undefined) {
+    tag = own.tag
+  } else {
+    const byStatus = tagFromStatus(options.status, options.overrides ?? {})
+    const byDetails = tagFromDetails(errorDetails(parsed))
+    // A code only refines within the failure family the status allows: a 503 body saying "server_error" stays
+    // unavailable, but a 400 or 429 body naming quota, context length or the content filter is that.
+    tag = byDetails !== undefined && refines(byStatus, byDetails) ? byDetails : byStatus
+  }
+  const retryAfterMillis = parseRetryAfter(options.headers, options.nowMillis) ?? own?.retryAfterMillis
   return make(tag, options.call, {
     status: options.status,
     body: excerpt(options.bodyText, options.redact),
@@ -206,9 +222,13 @@ const refines = (byStatus: AttemptTag, byDetails: AttemptTag): boolean => {
 export const fromInBand = (
   call: CallInfo,
   payload: unknown,
-  redact: (text: string) => string
+  redact: (text: string) => string,
+  classify?: Classifier | undefined
 ): RouterError.AttemptError => {
-  const details = errorDetails(payload)
-  const tag = tagFromDetails(details) ?? "ServerError"
-  return make(tag, call, { body: excerpt(JSON.stringify(payload), redact) })
+  const own = classify?.({ status: undefined, body: payload })
+  const tag = own?.tag ?? tagFromDetails(errorDetails(payload)) ?? "ServerError"
+  return make(tag, call, {
+    body: excerpt(JSON.stringify(payload), redact),
+    retryAfterMillis: own?.retryAfterMillis
+  })
 }

@@ -83,7 +83,8 @@ const failFromStatus = (
         bodyText,
         nowMillis: now,
         redact: ctx.redact,
-        overrides: ctx.endpoint.statusOverrides as Record<number, AttemptError["_tag"]>
+        overrides: ctx.endpoint.statusOverrides as Record<number, AttemptError["_tag"]>,
+        classify: ctx.endpoint.classifyError
       })
   )
 
@@ -110,12 +111,16 @@ export const generate = (ctx: Context, call: Call): Effect.Effect<ResponseData, 
           )
         }
         const decoded = ctx.endpoint.decodeResponse(call, body)
-        return decoded._tag === "Right" ? Effect.succeed(decoded.right) : Effect.fail(
-          errors.make("MalformedResponse", call, {
-            status: response.status,
-            body: errors.excerpt(text, ctx.redact),
-            reason: `body does not match the response schema: ${decoded.left}`
-          })
+        if (decoded._tag === "Right") return Effect.succeed(decoded.right)
+        const left = decoded.left
+        return Effect.fail(
+          typeof left === "string"
+            ? errors.make("MalformedResponse", call, {
+              status: response.status,
+              body: errors.excerpt(text, ctx.redact),
+              reason: `body does not match the response schema: ${left}`
+            })
+            : errors.fromInBand(call, left.payload, ctx.redact, ctx.endpoint.classifyError)
         )
       }
     ))
@@ -221,7 +226,10 @@ const makeBodyReader = (
       }
       events.length = 0
       return outcome._tag === "InBandError"
-        ? new BodyFailure("in-band-error", errors.fromInBand(call, outcome.payload, ctx.redact))
+        ? new BodyFailure(
+          "in-band-error",
+          errors.fromInBand(call, outcome.payload, ctx.redact, ctx.endpoint.classifyError)
+        )
         : malformed(outcome.reason)
     }
     events.length = 0
