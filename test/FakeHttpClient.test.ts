@@ -63,6 +63,23 @@ const requests = (base: string) => [
   HttpClientRequest.post(`${base}/api/v1/generate`).pipe(
     HttpClientRequest.setHeader("ws-secret", "sk-parity"),
     HttpClientRequest.bodyUnsafeJson({ stream: true, data: [{ modelName: "m", providerName: "openai", order: 1 }] })
+  ),
+  ...[false, true].map((stream) =>
+    HttpClientRequest.post(`${base}/v1/messages`).pipe(
+      HttpClientRequest.setHeaders({ "x-api-key": "sk-parity", "anthropic-version": "2023-06-01" }),
+      HttpClientRequest.bodyUnsafeJson({
+        model: "m",
+        max_tokens: 64,
+        stream,
+        messages: [{ role: "user", content: "hi" }]
+      })
+    )
+  ),
+  ...[":generateContent", ":streamGenerateContent?alt=sse"].map((method) =>
+    HttpClientRequest.post(`${base}/v1beta/models/m${method}`).pipe(
+      HttpClientRequest.setHeader("x-goog-api-key", "sk-parity"),
+      HttpClientRequest.bodyUnsafeJson({ contents: [{ role: "user", parts: [{ text: "hi" }] }] })
+    )
   )
 ]
 
@@ -70,11 +87,27 @@ const steps: ReadonlyArray<readonly [string, S.Step]> = [
   ["succeed", S.succeed({ text: "héllo wörld 🌍", toolCalls: [{ id: "t1", name: "f", arguments: { x: 1 } }] })],
   ["rateLimited", S.rateLimited({ retryAfter: 3, retryAfterMs: 2500 })],
   ["unavailable", S.unavailable()],
+  ["overloaded (529)", S.serverError(529)],
+  ["quotaExhausted", S.quotaExhausted()],
+  ["notFound", S.notFound()],
+  [
+    "delays, keep-alives, a text then two tool calls",
+    S.succeed({
+      firstTokenDelayMs: 12,
+      chunkDelayMs: 1,
+      wire: { keepAliveEveryMs: 5, retryField: 100 },
+      text: "ab",
+      toolCalls: [{ id: "t1", name: "f", arguments: { x: 1 } }, { id: "t2", name: "g", arguments: "{}" }]
+    })
+  ],
+  ["cut inside the tool calls", S.cut({ afterChunks: 3, toolCalls: [{ id: "t1", name: "f", arguments: { x: 1 } }] })],
   ["contextLengthExceeded", S.contextLengthExceeded()],
   ["cut", S.cut({ afterChunks: 2 })],
   ["endWithoutFinish", S.endWithoutFinish({ afterChunks: 1 })],
   ["inBandError", S.inBandError({ afterChunks: 1, message: "overloaded" })],
   ["malformed", S.malformed({ kind: "not-json", afterChunks: 1 })],
+  ["malformed: wrong schema", S.malformed({ kind: "wrong-schema", afterChunks: 2 })],
+  ["malformed: bad event", S.malformed({ kind: "bad-event", afterChunks: 1 })],
   ["split and CRLF", S.succeed({ text: "abc", wire: { splitEvery: 3, lineEnding: "\r\n" } })]
 ]
 
@@ -91,8 +124,9 @@ describe("FakeHttpClient: parity with SimulatedUpstream", () => {
         const faked: Array<Observed> = []
         for (const request of requests(FakeHttpClient.url)) faked.push(yield* observe(fake.client, request))
         expect(faked).toEqual(real)
-        const breaks = name === "cut"
-        expect(real.map((o) => o.broken)).toEqual([breaks, breaks, breaks])
+        const breaks = step._tag === "Cut"
+        expect(real.map((o) => o.broken)).toEqual(real.map(() => breaks))
+        expect(real.map((o) => o.status)).toEqual(real.map(() => step._tag === "Fail" ? step.status : 200))
         expect(real.every((o) => o.body.length > 0)).toBe(true)
         expect(fake.requests().map((r) => [r.protocol, r.model, r.stream, r.attempt])).toEqual(
           upstream.requests.map((r) => [r.protocol, r.model, r.stream, r.attempt])
@@ -100,17 +134,24 @@ describe("FakeHttpClient: parity with SimulatedUpstream", () => {
       }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
   }
 
-  it.live("a wrong key is the same 401 in both", () =>
+  it.live("a wrong key is the same answer in both, in each protocol's shape", () =>
     Effect.gen(function*() {
       const script = { m: [S.succeed()] }
       const upstream = yield* SimulatedUpstream.make({ script, apiKey: "sk-other" })
       const loopback = yield* HttpClient.HttpClient
       const fake = FakeHttpClient.make({ script, apiKey: "sk-other" })
-      const [request] = requests(upstream.url)
-      const [fakeRequest] = requests(FakeHttpClient.url)
-      const real = yield* observe(loopback, request!)
-      expect(real.status).toBe(401)
-      expect(yield* observe(fake.client, fakeRequest!)).toEqual(real)
+      const real: Array<Observed> = []
+      for (const request of requests(upstream.url)) real.push(yield* observe(loopback, request))
+      const faked: Array<Observed> = []
+      for (const request of requests(FakeHttpClient.url)) faked.push(yield* observe(fake.client, request))
+      expect(faked).toEqual(real)
+      // Google answers a wrong key with 400 API_KEY_INVALID.
+      expect(real.map((o) => o.status)).toEqual([401, 401, 401, 401, 401, 400, 400])
+      expect(JSON.parse(real[3]!.body)).toEqual({
+        type: "error",
+        error: { type: "authentication_error", message: "invalid x-api-key" }
+      })
+      expect(JSON.parse(real[5]!.body).error.details[0].reason).toBe("API_KEY_INVALID")
     }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
 })
 

@@ -76,6 +76,22 @@ export const openAiBaseUrl = `${url}/v1`
 export const gptRouterBaseUrl = url
 
 /**
+ * Base URL for Anthropic endpoints (`Anthropic.endpoint({ baseUrl })`, which adds `/v1/messages`).
+ *
+ * @since 0.3.0
+ * @category constants
+ */
+export const anthropicBaseUrl = url
+
+/**
+ * Base URL for Gemini endpoints (`Gemini.endpoint({ baseUrl })`, which adds `/v1beta/models/…`).
+ *
+ * @since 0.3.0
+ * @category constants
+ */
+export const geminiBaseUrl = url
+
+/**
  * Configuration of the fake.
  *
  * @since 0.1.0
@@ -85,8 +101,9 @@ export interface Options {
   /** Model name to steps; see `UpstreamScript`. */
   readonly script: UpstreamScript.Script
   /**
-   * When set, OpenAI requests must carry `authorization: Bearer <apiKey>` and GPTRouter requests
-   * `ws-secret: <apiKey>`, or they get a 401.
+   * When set, OpenAI requests must carry `authorization: Bearer <apiKey>`, GPTRouter requests `ws-secret: <apiKey>`,
+   * Anthropic requests `x-api-key: <apiKey>` and Gemini requests `x-goog-api-key: <apiKey>`, or they get the
+   * protocol's wrong-key answer (a 401; Gemini's is a 400 `API_KEY_INVALID`).
    */
   readonly apiKey?: string | undefined
   /** Wire options for every response; a step's own `wire` overrides them. */
@@ -343,7 +360,7 @@ export const make = (options: Options): Service => {
       clockNow = yield* Clock.currentTimeMillis
       const headers: Record<string, string> = {}
       for (const [name, value] of Object.entries(request.headers)) headers[name.toLowerCase()] = value
-      const plan = dispatcher.dispatch({ method: request.method, path: url.pathname, headers, body })
+      const plan = dispatcher.dispatch({ method: request.method, path: url.pathname + url.search, headers, body })
       // Until the headers are sent, the abort of a request always abandons it.
       const sent: { response?: FakeResponse } = {}
       const onAbort = () => {

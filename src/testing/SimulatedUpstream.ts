@@ -28,8 +28,11 @@ export interface SimulatedUpstreamOptions {
   /** Model name to steps; see `UpstreamScript`. */
   readonly script: UpstreamScript.Script
   /**
-   * When set, OpenAI requests must carry `authorization: Bearer <apiKey>`
-   * and GPTRouter requests `ws-secret: <apiKey>`, or they get a 401.
+   * When set, OpenAI requests must carry `authorization: Bearer <apiKey>`,
+   * GPTRouter requests `ws-secret: <apiKey>`, Anthropic requests
+   * `x-api-key: <apiKey>` and Gemini requests `x-goog-api-key: <apiKey>`, or
+   * they get the protocol's wrong-key answer (a 401; Gemini's is a 400
+   * `API_KEY_INVALID`).
    */
   readonly apiKey?: string
   /** Server-wide wire options; a step's own `wire` overrides them. */
@@ -54,6 +57,10 @@ export interface SimulatedUpstream {
   readonly openAiBaseUrl: string
   /** `url`: base URL for GPTRouter clients (they add `/api/v1/generate`). */
   readonly gptRouterBaseUrl: string
+  /** `url`: base URL for Anthropic clients (they add `/v1/messages`). */
+  readonly anthropicBaseUrl: string
+  /** `url`: base URL for Gemini clients (they add `/v1beta/models/…`). */
+  readonly geminiBaseUrl: string
   /** Every request that reached a protocol endpoint, in arrival order. */
   readonly requests: ReadonlyArray<UpstreamScript.RecordedRequest>
   /** How many script steps `model` has consumed. */
@@ -365,6 +372,8 @@ export const start = (options: SimulatedUpstreamOptions): Promise<SimulatedUpstr
         url,
         openAiBaseUrl: `${url}/v1`,
         gptRouterBaseUrl: url,
+        anthropicBaseUrl: url,
+        geminiBaseUrl: url,
         get requests() {
           return dispatcher.requests()
         },

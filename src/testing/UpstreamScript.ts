@@ -13,15 +13,24 @@
  */
 
 /**
- * The two wire protocols the simulated upstream speaks.
+ * The wire protocols the simulated upstream speaks.
  *
  * - `"openai"`: OpenAI-compatible Chat Completions (`POST /v1/chat/completions`).
  * - `"gptrouter"`: GPTRouter (`POST /api/v1/generate`).
+ * - `"anthropic"`: Anthropic Messages (`POST /v1/messages`; since 0.3.0).
+ * - `"gemini"`: Google Gemini (`POST /v1beta/models/{model}:generateContent` and
+ *   `:streamGenerateContent?alt=sse`; since 0.3.0). Its streams have no terminator: a complete one ends after the
+ *   chunk carrying `finishReason`.
+ *
+ * Every step renders for every protocol. Error statuses get the protocol's own body: the OpenAI codes that
+ * {@link rateLimited}, {@link quotaExhausted}, {@link contextLengthExceeded} and the wrong-key answer use become what
+ * Anthropic and Gemini send in the same situation (Anthropic's spend-limit and prompt-too-long messages, Gemini's
+ * per-day and per-minute `QuotaFailure` details); any other status gets the protocol's error type for that status.
  *
  * @since 0.1.0
  * @category models
  */
-export type Protocol = "openai" | "gptrouter"
+export type Protocol = "openai" | "gptrouter" | "anthropic" | "gemini"
 
 /**
  * Knobs for how a response is framed on the wire. They can be set for a whole
@@ -338,10 +347,13 @@ export type Script = Readonly<Record<string, ReadonlyArray<Step>>>
 export interface RecordedRequest {
   readonly protocol: Protocol
   readonly method: string
+  /** The path, without the query string. */
   readonly path: string
+  /** The query string without its `?` (`""` when there was none). */
+  readonly query: string
   /** The model whose script answered, or `null` if none did. */
   readonly model: string | null
-  /** Every model named by the request (GPTRouter: sorted by `order`). */
+  /** Every model named by the request (GPTRouter: sorted by `order`; Gemini: the percent-decoded path segment). */
   readonly models: ReadonlyArray<string>
   readonly stream: boolean
   /** The parsed JSON body, or the raw text if it did not parse. */

@@ -62,7 +62,7 @@ const protocolError = (
   status: number,
   info: ErrorInfo,
   id: string
-): WirePlan => jsonResponse(status, errorBody(protocol, info), id)
+): WirePlan => jsonResponse(status, errorBody(protocol, status, info), id)
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
@@ -117,6 +117,89 @@ const parseGptRouter = (body: unknown): Parsed | string => {
   }
 }
 
+const parseAnthropic = (body: unknown, headers: Readonly<Record<string, string>>): Parsed | string => {
+  // What the real API checks first: the version header, then the required fields.
+  if (headers["anthropic-version"] === undefined) return "anthropic-version: header is required"
+  if (!isRecord(body)) return "The request body must be a JSON object."
+  if (typeof body.model !== "string" || body.model.length === 0) return "model: Field required"
+  if (!Array.isArray(body.messages)) return "messages: Field required"
+  if (typeof body.max_tokens !== "number") return "max_tokens: Field required"
+  return {
+    models: [body.model],
+    served: { model: body.model, provider: "anthropic" },
+    stream: body.stream === true,
+    requestedUsage: true
+  }
+}
+
+const geminiPath = /^\/(v1beta|v1|v1alpha)\/models\/([^/]+):(generateContent|streamGenerateContent)$/
+
+const parseGemini = (body: unknown, path: string, query: string): Parsed | string => {
+  const match = geminiPath.exec(path)!
+  let model: string
+  try {
+    model = decodeURIComponent(match[2]!)
+  } catch {
+    return `Invalid model name in the path: ${match[2]}`
+  }
+  const stream = match[3] === "streamGenerateContent"
+  // Without `alt=sse` the real server streams one JSON array, which this simulation does not speak.
+  if (stream && !new URLSearchParams(query).getAll("alt").includes("sse")) {
+    return "This simulated upstream streams only with ?alt=sse."
+  }
+  if (!isRecord(body) || !Array.isArray(body.contents)) {
+    return "* GenerateContentRequest.contents: contents is not specified"
+  }
+  return { models: [model], served: { model, provider: "gemini" }, stream, requestedUsage: true }
+}
+
+const protocolOf = (path: string): UpstreamScript.Protocol | null =>
+  path === "/v1/chat/completions"
+    ? "openai"
+    : path === "/api/v1/generate"
+    ? "gptrouter"
+    : path === "/v1/messages"
+    ? "anthropic"
+    : geminiPath.test(path)
+    ? "gemini"
+    : null
+
+const idPrefix: Record<UpstreamScript.Protocol, string> = {
+  openai: "chatcmpl-",
+  gptrouter: "gen-",
+  anthropic: "msg_",
+  gemini: "resp-"
+}
+
+/** Whether the request presents the key where its protocol sends it. */
+const keyMatches = (protocol: UpstreamScript.Protocol, headers: Readonly<Record<string, string>>, key: string) => {
+  switch (protocol) {
+    case "openai":
+      return headers["authorization"] === `Bearer ${key}`
+    case "gptrouter":
+      return headers["ws-secret"] === key
+    case "anthropic":
+      return headers["x-api-key"] === key
+    case "gemini":
+      return headers["x-goog-api-key"] === key
+  }
+}
+
+/** What each protocol answers a wrong key with: its status and body. */
+const wrongKey = (protocol: UpstreamScript.Protocol): readonly [number, ErrorInfo] => {
+  switch (protocol) {
+    case "openai":
+      return [401, defaultError(401, "")]
+    case "gptrouter":
+      return [401, { message: "Unauthorized", type: "", code: null }]
+    case "anthropic":
+      return [401, { message: "invalid x-api-key", type: "authentication_error", code: "invalid_api_key" }]
+    case "gemini":
+      // Google answers a wrong key with a 400 INVALID_ARGUMENT whose reason is API_KEY_INVALID.
+      return [400, { message: "API key not valid. Please pass a valid API key.", type: "", code: "invalid_api_key" }]
+  }
+}
+
 /**
  * Creates a dispatcher over a script.
  *
@@ -135,13 +218,11 @@ export const makeDispatcher = (options: DispatcherOptions): Dispatcher => {
   const dispatch = (request: IncomingRequest): WirePlan => {
     const receivedAt = now()
     requestCounter += 1
-    const path = request.path.split("?")[0]!.replace(/\/+$/, "")
-    const protocol: UpstreamScript.Protocol | null = path === "/v1/chat/completions"
-      ? "openai"
-      : path === "/api/v1/generate"
-      ? "gptrouter"
-      : null
-    const id = protocol === "gptrouter" ? `gen-${requestCounter}` : `chatcmpl-${requestCounter}`
+    const question = request.path.indexOf("?")
+    const path = (question < 0 ? request.path : request.path.slice(0, question)).replace(/\/+$/, "")
+    const query = question < 0 ? "" : request.path.slice(question + 1)
+    const protocol = protocolOf(path)
+    const id = `${idPrefix[protocol ?? "openai"]}${requestCounter}`
     if (protocol === null) {
       return protocolError("openai", 404, {
         message: `Invalid URL (${request.method} ${path})`,
@@ -166,7 +247,13 @@ export const makeDispatcher = (options: DispatcherOptions): Dispatcher => {
       bodyParsed = false
     }
     const parsed = bodyParsed
-      ? (protocol === "openai" ? parseOpenAi(body) : parseGptRouter(body))
+      ? (protocol === "openai"
+        ? parseOpenAi(body)
+        : protocol === "gptrouter"
+        ? parseGptRouter(body)
+        : protocol === "anthropic"
+        ? parseAnthropic(body, request.headers)
+        : parseGemini(body, path, query))
       : "We could not parse the JSON body of your request."
     const record = (fields: {
       model: string | null
@@ -177,6 +264,7 @@ export const makeDispatcher = (options: DispatcherOptions): Dispatcher => {
         protocol,
         method: request.method,
         path,
+        query,
         model: fields.model,
         models: typeof parsed === "string" ? [] : parsed.models,
         stream: typeof parsed === "string" ? false : parsed.stream,
@@ -188,18 +276,10 @@ export const makeDispatcher = (options: DispatcherOptions): Dispatcher => {
       })
     }
 
-    if (options.apiKey !== undefined) {
-      const presented = protocol === "openai" ? request.headers["authorization"] : request.headers["ws-secret"]
-      const expected = protocol === "openai" ? `Bearer ${options.apiKey}` : options.apiKey
-      if (presented !== expected) {
-        record({ model: null, attempt: null, step: null })
-        return protocolError(
-          protocol,
-          401,
-          protocol === "openai" ? defaultError(401, "") : { message: "Unauthorized", type: "", code: null },
-          id
-        )
-      }
+    if (options.apiKey !== undefined && !keyMatches(protocol, request.headers, options.apiKey)) {
+      record({ model: null, attempt: null, step: null })
+      const [status, info] = wrongKey(protocol)
+      return protocolError(protocol, status, info, id)
     }
     if (typeof parsed === "string") {
       record({ model: null, attempt: null, step: null })
@@ -209,9 +289,9 @@ export const makeDispatcher = (options: DispatcherOptions): Dispatcher => {
     const steps = UpstreamScript.stepsFor(script, served.model)
     if (steps === undefined) {
       record({ model: served.model, attempt: null, step: null })
-      return protocol === "openai"
-        ? protocolError(protocol, 404, defaultError(404, served.model), id)
-        : protocolError(protocol, 406, defaultError(406, served.model), id)
+      return protocol === "gptrouter"
+        ? protocolError(protocol, 406, defaultError(406, served.model), id)
+        : protocolError(protocol, 404, defaultError(404, served.model), id)
     }
     const attempt = counters.get(served.model) ?? 0
     counters.set(served.model, attempt + 1)

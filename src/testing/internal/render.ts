@@ -129,10 +129,12 @@ const resolveContent = (
       : `Hello from ${ctx.model}`)
   const chunks = options.chunks ?? (text === null ? [] : splitText(text, 4))
   const pieces: Array<Piece> = chunks.map((text) => ({ _tag: "Text", text }))
-  // GPTRouter has no tool-call events, so its streams carry text only.
-  if (ctx.protocol === "openai") {
+  // GPTRouter has no tool-call events, so its streams carry text only. Gemini sends each function call whole, in
+  // one piece; OpenAI and Anthropic stream its arguments.
+  if (ctx.protocol !== "gptrouter") {
     toolCalls.forEach((call, index) => {
       pieces.push({ _tag: "ToolStart", index, id: call.id, name: call.name })
+      if (ctx.protocol === "gemini") return
       for (const args of splitText(call.arguments, 8)) {
         pieces.push({ _tag: "ToolArgs", index, args })
       }
@@ -230,17 +232,183 @@ export const defaultError = (status: number, model: string): ErrorInfo => {
   }
 }
 
+// Anthropic's error types (https://docs.claude.com/en/api/errors) by status, and the OpenAI codes the script
+// constructors use translated to what Anthropic says in the same situation.
+const anthropicTypes = new Set([
+  "invalid_request_error",
+  "authentication_error",
+  "billing_error",
+  "permission_error",
+  "not_found_error",
+  "request_too_large",
+  "rate_limit_error",
+  "api_error",
+  "timeout_error",
+  "overloaded_error",
+  "conflict_error"
+])
+
+const anthropicTypeOfStatus = (status: number): string => {
+  switch (status) {
+    case 400:
+      return "invalid_request_error"
+    case 401:
+      return "authentication_error"
+    case 402:
+      return "billing_error"
+    case 403:
+      return "permission_error"
+    case 404:
+      return "not_found_error"
+    case 408:
+    case 504:
+      return "timeout_error"
+    case 409:
+      return "conflict_error"
+    case 413:
+      return "request_too_large"
+    case 429:
+      return "rate_limit_error"
+    case 503:
+    case 529:
+      return "overloaded_error"
+    default:
+      return status >= 500 ? "api_error" : "invalid_request_error"
+  }
+}
+
+/** The Anthropic error type for a type named in OpenAI's vocabulary (an in-band error's `type`). */
+const anthropicType = (type: string, status: number | undefined): string =>
+  anthropicTypes.has(type)
+    ? type
+    : type === "rate_limit_exceeded"
+    ? "rate_limit_error"
+    : type === "overloaded" || type === "unavailable"
+    ? "overloaded_error"
+    : status === undefined
+    ? "api_error"
+    : anthropicTypeOfStatus(status)
+
+const anthropicError = (status: number, info: ErrorInfo): Record<string, unknown> => {
+  switch (info.code) {
+    case "insufficient_quota":
+      return status === 429
+        ? {
+          type: "rate_limit_error",
+          message: "Your organization has reached its monthly spend limit.",
+          details: { error_code: "enforced_spend_limit_reached" }
+        }
+        : {
+          type: "invalid_request_error",
+          message:
+            "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."
+        }
+    case "context_length_exceeded":
+      return { type: "invalid_request_error", message: "prompt is too long: 208310 tokens > 200000 maximum" }
+    case "invalid_api_key":
+      return { type: "authentication_error", message: "invalid x-api-key" }
+    default:
+      // `invalid_request_error` is what OpenAI calls most 4xx; Anthropic names each status's own type.
+      return {
+        type: info.type === "invalid_request_error" ? anthropicTypeOfStatus(status) : anthropicType(info.type, status),
+        message: info.message
+      }
+  }
+}
+
+// Gemini's error statuses (google.rpc.Code names) by HTTP status.
+const geminiStatuses: Readonly<Record<string, number>> = {
+  INVALID_ARGUMENT: 400,
+  FAILED_PRECONDITION: 400,
+  UNAUTHENTICATED: 401,
+  PERMISSION_DENIED: 403,
+  NOT_FOUND: 404,
+  ABORTED: 409,
+  RESOURCE_EXHAUSTED: 429,
+  CANCELLED: 499,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+  DEADLINE_EXCEEDED: 504
+}
+
+const geminiStatusOf = (status: number): string => {
+  for (const [name, code] of Object.entries(geminiStatuses)) {
+    if (code === status && name !== "FAILED_PRECONDITION") return name
+  }
+  return status === 408 ? "DEADLINE_EXCEEDED" : status >= 500 ? "UNKNOWN" : "FAILED_PRECONDITION"
+}
+
+const geminiStatusOfType = (type: string): string =>
+  type in geminiStatuses
+    ? type
+    : type === "rate_limit_exceeded"
+    ? "RESOURCE_EXHAUSTED"
+    : type === "overloaded" || type === "overloaded_error" || type === "unavailable"
+    ? "UNAVAILABLE"
+    : "INTERNAL"
+
+const geminiQuotaMessage = "You exceeded your current quota, please check your plan and billing details. For more " +
+  "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."
+
+const quotaFailure = (quotaId: string, quotaValue: string) => ({
+  "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+  violations: [{
+    quotaMetric: "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+    quotaId,
+    quotaValue
+  }]
+})
+
+const geminiError = (status: number, info: ErrorInfo): Record<string, unknown> => {
+  const error = (message: string, details?: ReadonlyArray<unknown>) => ({
+    code: status,
+    message,
+    status: geminiStatusOf(status),
+    ...(details === undefined ? {} : { details })
+  })
+  switch (info.code) {
+    case "insufficient_quota":
+      // The daily quota is spent: waiting a minute does not help.
+      return error(geminiQuotaMessage, [quotaFailure("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "250")])
+    case "rate_limit_exceeded":
+      // The same message as a spent quota: only the quota id tells a per-minute limit apart.
+      return error(geminiQuotaMessage, [quotaFailure("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "10")])
+    case "context_length_exceeded":
+      return error("The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).")
+    case "invalid_api_key":
+      return error("API key not valid. Please pass a valid API key.", [{
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        reason: "API_KEY_INVALID",
+        domain: "googleapis.com",
+        metadata: { service: "generativelanguage.googleapis.com" }
+      }])
+    default:
+      return error(info.message)
+  }
+}
+
 /**
- * An error body in the protocol's own shape.
+ * An error body in the protocol's own shape. Anthropic and Gemini bodies translate the OpenAI codes the script
+ * constructors set (`insufficient_quota`, `rate_limit_exceeded`, `context_length_exceeded`, `invalid_api_key`) to what
+ * those providers send in the same situation; otherwise their type (Anthropic `error.type`, Gemini `error.status`)
+ * follows the HTTP status.
  *
  * @since 0.1.0
  * @category rendering
  * @internal
  */
-export const errorBody = (protocol: UpstreamScript.Protocol, info: ErrorInfo): string =>
-  protocol === "openai"
-    ? JSON.stringify({ error: { message: info.message, type: info.type, code: info.code } })
-    : JSON.stringify({ message: info.message })
+export const errorBody = (protocol: UpstreamScript.Protocol, status: number, info: ErrorInfo): string => {
+  switch (protocol) {
+    case "openai":
+      return JSON.stringify({ error: { message: info.message, type: info.type, code: info.code } })
+    case "gptrouter":
+      return JSON.stringify({ message: info.message })
+    case "anthropic":
+      return JSON.stringify({ type: "error", error: anthropicError(status, info) })
+    case "gemini":
+      return JSON.stringify({ error: geminiError(status, info) })
+  }
+}
 
 // ---------------------------------------------------------------------------
 // framing
@@ -449,6 +617,180 @@ const gptRouterEncoder = (ctx: RenderContext, content: Content, le: string, incl
   }
 }
 
+const anthropicStopReason = (reason: string): string => {
+  switch (reason) {
+    case "stop":
+      return "end_turn"
+    case "length":
+      return "max_tokens"
+    case "tool_calls":
+      return "tool_use"
+    case "content_filter":
+      return "refusal"
+    default:
+      return reason
+  }
+}
+
+const parseArgs = (args: string): unknown => {
+  try {
+    return JSON.parse(args)
+  } catch {
+    return {}
+  }
+}
+
+const anthropicEncoder = (ctx: RenderContext, content: Content, le: string, includeUsage: boolean): Encoder => {
+  const event = (name: string, data: Record<string, unknown>) =>
+    `event: ${name}${le}data: ${JSON.stringify({ type: name, ...data })}${le}${le}`
+  // The content block open now: text, or the tool call of that index.
+  let open: { readonly kind: "text" | "tool"; readonly block: number } | undefined
+  let blocks = 0
+  const start = (kind: "text" | "tool", block: Record<string, unknown>): string => {
+    const stop = open === undefined ? "" : event("content_block_stop", { index: open.block })
+    open = { kind, block: blocks++ }
+    return stop + event("content_block_start", { index: open.block, content_block: block })
+  }
+  return {
+    preamble: [
+      event("message_start", {
+        message: {
+          id: ctx.id,
+          type: "message",
+          role: "assistant",
+          model: ctx.model,
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          ...(includeUsage ? { usage: { input_tokens: content.usage.promptTokens, output_tokens: 1 } } : {})
+        }
+      }),
+      event("ping", {})
+    ],
+    piece: (piece) => {
+      switch (piece._tag) {
+        case "Text": {
+          const opening = open?.kind === "text" ? "" : start("text", { type: "text", text: "" })
+          return opening + event("content_block_delta", {
+            index: open!.block,
+            delta: { type: "text_delta", text: piece.text }
+          })
+        }
+        case "ToolStart":
+          return start("tool", { type: "tool_use", id: piece.id, name: piece.name, input: {} })
+        case "ToolArgs":
+          return event("content_block_delta", {
+            index: open?.block ?? 0,
+            delta: { type: "input_json_delta", partial_json: piece.args }
+          })
+      }
+    },
+    finish: () => {
+      const stop = open === undefined ? "" : event("content_block_stop", { index: open.block })
+      open = undefined
+      return [
+        stop + event("message_delta", {
+          delta: { stop_reason: anthropicStopReason(content.finishReason), stop_sequence: null },
+          ...(includeUsage ? { usage: { output_tokens: content.usage.completionTokens } } : {})
+        })
+      ]
+    },
+    usage: () => null,
+    done: [event("message_stop", {})],
+    inBandError: (message, type) => event("error", { error: { type: anthropicType(type, undefined), message } }),
+    malformed: (kind) => {
+      switch (kind) {
+        case "not-json":
+          return `event: content_block_delta${le}data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":${le}${le}`
+        case "wrong-schema":
+          return event("content_block_delta", { index: 0, delta: { type: "text_delta", text: 42 } })
+        case "bad-event":
+          // Anthropic may add event types: a client ignores one it does not know.
+          return event("mystery", {})
+      }
+    }
+  }
+}
+
+const geminiFinishReason = (reason: string): string => {
+  switch (reason) {
+    case "stop":
+    case "tool_calls":
+      return "STOP"
+    case "length":
+      return "MAX_TOKENS"
+    case "content_filter":
+      return "SAFETY"
+    default:
+      return reason
+  }
+}
+
+const geminiUsage = (usage: UpstreamScript.Usage) => ({
+  promptTokenCount: usage.promptTokens,
+  candidatesTokenCount: usage.completionTokens,
+  totalTokenCount: usage.promptTokens + usage.completionTokens
+})
+
+const geminiEncoder = (ctx: RenderContext, content: Content, le: string, includeUsage: boolean): Encoder => {
+  const chunk = (candidate: Record<string, unknown>, usage: boolean) =>
+    sseEvent(
+      le,
+      JSON.stringify({
+        candidates: [{ ...candidate, index: 0 }],
+        ...(usage ? { usageMetadata: geminiUsage(content.usage) } : {}),
+        modelVersion: ctx.model,
+        responseId: ctx.id
+      })
+    )
+  const parts = (parts: ReadonlyArray<unknown>) => ({ content: { parts, role: "model" } })
+  return {
+    // Gemini sends no preamble and no terminator: the stream is complete when the body ends after a finishReason.
+    preamble: [],
+    piece: (piece) => {
+      switch (piece._tag) {
+        case "Text":
+          return chunk(parts([{ text: piece.text }]), false)
+        case "ToolStart": {
+          const call = content.toolCalls[piece.index]!
+          return chunk(
+            parts([{ functionCall: { id: call.id, name: call.name, args: parseArgs(call.arguments) } }]),
+            false
+          )
+        }
+        case "ToolArgs":
+          return null
+      }
+    },
+    finish: () => [
+      chunk({ ...parts([{ text: "" }]), finishReason: geminiFinishReason(content.finishReason) }, includeUsage)
+    ],
+    usage: () => null,
+    done: [],
+    inBandError: (message, type) => {
+      const status = geminiStatusOfType(type)
+      return sseEvent(le, JSON.stringify({ error: { code: geminiStatuses[status], message, status } }))
+    },
+    malformed: (kind) => {
+      switch (kind) {
+        case "not-json":
+          return sseEvent(le, `{"candidates":[{"content":{"parts":[{"text":`)
+        case "wrong-schema":
+          return sseEvent(le, JSON.stringify({ candidates: "not-a-list", responseId: ctx.id }))
+        case "bad-event":
+          return `event: mystery${le}data: ${JSON.stringify({ mystery: true })}${le}${le}`
+      }
+    }
+  }
+}
+
+const encoders = {
+  openai: openAiEncoder,
+  gptrouter: gptRouterEncoder,
+  anthropic: anthropicEncoder,
+  gemini: geminiEncoder
+} as const
+
 // ---------------------------------------------------------------------------
 // rendering
 // ---------------------------------------------------------------------------
@@ -460,9 +802,7 @@ const renderStream = (step: StreamingStep, ctx: RenderContext): WirePlan => {
   const le = wire.lineEnding ?? "\n"
   const content = resolveContent(step, ctx)
   const includeUsage = wire.includeUsage ?? (ctx.protocol === "openai" ? ctx.requestedUsage : true)
-  const enc = ctx.protocol === "openai"
-    ? openAiEncoder(ctx, content, le, includeUsage)
-    : gptRouterEncoder(ctx, content, le, includeUsage)
+  const enc = encoders[ctx.protocol](ctx, content, le, includeUsage)
   const keepAlive: KeepAlive | null = wire.keepAliveEveryMs !== undefined && wire.keepAliveEveryMs > 0
     ? { everyMs: wire.keepAliveEveryMs, bytes: encoder.encode(`: keep-alive${le}${le}`) }
     : null
@@ -567,12 +907,86 @@ const gptRouterCompletion = (ctx: RenderContext, content: Content): string =>
     meta: { usage: usageJson(content.usage) }
   })
 
+const anthropicCompletion = (ctx: RenderContext, content: Content): string =>
+  JSON.stringify({
+    id: ctx.id,
+    type: "message",
+    role: "assistant",
+    model: ctx.model,
+    content: [
+      ...(content.text === null ? [] : [{ type: "text", text: content.text }]),
+      ...content.toolCalls.map((call) => ({
+        type: "tool_use",
+        id: call.id,
+        name: call.name,
+        input: parseArgs(call.arguments)
+      }))
+    ],
+    stop_reason: anthropicStopReason(content.finishReason),
+    stop_sequence: null,
+    usage: { input_tokens: content.usage.promptTokens, output_tokens: content.usage.completionTokens }
+  })
+
+const geminiCompletion = (ctx: RenderContext, content: Content): string =>
+  JSON.stringify({
+    candidates: [{
+      content: {
+        parts: [
+          ...(content.text === null ? [] : [{ text: content.text }]),
+          ...content.toolCalls.map((call) => ({
+            functionCall: { id: call.id, name: call.name, args: parseArgs(call.arguments) }
+          }))
+        ],
+        role: "model"
+      },
+      finishReason: geminiFinishReason(content.finishReason),
+      index: 0
+    }],
+    usageMetadata: geminiUsage(content.usage),
+    modelVersion: ctx.model,
+    responseId: ctx.id
+  })
+
+const completions = {
+  openai: openAiCompletion,
+  gptrouter: gptRouterCompletion,
+  anthropic: anthropicCompletion,
+  gemini: geminiCompletion
+} as const
+
+/** A complete answer that is an error, in the protocol's shape (sent with a 200). */
+const inBandErrorBody = (ctx: RenderContext, message: string, type: string): string => {
+  switch (ctx.protocol) {
+    case "openai":
+      return JSON.stringify({ error: { message, type, code: null } })
+    case "gptrouter":
+      return JSON.stringify({ message })
+    case "anthropic":
+      return JSON.stringify({ type: "error", error: { type: anthropicType(type, undefined), message } })
+    case "gemini": {
+      const status = geminiStatusOfType(type)
+      return JSON.stringify({ error: { code: geminiStatuses[status], message, status } })
+    }
+  }
+}
+
+const wrongSchemaBody = (ctx: RenderContext): string => {
+  switch (ctx.protocol) {
+    case "anthropic":
+      return JSON.stringify({ id: ctx.id, type: "message", model: ctx.model, content: "not-a-list" })
+    case "gemini":
+      return JSON.stringify({ candidates: "not-a-list", responseId: ctx.id })
+    default:
+      return JSON.stringify({ id: ctx.id, object: "chat.completion", model: ctx.model, choices: "not-a-list" })
+  }
+}
+
 const halfOf = (body: string): string => Array.from(body).slice(0, Math.floor(Array.from(body).length / 2)).join("")
 
 const renderNonStream = (step: StreamingStep, ctx: RenderContext): WirePlan => {
   const wire = effectiveWire(ctx, step)
   const content = resolveContent(step, ctx)
-  const full = ctx.protocol === "openai" ? openAiCompletion(ctx, content) : gptRouterCompletion(ctx, content)
+  const full = completions[ctx.protocol](ctx, content)
   const generationMs = (step.headersDelayMs ?? 0) + (step.firstTokenDelayMs ?? 0) +
     (step.chunkDelayMs ?? 0) * Math.max(0, content.pieces.length - 1)
   switch (step._tag) {
@@ -587,15 +1001,13 @@ const renderNonStream = (step: StreamingStep, ctx: RenderContext): WirePlan => {
       return respond(step.headersDelayMs, 200, jsonHeaders(ctx, null), [write(halfOf(full)), END], wire, null)
     case "InBandError": {
       const message = step.message ?? "The server had an error while processing your request."
-      const body = ctx.protocol === "openai"
-        ? JSON.stringify({ error: { message, type: step.type ?? "server_error", code: null } })
-        : JSON.stringify({ message })
+      const body = inBandErrorBody(ctx, message, step.type ?? "server_error")
       return respond(step.headersDelayMs, 200, jsonHeaders(ctx, body), [write(body), END], wire, null)
     }
     case "Malformed": {
       const body = step.kind === "not-json"
         ? "upstream says: this is not json"
-        : JSON.stringify({ id: ctx.id, object: "chat.completion", model: ctx.model, choices: "not-a-list" })
+        : wrongSchemaBody(ctx)
       return respond(generationMs, 200, jsonHeaders(ctx, body), [write(body), END], wire, null)
     }
   }
@@ -610,7 +1022,7 @@ const renderFail = (step: UpstreamScript.Fail, ctx: RenderContext): WirePlan => 
     contentType = typeof step.body === "string" ? "text/plain; charset=utf-8" : "application/json"
   } else {
     const defaults = defaultError(step.status, ctx.model)
-    body = errorBody(ctx.protocol, {
+    body = errorBody(ctx.protocol, step.status, {
       message: step.message ?? defaults.message,
       type: step.type ?? defaults.type,
       code: step.code !== undefined ? step.code : defaults.code
