@@ -6,6 +6,13 @@
  */
 
 /**
+ * The Anthropic Messages wire protocol.
+ *
+ * @since 0.3.0
+ */
+export * as Anthropic from "./Anthropic.js"
+
+/**
  * The trail: one record per attempt of a routed call.
  *
  * @since 0.1.0
