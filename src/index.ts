@@ -48,6 +48,13 @@ export * as ChatResponse from "./ChatResponse.js"
 export * as Compat from "./Compat.js"
 
 /**
+ * The Google Gemini wire protocol (`generateContent`, `streamGenerateContent`).
+ *
+ * @since 0.3.0
+ */
+export * as Gemini from "./Gemini.js"
+
+/**
  * The GPTRouter wire protocol.
  *
  * @since 0.1.0
