@@ -1,8 +1,10 @@
 /**
  * The surface of LangChain's GPTRouter integration: `completionWithRetry(models, request)` over a priority list of
  * `{ name, provider }`, and endpoints read from the environment variables it reads (`GPT_ROUTER_API_BASE`,
- * `GPT_ROUTER_API_KEY`, plus `OPENAI_BASE_URL` and `OPENAI_API_KEY` for OpenAI-compatible servers). Every value is a
- * `Config`, so a missing key is the `ConfigError` Effect reports for any missing setting.
+ * `GPT_ROUTER_API_KEY`, plus `OPENAI_BASE_URL` and `OPENAI_API_KEY` for OpenAI-compatible servers,
+ * `ANTHROPIC_BASE_URL` and `ANTHROPIC_API_KEY` for Anthropic, `GEMINI_BASE_URL` and `GEMINI_API_KEY` or
+ * `GOOGLE_API_KEY` for Gemini). Every value is a `Config`, so a missing key is the `ConfigError` Effect reports for any
+ * missing setting.
  *
  * @since 0.2.0
  */
@@ -14,9 +16,11 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as Anthropic from "./Anthropic.js"
 import type { ChatChunk } from "./ChatChunk.js"
 import type * as ChatRequest from "./ChatRequest.js"
 import type { ChatResponse } from "./ChatResponse.js"
+import * as Gemini from "./Gemini.js"
 import * as GptRouter from "./GptRouter.js"
 import * as Model from "./Model.js"
 import * as OpenAiCompatible from "./OpenAiCompatible.js"
@@ -63,6 +67,54 @@ export const openAiEndpoint = (options: {
   )
 
 /**
+ * The Anthropic endpoint from configuration: `ANTHROPIC_BASE_URL` (default `https://api.anthropic.com`) and
+ * `ANTHROPIC_API_KEY` (required, `Redacted`), unless other `Config`s are given.
+ *
+ * @since 0.3.0
+ * @category config
+ */
+export const anthropicEndpoint = (options: {
+  readonly baseUrl?: Config.Config<string> | undefined
+  readonly apiKey?: Config.Config<Redacted.Redacted> | undefined
+} = {}): Config.Config<Endpoint> =>
+  Config.map(
+    Config.all({
+      baseUrl: options.baseUrl ?? Config.withDefault(Config.string("ANTHROPIC_BASE_URL"), Anthropic.defaultBaseUrl),
+      apiKey: options.apiKey ?? Config.redacted("ANTHROPIC_API_KEY")
+    }),
+    Anthropic.endpoint
+  )
+
+/**
+ * The Gemini endpoint from configuration: `GEMINI_BASE_URL` (default `https://generativelanguage.googleapis.com`) and
+ * `GEMINI_API_KEY`, or `GOOGLE_API_KEY` when that is unset (required, `Redacted`), unless other `Config`s are given.
+ *
+ * @since 0.3.0
+ * @category config
+ */
+export const geminiEndpoint = (options: {
+  readonly baseUrl?: Config.Config<string> | undefined
+  readonly apiKey?: Config.Config<Redacted.Redacted> | undefined
+} = {}): Config.Config<Endpoint> =>
+  Config.map(
+    Config.all({
+      baseUrl: options.baseUrl ?? Config.withDefault(Config.string("GEMINI_BASE_URL"), Gemini.defaultBaseUrl),
+      apiKey: options.apiKey ??
+        Config.orElse(Config.redacted("GEMINI_API_KEY"), () => Config.redacted("GOOGLE_API_KEY"))
+    }),
+    Gemini.endpoint
+  )
+
+/**
+ * How a configured model is reached: `gptrouter`, an OpenAI-compatible server (`openai`), or natively `anthropic` or
+ * `gemini`.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type Via = "openai" | "gptrouter" | "anthropic" | "gemini"
+
+/**
  * A model of {@link modelsConfig}: which endpoint serves it.
  *
  * @since 0.1.0
@@ -70,9 +122,9 @@ export const openAiEndpoint = (options: {
  */
 export interface ConfiguredModel {
   readonly name: string
-  /** `openai` (an OpenAI-compatible server) or `gptrouter` (default). */
-  readonly via?: "openai" | "gptrouter" | undefined
-  /** The provider label (GPTRouter's `providerName`; default `openai`). */
+  /** `openai` (an OpenAI-compatible server), `anthropic`, `gemini` (since 0.3.0) or `gptrouter` (default). */
+  readonly via?: Via | undefined
+  /** The provider label (GPTRouter's `providerName`; default: the endpoint's, `openai` for GPTRouter). */
   readonly provider?: string | undefined
   readonly overrides?: ChatRequest.Overrides | undefined
 }
@@ -89,6 +141,10 @@ export interface Endpoints {
   readonly gptRouter?: Config.Config<Endpoint> | undefined
   /** Default {@link openAiEndpoint}`()`. */
   readonly openAi?: Config.Config<Endpoint> | undefined
+  /** Default {@link anthropicEndpoint}`()`. */
+  readonly anthropic?: Config.Config<Endpoint> | undefined
+  /** Default {@link geminiEndpoint}`()`. */
+  readonly gemini?: Config.Config<Endpoint> | undefined
 }
 
 /**
@@ -101,17 +157,21 @@ export const modelsConfig = (
   models: ReadonlyArray<ConfiguredModel>,
   endpoints: Endpoints = {}
 ): Config.Config<ReadonlyArray<Model.Model>> => {
-  const uses = (via: "openai" | "gptrouter") => models.some((m) => (m.via ?? "gptrouter") === via)
+  const uses = (via: Via) => models.some((m) => (m.via ?? "gptrouter") === via)
+  const read = (via: Via, given: Config.Config<Endpoint> | undefined, fallback: () => Config.Config<Endpoint>) =>
+    uses(via) ? given ?? fallback() : Config.succeed(undefined)
   return Config.map(
     Config.all({
-      gptRouter: uses("gptrouter") ? endpoints.gptRouter ?? gptRouterEndpoint() : Config.succeed(undefined),
-      openAi: uses("openai") ? endpoints.openAi ?? openAiEndpoint() : Config.succeed(undefined)
+      gptrouter: read("gptrouter", endpoints.gptRouter, gptRouterEndpoint),
+      openai: read("openai", endpoints.openAi, openAiEndpoint),
+      anthropic: read("anthropic", endpoints.anthropic, anthropicEndpoint),
+      gemini: read("gemini", endpoints.gemini, geminiEndpoint)
     }),
     (resolved) =>
       models.map((m) =>
         Model.make({
           name: m.name,
-          endpoint: (m.via ?? "gptrouter") === "gptrouter" ? resolved.gptRouter! : resolved.openAi!,
+          endpoint: resolved[m.via ?? "gptrouter"]!,
           provider: m.provider,
           overrides: m.overrides
         })
@@ -156,11 +216,11 @@ export interface LayerConfigOptions extends Omit<Router.Options, "models">, Endp
 export const layerConfig = (
   options: LayerConfigOptions
 ): Layer.Layer<Router.Router, RouterError.RouterConfigError | ConfigError.ConfigError, HttpClient.HttpClient> => {
-  const { gptRouter, models, openAi, ...rest } = options
+  const { anthropic, gemini, gptRouter, models, openAi, ...rest } = options
   return Layer.effect(
     Router.Router,
     Effect.flatMap(
-      modelsConfig(models, { gptRouter, openAi }),
+      modelsConfig(models, { gptRouter, openAi, anthropic, gemini }),
       (resolved) => Router.make({ ...rest, models: resolved })
     )
   )
