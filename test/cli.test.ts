@@ -65,6 +65,49 @@ const oneErrorLine = (stderr: string): string => {
 
 const upstreamWith = (script: S.Script) => SimulatedUpstream.make({ script, apiKey: KEY })
 
+describe("llm-router CLI: native protocols", () => {
+  it.live("-m anthropic:… and -m gemini:… route natively, falling back across protocols", () =>
+    Effect.gen(function*() {
+      const upstream = yield* upstreamWith({
+        "claude-x": [S.serverError(529)],
+        "gemini-x": [S.succeed({ text: "from gemini", usage: { promptTokens: 3, completionTokens: 2 } })]
+      })
+      const ran = yield* cli(
+        [
+          "-m",
+          "anthropic:claude-x",
+          "-m",
+          "gemini:gemini-x",
+          "--gemini-base-url",
+          upstream.geminiBaseUrl,
+          "--json",
+          "--max-attempts",
+          "1",
+          "hi"
+        ],
+        {
+          env: {
+            ANTHROPIC_BASE_URL: upstream.anthropicBaseUrl,
+            ANTHROPIC_API_KEY: KEY,
+            GOOGLE_API_KEY: KEY
+          }
+        }
+      )
+      expect(ran.stderr).toBe("")
+      expect(ran.code).toBe(0)
+      const out = JSON.parse(ran.stdout)
+      expect(out).toMatchObject({ ok: true, text: "from gemini", model: "gemini-x", provider: "google" })
+      expect(out.trail.map((a: { provider: string; outcome: string }) => `${a.provider}:${a.outcome}`)).toEqual([
+        "anthropic:fallback",
+        "google:success"
+      ])
+      expect(upstream.requests.map((r) => [r.protocol, r.headers["x-api-key"], r.headers["x-goog-api-key"]])).toEqual([
+        ["anthropic", KEY, undefined],
+        ["gemini", undefined, KEY]
+      ])
+    }).pipe(Effect.scoped))
+})
+
 describe("llm-router CLI", () => {
   it.live("--json: one object with the text, the served model, usage and the trail", () =>
     Effect.gen(function*() {
@@ -525,12 +568,26 @@ describe("llm-router CLI", () => {
         "--stall-timeout",
         "--openai-base-url",
         "--gptrouter-base-url",
+        "--anthropic-base-url",
+        "--gemini-base-url",
         "--health",
         "--no-health",
         "-h, --help"
       ]
       for (const flag of flags) expect(ran.stdout).toContain(flag)
-      for (const name of ["OPENAI_API_KEY", "GPT_ROUTER_API_KEY", "OPENAI_BASE_URL", "GPT_ROUTER_API_BASE"]) {
+      for (
+        const name of [
+          "OPENAI_API_KEY",
+          "GPT_ROUTER_API_KEY",
+          "OPENAI_BASE_URL",
+          "GPT_ROUTER_API_BASE",
+          "ANTHROPIC_API_KEY",
+          "ANTHROPIC_BASE_URL",
+          "GEMINI_API_KEY",
+          "GOOGLE_API_KEY",
+          "GEMINI_BASE_URL"
+        ]
+      ) {
         expect(ran.stdout).toContain(name)
       }
       for (const [name, { code, meaning }] of Object.entries(Cli.exitCodes)) {
@@ -579,12 +636,14 @@ describe("llm-router CLI", () => {
         [["-m", "openai:x", "--bogus", "hi"], "unknown option --bogus (see llm-router --help)"],
         [
           ["-m", "openai:x", "--api-key", "sk-1", "hi"],
-          "unknown option --api-key (keys are read only from OPENAI_API_KEY and GPT_ROUTER_API_KEY) (see llm-router --help)"
+          "unknown option --api-key (keys are read only from OPENAI_API_KEY, GPT_ROUTER_API_KEY, ANTHROPIC_API_KEY " +
+          "and GEMINI_API_KEY or GOOGLE_API_KEY) (see llm-router --help)"
         ],
         [["hi"], "at least one --model is needed, e.g. -m openai:gpt-4o-mini (see llm-router --help)"],
         [
           ["-m", "gpt-4o", "hi"],
-          "--model \"gpt-4o\": expected via:name with via \"openai\" or \"gptrouter\" (e.g. openai:gpt-4o-mini, " +
+          "--model \"gpt-4o\": expected via:name with via \"openai\", \"anthropic\", \"gemini\" or \"gptrouter\" " +
+          "(e.g. openai:gpt-4o-mini, anthropic:claude-sonnet-4-5, gemini:gemini-2.5-flash, " +
           "gptrouter:anthropic/claude-3-haiku-20240307) (see llm-router --help)"
         ],
         [
@@ -670,7 +729,17 @@ describe("llm-router CLI", () => {
           ["-m", "gptrouter:x", "hi"],
           "invalid router configuration: GPT_ROUTER_API_KEY: is not set (needed by models[0] x)",
           { GPT_ROUTER_API_KEY: "" }
-        ]
+        ],
+        [
+          ["-m", "openai:x", "-m", "anthropic:claude-x", "hi"],
+          "invalid router configuration: ANTHROPIC_API_KEY: is not set (needed by models[1] claude-x)"
+        ],
+        [
+          ["-m", "gemini:gemini-x", "hi"],
+          "invalid router configuration: GEMINI_API_KEY or GOOGLE_API_KEY: is not set (needed by models[0] gemini-x)",
+          { GEMINI_API_KEY: "" }
+        ],
+        [["-m", "anthropic:", "hi"], "--model \"anthropic:\": the model name is empty (see llm-router --help)"]
       ]
       for (const [args, line, extraEnv] of bad) {
         const ran = yield* cli(args, { env: { ...env, ...extraEnv } })
@@ -722,6 +791,9 @@ describe("llm-router CLI", () => {
       name: "claude-3-haiku"
     })
     expect(Cli.parseModelSpec("gptrouter:gpt-4o")).toEqual({ via: "gptrouter", name: "gpt-4o" })
+    // Native protocols: the whole rest is the model name.
+    expect(Cli.parseModelSpec("anthropic:claude-sonnet-4-5")).toEqual({ via: "anthropic", name: "claude-sonnet-4-5" })
+    expect(Cli.parseModelSpec("gemini:tunedModels/x")).toEqual({ via: "gemini", name: "tunedModels/x" })
     expect(typeof Cli.parseModelSpec("bedrock:claude")).toBe("string")
     expect(typeof Cli.parseModelSpec("openai:")).toBe("string")
     const millis = (text: string) => Option.getOrUndefined(Option.map(Cli.parseDuration(text), Duration.toMillis))

@@ -20,10 +20,12 @@ import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { parseArgs } from "node:util"
+import * as Anthropic from "../Anthropic.js"
 import * as Attempt from "../Attempt.js"
 import type { ChatChunk } from "../ChatChunk.js"
 import type * as ChatRequest from "../ChatRequest.js"
 import * as Compat from "../Compat.js"
+import * as Gemini from "../Gemini.js"
 import * as GptRouter from "../GptRouter.js"
 import type * as Health from "../Health.js"
 import type * as Model from "../Model.js"
@@ -77,12 +79,13 @@ export const exitCodeOf = (error: RouterError.RouterStreamError | RouterError.Ro
   error._tag === "RouterConfigError" ? exitCodes.Usage.code : exitCodes[error._tag].code
 
 /**
- * Where a model is served: `openai` (any OpenAI-compatible server) or `gptrouter`.
+ * Where a model is served: `openai` (any OpenAI-compatible server), `gptrouter`, or natively `anthropic` or `gemini`
+ * (since 0.3.0).
  *
  * @since 0.1.0
  * @category models
  */
-export type Via = "openai" | "gptrouter"
+export type Via = Compat.Via
 
 /**
  * One `--model` value, parsed.
@@ -99,9 +102,9 @@ export interface ModelSpec {
 }
 
 /**
- * Parses `via:name` or `gptrouter:provider/name`. For `openai:` the whole rest is the model name, because
- * OpenAI-compatible servers such as OpenRouter put slashes in their model names (`openai:meta-llama/llama-3-8b`).
- * Returns the reason when the value is not valid.
+ * Parses `via:name` or `gptrouter:provider/name`. For `openai:`, `anthropic:` and `gemini:` the whole rest is the
+ * model name, because OpenAI-compatible servers such as OpenRouter put slashes in their model names
+ * (`openai:meta-llama/llama-3-8b`). Returns the reason when the value is not valid.
  *
  * @since 0.1.0
  * @category parsing
@@ -110,11 +113,12 @@ export const parseModelSpec = (text: string): ModelSpec | string => {
   const colon = text.indexOf(":")
   const via = colon < 0 ? "" : text.slice(0, colon)
   const rest = colon < 0 ? "" : text.slice(colon + 1).trim()
-  if (via !== "openai" && via !== "gptrouter") {
-    return `--model ${JSON.stringify(text)}: expected via:name with via "openai" or "gptrouter" ` +
-      `(e.g. openai:gpt-4o-mini, gptrouter:anthropic/claude-3-haiku-20240307)`
+  if (via !== "openai" && via !== "gptrouter" && via !== "anthropic" && via !== "gemini") {
+    return `--model ${JSON.stringify(text)}: expected via:name with via "openai", "anthropic", "gemini" or ` +
+      `"gptrouter" (e.g. openai:gpt-4o-mini, anthropic:claude-sonnet-4-5, gemini:gemini-2.5-flash, ` +
+      `gptrouter:anthropic/claude-3-haiku-20240307)`
   }
-  if (via === "openai") {
+  if (via !== "gptrouter") {
     return rest.length === 0 ? `--model ${JSON.stringify(text)}: the model name is empty` : { via, name: rest }
   }
   const slash = rest.indexOf("/")
@@ -135,12 +139,25 @@ export const parseModelSpec = (text: string): ModelSpec | string => {
 export interface EndpointFlags {
   readonly openAiBaseUrl?: string | undefined
   readonly gptRouterBaseUrl?: string | undefined
+  /** @since 0.3.0 */
+  readonly anthropicBaseUrl?: string | undefined
+  /** @since 0.3.0 */
+  readonly geminiBaseUrl?: string | undefined
+}
+
+// The variables that can hold the key a model needs (any one of them); OpenAI-compatible servers may need none.
+const keyVariables: Readonly<Record<Via, ReadonlyArray<string>>> = {
+  openai: [],
+  gptrouter: ["GPT_ROUTER_API_KEY"],
+  anthropic: ["ANTHROPIC_API_KEY"],
+  gemini: ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
 }
 
 /**
  * Builds the models of a priority list on endpoints from the flags and the environment (`OPENAI_BASE_URL`,
- * `OPENAI_API_KEY`, `GPT_ROUTER_API_BASE`, `GPT_ROUTER_API_KEY`; see `Compat.modelsConfig`). Keys come only from
- * the environment. Fails when a GPTRouter model has no key.
+ * `OPENAI_API_KEY`, `GPT_ROUTER_API_BASE`, `GPT_ROUTER_API_KEY`, `ANTHROPIC_BASE_URL`, `ANTHROPIC_API_KEY`,
+ * `GEMINI_BASE_URL`, `GEMINI_API_KEY` or `GOOGLE_API_KEY`; see `Compat.modelsConfig`). Keys come only from the
+ * environment. Fails when a GPTRouter, Anthropic or Gemini model has no key.
  *
  * @since 0.1.0
  * @category configuration
@@ -157,12 +174,18 @@ export const modelsFor = (
   }
   if (flags.openAiBaseUrl !== undefined) entries.set("OPENAI_BASE_URL", flags.openAiBaseUrl)
   if (flags.gptRouterBaseUrl !== undefined) entries.set("GPT_ROUTER_API_BASE", flags.gptRouterBaseUrl)
+  if (flags.anthropicBaseUrl !== undefined) entries.set("ANTHROPIC_BASE_URL", flags.anthropicBaseUrl)
+  if (flags.geminiBaseUrl !== undefined) entries.set("GEMINI_BASE_URL", flags.geminiBaseUrl)
   // The one setting that can be missing: say which model needs it.
-  const keyless = specs.findIndex((spec) => spec.via === "gptrouter")
-  if (keyless >= 0 && !entries.has("GPT_ROUTER_API_KEY")) {
+  const keyless = specs.findIndex((spec) => {
+    const names = keyVariables[spec.via]
+    return names.length > 0 && !names.some((name) => entries.has(name))
+  })
+  if (keyless >= 0) {
+    const names = keyVariables[specs[keyless]!.via]
     return Effect.fail(
       new RouterError.RouterConfigError({
-        option: "GPT_ROUTER_API_KEY",
+        option: names.join(" or "),
         reason: `is not set (needed by models[${keyless}] ${specs[keyless]!.name})`
       })
     )
@@ -233,6 +256,8 @@ const flagSpec = {
   "stall-timeout": { type: "string" },
   "openai-base-url": { type: "string" },
   "gptrouter-base-url": { type: "string" },
+  "anthropic-base-url": { type: "string" },
+  "gemini-base-url": { type: "string" },
   health: { type: "boolean" },
   "no-health": { type: "boolean" },
   help: { type: "boolean", short: "h" }
@@ -338,6 +363,8 @@ export const parse = (argv: ReadonlyArray<string>): Parsed => {
         deadline: duration("deadline", values.deadline),
         openAiBaseUrl: values["openai-base-url"],
         gptRouterBaseUrl: values["gptrouter-base-url"],
+        anthropicBaseUrl: values["anthropic-base-url"],
+        geminiBaseUrl: values["gemini-base-url"],
         health: values.health === true ? "show" : values["no-health"] === true ? "off" : undefined
       }
     }
@@ -368,7 +395,8 @@ const flagErrorMessage = (error: unknown): string => {
     const flag = unknown[1]!
     // Someone looking for a key flag: say where keys come from.
     if (/key/i.test(flag)) {
-      return `unknown option ${flag} (keys are read only from OPENAI_API_KEY and GPT_ROUTER_API_KEY)`
+      return `unknown option ${flag} (keys are read only from OPENAI_API_KEY, GPT_ROUTER_API_KEY, ANTHROPIC_API_KEY ` +
+        `and GEMINI_API_KEY or GOOGLE_API_KEY)`
     }
     const near = flag.startsWith("--") ? closestFlag(flag.slice(2)) : undefined
     return `unknown option ${flag}${near === undefined ? "" : ` (did you mean --${near}?)`}`
@@ -453,8 +481,11 @@ Models, in priority order: the first that answers serves the call
   -m, --model <via:name>         Repeatable. via is one of:
                                    openai     an OpenAI-compatible server (OpenAI, OpenRouter, vLLM, Ollama, ...);
                                               the rest is the model name as that server knows it
+                                   anthropic  Anthropic's Messages API
+                                   gemini     Google's Gemini API
                                    gptrouter  GPTRouter: name, or provider/name
-                                 e.g. -m openai:gpt-4o-mini -m gptrouter:anthropic/claude-3-haiku-20240307
+                                 e.g. -m openai:gpt-4o-mini -m anthropic:claude-sonnet-4-5
+                                      -m gemini:gemini-2.5-flash -m gptrouter:anthropic/claude-3-haiku-20240307
 
 Prompt
   -p, --prompt <text>            The user message. Otherwise the text after the flags, or stdin when it is piped.
@@ -499,6 +530,10 @@ Endpoints (keys are read only from the environment, never from flags, so they st
                                  Key: $OPENAI_API_KEY (optional, e.g. for a local server).
       --gptrouter-base-url <url> Default: $GPT_ROUTER_API_BASE, else ${GptRouter.defaultBaseUrl}.
                                  Key: $GPT_ROUTER_API_KEY (required for gptrouter: models).
+      --anthropic-base-url <url> Default: $ANTHROPIC_BASE_URL, else ${Anthropic.defaultBaseUrl}.
+                                 Key: $ANTHROPIC_API_KEY (required for anthropic: models).
+      --gemini-base-url <url>    Default: $GEMINI_BASE_URL, else ${Gemini.defaultBaseUrl}.
+                                 Key: $GEMINI_API_KEY, else $GOOGLE_API_KEY (required for gemini: models).
 
 Errors print one line on stderr. When every model fails, the exit code is that of the last failure.
 
