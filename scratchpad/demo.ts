@@ -1,10 +1,11 @@
 /**
- * `npm start`: one streaming call routed over a priority list of three models.
+ * `npm start`: one streaming call routed over a priority list that crosses all four wire protocols.
  *
  * With no flags it runs against a simulated upstream started in-process (no network, no keys), scripted so that
- * every kind of recovery shows: model 1 is rate limited with `Retry-After` (one honoured wait, then fallback),
- * model 2 fails twice with 503 and then goes silent after its headers (a first-token timeout cuts it off), and
- * model 3, on the other wire protocol, streams the answer live. Then it prints the attempt timeline.
+ * every kind of recovery shows: model 1 (OpenAI-compatible) is rate limited with `Retry-After` (one honoured wait,
+ * then fallback), model 2 (Anthropic Messages) is overloaded twice (529) and then goes silent after its headers (a
+ * first-token timeout cuts it off), and model 3 (Gemini) streams the answer live; model 4 (GPTRouter) is not reached.
+ * Then it prints the attempt timeline.
  *
  * A second act, on the simulated upstream only, shows deployment health across calls: 12 calls in a row on a list
  * whose first model answers 503 every time. The first three calls pay for it until its circuit breaker opens; the
@@ -13,10 +14,10 @@
  * closes its breaker again.
  *
  * Real endpoints instead:
- *   npm start -- --models openai:gpt-4o-mini,gptrouter:anthropic/claude-3-haiku-20240307 --prompt "Hi"
- * with OPENAI_API_KEY / GPT_ROUTER_API_KEY set, and optionally --openai-base-url (OPENAI_BASE_URL),
- * --gptrouter-base-url (GPT_ROUTER_API_BASE). A base URL (flag or variable) or --models switches to real endpoints;
- * a key alone does not.
+ *   npm start -- --models openai:gpt-4o-mini,anthropic:claude-sonnet-4-5,gemini:gemini-2.5-flash --prompt "Hi"
+ * with OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY / GPT_ROUTER_API_KEY set, and optionally
+ * --openai-base-url (OPENAI_BASE_URL), --gptrouter-base-url (GPT_ROUTER_API_BASE). A base URL (flag or variable) or
+ * --models switches to real endpoints; a key alone does not.
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Cause from "effect/Cause"
@@ -29,7 +30,7 @@ import * as Stream from "effect/Stream"
 import { parseArgs } from "node:util"
 import { formatHealth, modelsFor, parseModelSpec, terminalLogger } from "../src/cli/cli.js"
 import type { ModelSpec } from "../src/cli/cli.js"
-import { Attempt, GptRouter, Model, OpenAiCompatible, RetryPolicy, Router } from "../src/index.js"
+import { Anthropic, Attempt, Gemini, GptRouter, Model, OpenAiCompatible, RetryPolicy, Router } from "../src/index.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as Script from "../src/testing/UpstreamScript.js"
 
@@ -37,7 +38,8 @@ const out = (text: string) => process.stdout.write(text)
 
 const usage =
   `Usage: npm start [-- --models via:name,via:name,... --prompt TEXT --openai-base-url URL --gptrouter-base-url URL]
-  via is openai (OpenAI-compatible) or gptrouter; keys come from OPENAI_API_KEY and GPT_ROUTER_API_KEY.
+  via is openai (OpenAI-compatible), anthropic, gemini or gptrouter; keys come from OPENAI_API_KEY,
+  ANTHROPIC_API_KEY, GEMINI_API_KEY (or GOOGLE_API_KEY) and GPT_ROUTER_API_KEY.
   With no models and no base URL, the demo runs against a simulated upstream.
 `
 
@@ -45,8 +47,8 @@ const defaultPrompt = "In a few sentences: why should an LLM app route over seve
 
 const simulatedAnswer = "Because any single model will fail you sooner or later. " +
   "The first one here was rate limited, so the router honoured its Retry-After once and then moved on; " +
-  "the second one returned 503 twice and then went silent, until the first-token timeout cut it off. " +
-  "I am the third model, on another protocol, and since nothing had been streamed before me, " +
+  "the second one was overloaded twice and then went silent, until the first-token timeout cut it off. " +
+  "I am the third model, on a third protocol, and since nothing had been streamed before me, " +
   "you are reading one clean answer rather than a spliced one."
 
 // Two attempts per model, short exponential waits without jitter so the timeline reads cleanly.
@@ -82,34 +84,40 @@ const simulated = Effect.gen(function*() {
     apiKey,
     script: {
       "gpt-4o": [Script.rateLimited({ retryAfter: "1" })],
-      "gpt-4o-mini": [
-        Script.unavailable(),
-        Script.unavailable(),
+      // Anthropic's "overloaded" status.
+      "claude-sonnet-4-5": [
+        Script.serverError(529),
+        Script.serverError(529),
         // Keep-alive comments arrive, but they are not tokens: the first-token timeout still fires.
         Script.hang({ stage: "first-token", wire: { keepAliveEveryMs: 300 } })
       ],
-      "claude-3-haiku-20240307": [
+      "gemini-2.5-flash": [
         Script.succeed({ chunks, chunkDelayMs: 40, usage: { promptTokens: 31, completionTokens: chunks.length } })
-      ]
+      ],
+      "claude-3-haiku-20240307": [Script.succeed()]
     }
   })
   const openai = OpenAiCompatible.endpoint({ baseUrl: upstream.openAiBaseUrl, apiKey: Redacted.make(apiKey) })
+  const anthropic = Anthropic.endpoint({ baseUrl: upstream.anthropicBaseUrl, apiKey: Redacted.make(apiKey) })
+  const gemini = Gemini.endpoint({ baseUrl: upstream.geminiBaseUrl, apiKey: Redacted.make(apiKey) })
   const gptRouter = GptRouter.endpoint({ baseUrl: upstream.gptRouterBaseUrl, apiKey: Redacted.make(apiKey) })
   return {
     where: `a simulated upstream at ${upstream.url} (in-process: no network, no keys)`,
     models: [
       Model.make({ name: "gpt-4o", endpoint: openai }),
       Model.make({
-        name: "gpt-4o-mini",
-        endpoint: openai,
+        name: "claude-sonnet-4-5",
+        endpoint: anthropic,
         retry: RetryPolicy.exponential({ ...retry, maxAttempts: 3 })
       }),
+      Model.make({ name: "gemini-2.5-flash", endpoint: gemini }),
       Model.make({ name: "claude-3-haiku-20240307", provider: "anthropic", endpoint: gptRouter })
     ],
     roles: [
       "scripted: 429 with Retry-After: 1, every time (2 attempts)",
-      "scripted: 503, 503, then silence after the headers (3 attempts)",
-      "scripted: answers, streamed word by word"
+      "scripted: 529 overloaded, 529, then silence after the headers (3 attempts)",
+      "scripted: answers, streamed word by word",
+      "scripted: answers (not reached: the first answer ends the list)"
     ],
     firstToken: "1.5 seconds",
     healthAct: {
@@ -128,7 +136,12 @@ const real = (specs: ReadonlyArray<ModelSpec>, flags: { openAiBaseUrl?: string; 
     firstToken: "10 seconds"
   }))
 
-const protocolName = (model: Model.Model) => model.endpoint.protocol === "gptrouter" ? "GPTRouter" : "OpenAI-compatible"
+const protocolNames: Readonly<Record<string, string>> = {
+  gptrouter: "GPTRouter",
+  anthropic: "Anthropic",
+  gemini: "Gemini"
+}
+const protocolName = (model: Model.Model) => protocolNames[model.endpoint.protocol] ?? "OpenAI-compatible"
 
 const seconds = (millis: number) => `${(millis / 1000).toFixed(2)}s`
 

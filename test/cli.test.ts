@@ -837,8 +837,8 @@ describe("llm-router CLI", () => {
 
 const simulatedAnswer = "Because any single model will fail you sooner or later. " +
   "The first one here was rate limited, so the router honoured its Retry-After once and then moved on; " +
-  "the second one returned 503 twice and then went silent, until the first-token timeout cut it off. " +
-  "I am the third model, on another protocol, and since nothing had been streamed before me, " +
+  "the second one was overloaded twice and then went silent, until the first-token timeout cut it off. " +
+  "I am the third model, on a third protocol, and since nothing had been streamed before me, " +
   "you are reading one clean answer rather than a spliced one."
 
 describe("npm start (scratchpad/demo.ts)", () => {
@@ -870,34 +870,43 @@ describe("npm start (scratchpad/demo.ts)", () => {
     const out = result.stdout
     expect(out).toContain(`\n${simulatedAnswer}\n`)
     // Live attempt lines, in order.
+    // The priority list crosses the four wire protocols.
+    const list = out.slice(out.indexOf("\nPriority list\n"), out.indexOf("\nPrompt: ")).split("\n").slice(2, 6)
+    expect(list.map((line) => /^ {2}\d\. \S+ +(OpenAI-compatible|Anthropic|Gemini|GPTRouter) /.exec(line)?.[1]))
+      .toEqual([
+        "OpenAI-compatible",
+        "Anthropic",
+        "Gemini",
+        "GPTRouter"
+      ])
     const live = out.split("\n").filter((l) => /^ {2}\+\d+\.\d\ds {2}/.test(l)).map((l) =>
       l.replace(/^ {2}\+\S+ {2}/, "")
     )
     expect(live).toEqual([
       "openai/gpt-4o #1: 429 rate limited, server asked to wait 1s → retry in 1s",
       "openai/gpt-4o #2: 429 rate limited, server asked to wait 1s → next model (retries spent after 2 attempts)",
-      "openai/gpt-4o-mini #1: 503 service unavailable → retry in 250ms",
-      "openai/gpt-4o-mini #2: 503 service unavailable → retry in 500ms",
-      "openai/gpt-4o-mini #3: no first token within 1.5s → next model (retries spent after 3 attempts)",
-      expect.stringMatching(/^anthropic\/claude-3-haiku-20240307 #1: ok after \d+ms → served$/)
+      "anthropic/claude-sonnet-4-5 #1: 529 service unavailable → retry in 250ms",
+      "anthropic/claude-sonnet-4-5 #2: 529 service unavailable → retry in 500ms",
+      "anthropic/claude-sonnet-4-5 #3: no first token within 1.5s → next model (retries spent after 3 attempts)",
+      expect.stringMatching(/^google\/gemini-2\.5-flash #1: ok after \d+ms → served$/)
     ])
     // The timeline (Attempt.formatTimeline, whose exact layout is its own business): one line per attempt naming
-    // the model, the attempt and what happened: the rate limit, the 503s, the timeout, the serving model.
+    // the model, the attempt and what happened: the rate limit, the 529s, the timeout, the serving model.
     const timeline = out.slice(out.indexOf("\nTimeline\n") + "\nTimeline\n".length).split("\n\n")[0]!.split("\n")
     const expected = [
       ["openai/gpt-4o ", "#1", "RateLimited", "429", "retry in 1s"],
       ["openai/gpt-4o ", "#2", "RateLimited", "429", "next model"],
-      ["openai/gpt-4o-mini", "#1", "ServiceUnavailable", "503", "retry in 250ms"],
-      ["openai/gpt-4o-mini", "#2", "ServiceUnavailable", "503", "retry in 500ms"],
-      ["openai/gpt-4o-mini", "#3", "Timeout", "next model"],
-      ["anthropic/claude-3-haiku-20240307", "#1", "served"]
+      ["anthropic/claude-sonnet-4-5", "#1", "ServiceUnavailable", "529", "retry in 250ms"],
+      ["anthropic/claude-sonnet-4-5", "#2", "ServiceUnavailable", "529", "retry in 500ms"],
+      ["anthropic/claude-sonnet-4-5", "#3", "Timeout", "next model"],
+      ["google/gemini-2.5-flash", "#1", "served"]
     ]
     expect(timeline).toHaveLength(expected.length)
     timeline.forEach((line, i) => {
       for (const part of expected[i]!) expect(line).toContain(part)
     })
     expect(out).toMatch(
-      /^Served by anthropic\/claude-3-haiku-20240307 via GPTRouter on attempt 6 · 103 tokens \(31 prompt \+ 72 completion\) · first token after \d+\.\d\ds · \d+\.\d\ds in all$/m
+      /^Served by google\/gemini-2\.5-flash via Gemini on attempt 6 · 104 tokens \(31 prompt \+ 73 completion\) · first token after \d+\.\d\ds · \d+\.\d\ds in all$/m
     )
 
     // The second act: 12 calls while openai/gpt-4o answers 503, then a 13th once it recovers and its cooldown ends.
