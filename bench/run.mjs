@@ -14,6 +14,8 @@
 //                         (health: false), ours-undici-redis (RedisHealthStore on a redis-server the runner starts;
 //                         skipped without redis-server), ours-undici-limits (limits that never bind); each is then
 //                         compared with its base client (ours-fetch / ours-undici) in the summary
+//                         Native protocols (only when named): anthropic-sdk, google-genai (the providers' SDKs),
+//                         ours-anthropic-fetch, ours-anthropic-undici, ours-gemini-fetch, ours-gemini-undici
 //   --workloads a,b       subset of: latency, throughput, stream-big, stream-concurrent, stream-seq, stream-seq-warm,
 //                         failover, outage-503, outage-hang, memory (the outage ones run the ours-* clients only)
 //   --sizes default|tiny  tiny: 1 round, a handful of calls, small streams (the smoke test's size)
@@ -107,6 +109,34 @@ const CLIENTS = {
     benchDeps: true,
     about: "ai-ours on NodeRouterHttpClient.layerUndici"
   },
+  // Opt-in: the Anthropic Messages and Gemini protocols (same upstream, its /v1/messages and /v1beta/models/… routes),
+  // each provider's SDK beside ours on that protocol; compare with ours-undici (the OpenAI-compatible protocol).
+  "anthropic-sdk": {
+    file: "anthropic-sdk.mjs",
+    optIn: true,
+    benchDeps: true,
+    about: "@anthropic-ai/sdk (official SDK), Messages API, default retries"
+  },
+  "google-genai": {
+    file: "google-genai.mjs",
+    optIn: true,
+    benchDeps: true,
+    about: "@google/genai (official SDK), generateContent / streamGenerateContent"
+  },
+  ...Object.fromEntries(
+    ["anthropic", "gemini"].flatMap((protocol) =>
+      ["fetch", "undici"].map((layer) => [`ours-${protocol}-${layer}`, {
+        file: "ours.mjs",
+        variant: `${layer}-${protocol}`,
+        ours: true,
+        optIn: true,
+        benchDeps: false,
+        about: `this library on the ${protocol === "anthropic" ? "Anthropic Messages" : "Gemini"} protocol, ${
+          layer === "fetch" ? "FetchHttpClient" : "NodeRouterHttpClient.layerUndici"
+        }`
+      }])
+    )
+  ),
   // Opt-in variants (not in the default matrix), each measured against its `base` client in the same round: what a
   // feature costs on the healthy path. `feature` names it; `adds`: the variant has the feature and the base has not
   // (false: the other way round, as `health: false`), so that every ratio of the summary reads "with / without".

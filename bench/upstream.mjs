@@ -9,6 +9,12 @@
 //   POST /v1/chat/completions   Chat Completions. Non-stream -> one chat.completion JSON (with usage).
 //                               `stream: true` -> N content chunks, a finish chunk, a usage chunk, `data: [DONE]`.
 //   POST /v1/responses          The Responses API (what @effect/ai-openai's OpenAiLanguageModel speaks), same text.
+//   POST /v1/messages           Anthropic Messages, same text: a `message`, or `stream: true` -> message_start, ping,
+//                               content_block_start, N text_delta events, content_block_stop, message_delta,
+//                               message_stop.
+//   POST /v1beta/models/{model}:generateContent | :streamGenerateContent?alt=sse
+//                               Gemini, same text: a GenerateContentResponse, or N chunks, the last with finishReason
+//                               and usageMetadata, and no terminator. The model is the path segment.
 //   GET  /stats                 Request counters and the failover samples measured here (see below).
 //   POST /stats/reset           Clears counters and samples.
 //   GET  /health                "ok".
@@ -210,6 +216,76 @@ const responsesStreamBatches = (n, model) =>
     return batch(events)
   })
 
+// Anthropic Messages.
+const anthropicBody = (model) =>
+  cached(`anthropic-body:${model}`, () =>
+    Buffer.from(JSON.stringify({
+      id: "msg_bench",
+      type: "message",
+      role: "assistant",
+      model,
+      content: [{ type: "text", text: NON_STREAM_TEXT }],
+      stop_reason: "end_turn",
+      stop_sequence: null,
+      usage: { input_tokens: 5, output_tokens: 7 }
+    })))
+
+const anthropicStreamBatches = (n, model) =>
+  cached(`anthropic:${n}:${model}`, () => {
+    const ev = (type, payload) => `event: ${type}\ndata: ${JSON.stringify({ type, ...payload })}\n\n`
+    const events = [
+      ev("message_start", {
+        message: {
+          id: "msg_bench",
+          type: "message",
+          role: "assistant",
+          model,
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          usage: { input_tokens: 5, output_tokens: 1 }
+        }
+      }),
+      ev("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
+      ev("ping", {})
+    ]
+    const head =
+      `event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"`
+    for (let i = 0; i < n; i++) events.push(head + chunkText(i) + `"}}\n\n`)
+    events.push(ev("content_block_stop", { index: 0 }))
+    events.push(
+      ev("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: n } })
+    )
+    events.push(ev("message_stop", {}))
+    return batch(events)
+  })
+
+// Gemini.
+const geminiBody = (model) =>
+  cached(`gemini-body:${model}`, () =>
+    Buffer.from(JSON.stringify({
+      candidates: [{ content: { parts: [{ text: NON_STREAM_TEXT }], role: "model" }, finishReason: "STOP", index: 0 }],
+      usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 7, totalTokenCount: 12 },
+      modelVersion: model,
+      responseId: "resp_bench"
+    })))
+
+const geminiStreamBatches = (n, model) =>
+  cached(`gemini:${n}:${model}`, () => {
+    const m = JSON.stringify(model)
+    const head = `data: {"candidates":[{"content":{"parts":[{"text":"`
+    const tail = `"}],"role":"model"},"index":0}],"modelVersion":${m},"responseId":"resp_bench"}\r\n\r\n`
+    const events = new Array(n + 1)
+    for (let i = 0; i < n; i++) events[i] = head + chunkText(i) + tail
+    events[n] =
+      `data: {"candidates":[{"content":{"parts":[{"text":""}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":${n},"totalTokenCount":${
+        n + 5
+      }},"modelVersion":${m},"responseId":"resp_bench"}\r\n\r\n`
+    return batch(events)
+  })
+
+const GEMINI_PATH = /^\/v1beta\/models\/([^/]+):(generateContent|streamGenerateContent)$/
+
 const ERROR_503 = Buffer.from(JSON.stringify({
   error: {
     message: "The model `fail-first` is unavailable (benchmark failover mode).",
@@ -241,6 +317,10 @@ const resetStats = () => {
     chatStream: 0,
     responses: 0,
     responsesStream: 0,
+    anthropic: 0,
+    anthropicStream: 0,
+    gemini: 0,
+    geminiStream: 0,
     failFirst: 0,
     chunksSent: 0,
     badRequests: 0,
@@ -318,7 +398,7 @@ const hang = (res) => {
   res.on("close", () => finish(true))
 }
 
-const handleCompletion = (req, res, raw, arrivedAt, kind) => {
+const handleCompletion = (req, res, raw, arrivedAt, kind, pathModel, pathStream) => {
   let body
   try {
     body = JSON.parse(raw)
@@ -328,7 +408,7 @@ const handleCompletion = (req, res, raw, arrivedAt, kind) => {
     res.end(JSON.stringify({ error: { message: "invalid JSON body", type: "invalid_request_error" } }))
     return
   }
-  const model = typeof body.model === "string" ? body.model : "m"
+  const model = pathModel ?? (typeof body.model === "string" ? body.model : "m")
   stats.models[model] = (stats.models[model] ?? 0) + 1
   if (model === "down") {
     res.writeHead(503, { ...JSON_HEADERS, "content-length": ERROR_503_DOWN.length })
@@ -351,7 +431,23 @@ const handleCompletion = (req, res, raw, arrivedAt, kind) => {
     stats.failover.samplesUs.push(Number(arrivedAt - pendingErrorSentAt) / 1000)
     pendingErrorSentAt = null
   }
-  const stream = body.stream === true
+  const stream = pathStream ?? body.stream === true
+  if (kind === "anthropic" || kind === "gemini") {
+    const counter = kind === "anthropic" ? "anthropic" : "gemini"
+    if (stream) {
+      stats[`${counter}Stream`]++
+      const n = chunkCount(req, raw, body)
+      stats.chunksSent += n
+      res.writeHead(200, SSE_HEADERS)
+      writeBatches(res, kind === "anthropic" ? anthropicStreamBatches(n, model) : geminiStreamBatches(n, model))
+    } else {
+      stats[counter]++
+      const b = kind === "anthropic" ? anthropicBody(model) : geminiBody(model)
+      res.writeHead(200, { ...JSON_HEADERS, "content-length": b.length })
+      res.end(b)
+    }
+    return
+  }
   if (kind === "chat") {
     if (stream) {
       stats.chatStream++
@@ -386,7 +482,18 @@ const server = http.createServer((req, res) => {
   stats.requests++
   const url = req.url ?? "/"
   const path = url.split("?")[0]
-  if (req.method === "POST" && (path === "/v1/chat/completions" || path === "/v1/responses")) {
+  const gemini = req.method === "POST" ? GEMINI_PATH.exec(path) : null
+  if (
+    req.method === "POST" &&
+    (path === "/v1/chat/completions" || path === "/v1/responses" || path === "/v1/messages" || gemini !== null)
+  ) {
+    const kind = gemini !== null
+      ? "gemini"
+      : path === "/v1/responses"
+      ? "responses"
+      : path === "/v1/messages"
+      ? "anthropic"
+      : "chat"
     const parts = []
     req.on("data", (d) => parts.push(d))
     req.on("end", () =>
@@ -395,7 +502,9 @@ const server = http.createServer((req, res) => {
         res,
         parts.length === 1 ? parts[0].toString("utf8") : Buffer.concat(parts).toString("utf8"),
         arrivedAt,
-        path === "/v1/responses" ? "responses" : "chat"
+        kind,
+        gemini === null ? undefined : decodeURIComponent(gemini[1]),
+        gemini === null ? undefined : gemini[2] === "streamGenerateContent"
       ))
     return
   }

@@ -11,6 +11,8 @@
 //              (fail open) would otherwise be measured as Redis.
 //   -limits    the same router whose models declare limits that never bind (maxConcurrent 100 000, 10⁹ requests and
 //              10¹⁰ tokens per minute): the cost of the accounting (token estimate, buckets, a stream holding its slot)
+//   -anthropic, -gemini  the same router on that native protocol (Anthropic Messages, Gemini) instead of the
+//              OpenAI-compatible one (clients "ours-anthropic-undici", …: beside the provider's SDK)
 //
 // effect and @effect/platform are imported from the TOP-LEVEL node_modules (the copy dist/ resolves), not from
 // bench/node_modules, so that the library and this client share one effect instance (Context tags, Stream, …).
@@ -29,7 +31,7 @@ import { importTopLevel, REPO_ROOT } from "../lib/top-level.mjs"
 const DIST_MAIN = resolve(REPO_ROOT, "dist/src/index.js")
 const DIST_NODE = resolve(REPO_ROOT, "dist/src/node/index.js")
 const DIST_REDIS = resolve(REPO_ROOT, "dist/src/redis/index.js")
-const FLAGS = ["nohealth", "redis", "limits"]
+const FLAGS = ["nohealth", "redis", "limits", "anthropic", "gemini"]
 /** Limits no workload comes near: what is measured is their accounting, never a skip. */
 const UNBINDING_LIMITS = { maxConcurrent: 100_000, requestsPerMinute: 1e9, tokensPerMinute: 1e10 }
 
@@ -39,6 +41,7 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec, a
     throw new Error(`unknown variant ${variantArg} (<fetch|undici>[-${FLAGS.join("|")}])`)
   }
   const health = flag === "nohealth" ? false : undefined
+  const protocol = flag === "anthropic" || flag === "gemini" ? flag : "openai"
   if (!existsSync(DIST_MAIN)) {
     throw new Error(`library not built: ${DIST_MAIN} is missing (run \`npm run build\` at the top level)`)
   }
@@ -47,7 +50,7 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec, a
   const [Effect, Layer, ManagedRuntime, Redacted, Stream] = await Promise.all(
     ["./Effect", "./Layer", "./ManagedRuntime", "./Redacted", "./Stream"].map((m) => importTopLevel("effect", m))
   )
-  const { Router, Model, OpenAiCompatible } = await import(pathToFileURL(DIST_MAIN).href)
+  const { Anthropic, Gemini, Router, Model, OpenAiCompatible } = await import(pathToFileURL(DIST_MAIN).href)
 
   let HttpLive
   if (variant === "fetch") {
@@ -62,7 +65,12 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec, a
     throw new Error(`unknown variant ${variant} (fetch | undici)`)
   }
 
-  const endpoint = OpenAiCompatible.endpoint({ baseUrl: `${url}/v1`, apiKey: Redacted.make("sk-bench") })
+  const apiKey = Redacted.make("sk-bench")
+  const endpoint = protocol === "anthropic"
+    ? Anthropic.endpoint({ baseUrl: url, apiKey })
+    : protocol === "gemini"
+    ? Gemini.endpoint({ baseUrl: url, apiKey })
+    : OpenAiCompatible.endpoint({ baseUrl: `${url}/v1`, apiKey })
   const hi = { messages: [{ role: "user", content: "hi" }] }
 
   if (workload === "outage-503" || workload === "outage-hang") {
