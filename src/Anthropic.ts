@@ -12,9 +12,10 @@
  * - `temperature`, `top_p` are sent as they are (Anthropic takes a temperature up to 1: a higher one is the server's
  *   400, not silently clamped), `stop` becomes `stop_sequences`, `user` becomes `metadata.user_id`;
  * - `tools` (and legacy `functions`) become tools with an `input_schema`; `tool_choice` `auto`, `required`, `none`
- *   and a named function become `auto`, `any`, `none` and `tool`;
- * - OpenAI sampling parameters Anthropic does not have (`presence_penalty`, `frequency_penalty`, `seed`,
- *   `logit_bias`, `logprobs`, `top_logprobs`, and `n` when it is 1) are left out; every other field, and
+ *   and a named function become `auto`, `any`, `none` and `tool`; `parallel_tool_calls: false` becomes
+ *   `disable_parallel_tool_use`;
+ * - OpenAI parameters Anthropic does not have (`presence_penalty`, `frequency_penalty`, `seed`, `logit_bias`,
+ *   `logprobs`, `top_logprobs`, `stream_options`, and `n` when it is 1) are left out; every other field, and
  *   `model_kwargs`, is sent as it is (so `top_k`, `thinking` or `metadata` reach the API, and an `n` above 1 gets
  *   the server's own 400).
  *
@@ -270,9 +271,18 @@ const translated = new Set([
   "functions",
   "function_call",
   "user",
+  "parallel_tool_calls",
   "model_kwargs"
 ])
-const dropped = new Set(["presence_penalty", "frequency_penalty", "seed", "logit_bias", "logprobs", "top_logprobs"])
+const dropped = new Set([
+  "presence_penalty",
+  "frequency_penalty",
+  "seed",
+  "logit_bias",
+  "logprobs",
+  "top_logprobs",
+  "stream_options"
+])
 
 type Block = Record<string, unknown>
 
@@ -385,10 +395,15 @@ export const toWire = (
     }))
   }
   const choice = request.tool_choice ?? request.function_call
-  if (choice !== undefined) {
-    body.tool_choice = typeof choice === "string"
+  const parallel = (request as { readonly parallel_tool_calls?: unknown }).parallel_tool_calls
+  if (choice !== undefined || parallel === false) {
+    const toolChoice: Record<string, unknown> = choice === undefined
+      ? { type: "auto" }
+      : typeof choice === "string"
       ? { type: choice === "required" ? "any" : choice }
       : { type: "tool", name: "function" in choice ? choice.function.name : choice.name }
+    if (parallel === false && toolChoice.type !== "none") toolChoice.disable_parallel_tool_use = true
+    body.tool_choice = toolChoice
   }
   if (request.model_kwargs !== undefined) {
     // Defined rather than assigned, so that a `__proto__` key is sent as a field instead of replacing the prototype.

@@ -135,6 +135,33 @@ describe("Anthropic: request translation", () => {
       { type: "none" },
       { type: "tool", name: "f" }
     ])
+    // parallel_tool_calls: false is Anthropic's disable_parallel_tool_use; stream_options is OpenAI's own.
+    expect(
+      Anthropic.toWire(
+        "c",
+        {
+          messages: request.messages,
+          parallel_tool_calls: false,
+          stream_options: { include_usage: true }
+        } as ChatRequest,
+        false,
+        10
+      )
+    ).toEqual({
+      model: "c",
+      max_tokens: 10,
+      messages: request.messages,
+      tool_choice: { type: "auto", disable_parallel_tool_use: true }
+    })
+    expect(
+      Anthropic.toWire(
+        "c",
+        { messages: request.messages, tool_choice: "required", parallel_tool_calls: true } as ChatRequest,
+        false,
+        10
+      )
+        .tool_choice
+    ).toEqual({ type: "any" })
     // The endpoint's own default max_tokens; an `n` above 1 is sent for the server to refuse, not silently dropped.
     expect(Anthropic.toWire("c", { messages: request.messages, n: 2 }, false, 10)).toMatchObject({
       max_tokens: 10,
