@@ -361,5 +361,14 @@ describe("health: options and ids", () => {
       })
     })
     expect(Health.deploymentId(other)).not.toBe(id)
+    // A key put in the URL (credentials, query) is not shown, but still tells deployments apart.
+    const inUrl = (url: string) =>
+      Health.deploymentId(
+        Model.make({ name: "m", endpoint: OpenAiCompatible.endpoint({ baseUrl: url, apiKey: Redacted.make("") }) })
+      )
+    const withKey = inUrl("https://user:pass@example.test/v1?key=secret-1")
+    expect(withKey).toMatch(/^openai\/m@https:\/\/example\.test\/v1#[0-9a-f]{8}$/)
+    expect(withKey).not.toMatch(/secret|user|pass/)
+    expect(inUrl("https://example.test/v1?key=secret-2")).not.toBe(inUrl("https://example.test/v1?key=secret-1"))
   })
 })

@@ -137,11 +137,31 @@ const ids = new WeakMap<Model, string>()
 export const deploymentId = (model: Model): string => {
   let id = ids.get(model)
   if (id === undefined) {
-    const key = model.endpoint.secrets.map((s) => Redacted.value(s)).join("\u0000")
-    id = `${model.provider}/${model.name}@${model.endpoint.baseUrl}${key.length === 0 ? "" : `#${fingerprint(key)}`}`
+    const [url, hidden] = shownUrl(model.endpoint.baseUrl)
+    const parts = model.endpoint.secrets.map((s) => Redacted.value(s))
+    if (hidden !== "") parts.push(hidden)
+    const key = parts.join("\u0000")
+    id = `${model.provider}/${model.name}@${url}${key.length === 0 ? "" : `#${fingerprint(key)}`}`
     ids.set(model, id)
   }
   return id
+}
+
+// A base URL as an id may show it: without credentials, query or fragment (a key is sometimes put there), which only
+// count in the fingerprint.
+const shownUrl = (raw: string): readonly [string, string] => {
+  try {
+    const url = new URL(raw)
+    if (url.username === "" && url.password === "" && url.search === "" && url.hash === "") return [raw, ""]
+    const hidden = `${url.username}:${url.password}${url.search}${url.hash}`
+    url.username = ""
+    url.password = ""
+    url.search = ""
+    url.hash = ""
+    return [url.toString(), hidden]
+  } catch {
+    return [raw, ""]
+  }
 }
 
 /**
