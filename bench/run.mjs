@@ -12,12 +12,15 @@
 //                         effect-ai-ours, ai-ours (the bridges), and (only when named) effect-ai-ours-undici,
 //                         ai-ours-undici, and the opt-in variants ours-fetch-nohealth, ours-undici-nohealth
 //                         (health: false), ours-undici-redis (RedisHealthStore on a redis-server the runner starts;
-//                         skipped without redis-server), ours-undici-limits (limits that never bind); each is then
-//                         compared with its base client (ours-fetch / ours-undici) in the summary
+//                         skipped without redis-server), ours-undici-limits (limits that never bind),
+//                         ours-undici-group4 (the first entry a group of 4 deployments; -group4rr, -group4lif,
+//                         -group4lat: the other strategies); each is then compared with its base client (ours-fetch /
+//                         ours-undici) in the summary
 //                         Native protocols (only when named): anthropic-sdk, google-genai (the providers' SDKs),
 //                         ours-anthropic-fetch, ours-anthropic-undici, ours-gemini-fetch, ours-gemini-undici
 //   --workloads a,b       subset of: latency, throughput, stream-big, stream-concurrent, stream-seq, stream-seq-warm,
-//                         failover, outage-503, outage-hang, memory (the outage ones run the ours-* clients only)
+//                         failover, outage-503, outage-hang, memory, and (only when named) slow-tail (the outage ones
+//                         and slow-tail run ours-fetch / ours-undici only)
 //   --sizes default|tiny  tiny: 1 round, a handful of calls, small streams (the smoke test's size)
 //   --memory-rounds N     run the (slow, 100,000-call) memory workload in the first N rounds only (default 1)
 //   --memory-parallel N   memory-workload client processes run N at a time (default 2): it reports RSS only, no
@@ -192,8 +195,33 @@ const CLIENTS = {
     adds: true,
     about: "ours-undici whose models declare limits that never bind (maxConcurrent 100000, 1e9 requests/min, " +
       "1e10 tokens/min)"
-  }
+  },
+  // The first entry of the list a group of 4 deployments (4 model names on the same upstream) instead of model m
+  // alone: what the group's pick costs per call (issue 12: within 10 % of client CPU per call at c=32).
+  ...Object.fromEntries(
+    [["group4", "weighted"], ["group4rr", "round-robin"], ["group4lif", "least-in-flight"], [
+      "group4lat",
+      "lowest-latency"
+    ]].map(([flag, strategy]) => [`ours-undici-${flag}`, {
+      file: "ours.mjs",
+      variant: `undici-${flag}`,
+      ours: true,
+      optIn: true,
+      benchDeps: false,
+      base: "ours-undici",
+      feature: `group of 4 (${strategy})`,
+      adds: true,
+      group: true,
+      about: `ours-undici whose first entry is Model.group of 4 deployments (strategy ${strategy}), 4 model names on ` +
+        "the same upstream"
+    }])
+  )
 }
+// The issue's target for a group: client CPU per call at c=32 within this factor of a single deployment's.
+const GROUP_TARGET_X = 1.1
+// The issue's target for hedging a slow tail: p99 ≤ this × p50, with at most SLOW_TAIL_EXTRA extra requests per call.
+const SLOW_TAIL_TARGET_X = 2
+const SLOW_TAIL_EXTRA = 0.1
 // The issue's target for the Redis store: at most this much added latency per call at concurrency 1, on loopback.
 const REDIS_TARGET_MS = 0.3
 
@@ -208,9 +236,14 @@ const WORKLOADS = [
   "failover",
   "outage-503",
   "outage-hang",
-  "memory"
+  "memory",
+  "slow-tail"
 ]
 const OUTAGE_WORKLOADS = ["outage-503", "outage-hang"]
+/** Workloads of ours-fetch / ours-undici only (they measure features the peers do not have). */
+const OURS_ONLY_WORKLOADS = [...OUTAGE_WORKLOADS, "slow-tail"]
+/** Workloads that run only when named in --workloads (about 45 s per process). */
+const OPT_IN_WORKLOADS = ["slow-tail"]
 
 // Call counts per workload. Tuned so that the default matrix (8 clients, 5 rounds, memory in 1 round) stays well
 // under 15 minutes on a 2-core machine; see bench/README.md for the measured durations.
@@ -242,7 +275,29 @@ const SIZES = {
     },
 
     // 100,000 calls, but the 99,000 after the first 1,000 stop after 100 s: the slowest peers need ~180 s alone.
-    memory: { first: 1_000, total: 100_000, maxMs: 100_000, concurrency: 32 }
+    memory: { first: 1_000, total: 100_000, maxMs: 100_000, concurrency: 32 },
+    // Two deployments answering after 10 ms, every 33rd request per model after 200 ms (3 %); per shape (a group of
+    // two, a two-model list), hedging configuration and concurrency, up to 300 calls at c=1 and 800 at c=8 (or 8 s,
+    // at least 100) after 50 warm-up calls, interleaved in blocks of 50: about 45 s per process.
+    "slow-tail": {
+      baseMs: 10,
+      factor: 20,
+      every: 33,
+      shapes: ["group", "list"],
+      concurrencies: [1, 8],
+      calls: [300, 800],
+      warmup: 50,
+      warmupMaxMs: 3_000,
+      block: 50,
+      minCalls: 100,
+      maxMs: 8_000,
+      hedges: {
+        none: null,
+        fixed: { delayMs: 15 },
+        p95: { percentile: 95, initialMs: 15 },
+        p90: { percentile: 90, initialMs: 15 }
+      }
+    }
   },
   tiny: {
     latency: { warmup: 3, calls: 10 },
@@ -264,7 +319,26 @@ const SIZES = {
       shortCooldownMs: 100
     },
 
-    memory: { first: 50, total: 200, concurrency: 8 }
+    memory: { first: 50, total: 200, concurrency: 8 },
+    "slow-tail": {
+      baseMs: 5,
+      factor: 20,
+      every: 10,
+      shapes: ["group", "list"],
+      concurrencies: [1, 4],
+      calls: [20, 20],
+      warmup: 4,
+      warmupMaxMs: 1_000,
+      block: 10,
+      minCalls: 10,
+      maxMs: 3_000,
+      hedges: {
+        none: null,
+        fixed: { delayMs: 8 },
+        p95: { percentile: 95, initialMs: 8 },
+        p90: { percentile: 90, initialMs: 8 }
+      }
+    }
   }
 }
 // The hanging deployment's workload is the 503 one plus the attempt timeout that cuts each hung request.
@@ -282,7 +356,8 @@ const LIMITS = {
     memory: 400_000,
     failover: 90_000,
     "outage-503": 90_000,
-    "outage-hang": 90_000
+    "outage-hang": 90_000,
+    "slow-tail": 150_000
   },
   tiny: Object.fromEntries(WORKLOADS.map((w) => [w, 60_000]))
 }
@@ -329,7 +404,36 @@ const outageFigures = (spec) =>
       return f.map(([key]) => [key, key, "", "none"])
     })
   ).concat([["hang_open_at_end", "hung requests left open", "", "none"]])
-const figuresOf = (w, spec) => (OUTAGE_WORKLOADS.includes(w) ? outageFigures(spec) : FIGURES[w])
+const SLOW_TAIL_FIGURES = [
+  ["p50_ms"],
+  ["p99_ms"],
+  ["p99_over_p50"],
+  ["extra"],
+  ["hedged"],
+  ["hedge_won"],
+  ["calls"],
+  ["failed"]
+]
+const slowTailFigures = (spec) =>
+  spec.concurrencies.flatMap((c) =>
+    spec.shapes.flatMap((shape) =>
+      Object.keys(spec.hedges).flatMap((config) =>
+        SLOW_TAIL_FIGURES.map(([f]) => {
+          const key = `${shape}_${config}_c${c}_${f}`
+          return [key, key, "", "none"]
+        })
+      )
+    )
+  )
+const figuresOf = (w, spec) =>
+  OUTAGE_WORKLOADS.includes(w) ? outageFigures(spec) : w === "slow-tail" ? slowTailFigures(spec) : FIGURES[w]
+/** A slow-tail hedging configuration in words. */
+const hedgeLabel = (h) =>
+  h === null
+    ? "no hedging"
+    : h.delayMs !== undefined
+    ? `hedge after ${h.delayMs} ms`
+    : `hedge at p${h.percentile} of recent latencies (${h.initialMs} ms until 16 known)`
 
 const upTo = (n, s) => (s.maxMs !== undefined ? `up to ${n} (or ${s.maxMs / 1000} s, at least ${s.minCalls})` : `${n}`)
 const TITLES = {
@@ -361,7 +465,15 @@ const TITLES = {
   "outage-hang": (s) =>
     `Outage tax: models [hang, m], \`hang\` never answers (attempt timeout ${s.attemptMs} ms); one attempt per model; per configuration and concurrency, ${
       upTo(s.calls, s)
-    } calls after the breaker opened (health on) and ${s.warmup} warm-up`
+    } calls after the breaker opened (health on) and ${s.warmup} warm-up`,
+  "slow-tail": (s) =>
+    `Slow tail: two deployments answer after ${s.baseMs} ms, every ${s.every}th request per model after ${
+      s.factor * s.baseMs
+    } ms (${s.factor}×); per shape, hedging configuration and concurrency, ${
+      s.concurrencies.map((c, i) => `c=${c}: up to ${s.calls[i]}`).join(", ")
+    } calls (or ${
+      s.maxMs / 1000
+    } s, at least ${s.minCalls}) after ${s.warmup} warm-up, interleaved in blocks of ${s.block}`
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -379,7 +491,7 @@ if (!Number.isInteger(memoryParallel) || memoryParallel < 1) fail("--memory-para
 const timeoutScale = args["timeout-scale"] !== undefined ? Number(args["timeout-scale"]) : 1
 const clients = list(args.clients) ?? Object.keys(CLIENTS).filter((c) => !CLIENTS[c].optIn)
 for (const c of clients) if (!(c in CLIENTS)) fail(`unknown client ${c}; known: ${Object.keys(CLIENTS).join(", ")}`)
-const workloads = list(args.workloads) ?? WORKLOADS
+const workloads = list(args.workloads) ?? WORKLOADS.filter((w) => !OPT_IN_WORKLOADS.includes(w))
 for (const w of workloads) if (!WORKLOADS.includes(w)) fail(`unknown workload ${w}; known: ${WORKLOADS.join(", ")}`)
 const resultsDir = resolve(typeof args["results-dir"] === "string" ? args["results-dir"] : join(BENCH, "results"))
 const noInstall = args["no-install"] === true
@@ -716,8 +828,9 @@ try {
           continue
         }
         for (const c of order) {
-          // The outage workloads need deployment health: the peers have none (their figure would be "health off").
-          if (OUTAGE_WORKLOADS.includes(w) && !CLIENTS[c].outage) continue
+          // The outage workloads need deployment health, slow-tail hedged requests: the peers have neither (their
+          // figure would be "health off" / "no hedging"), nor are the opt-in variants run there.
+          if (OURS_ONLY_WORKLOADS.includes(w) && !CLIENTS[c].outage) continue
           await runClientProcess(c, w, round)
         }
       }
@@ -826,6 +939,10 @@ function render(h, records, elapsedS) {
     md.push("")
     if (OUTAGE_WORKLOADS.includes(w)) {
       md.push(...outageTable(h, w, summary[w]))
+      continue
+    }
+    if (w === "slow-tail") {
+      md.push(...slowTailTable(h, w, summary[w], records))
       continue
     }
     const cols = FIGURES[w]
@@ -949,6 +1066,78 @@ function outageTable(h, w, sw) {
   return md
 }
 
+/**
+ * The slow-tail table: one row per client, shape and hedging configuration; per concurrency p50, p99, p99 / p50, the
+ * extra requests, the calls that sent a hedge and those a hedge served (median [min–max] over rounds); then the issue's
+ * target (p99 ≤ 2× p50 with ≤ 10 % extra requests) per configuration, judged in each round's process.
+ */
+function slowTailTable(h, w, sw, records) {
+  const spec = h.specs[w]
+  const cs = spec.concurrencies
+  const md = []
+  const rows = h.requested.filter((c) => CLIENTS[c]?.outage)
+  if (rows.length === 0) {
+    md.push("(no client with hedged requests was run)", "")
+    return md
+  }
+  const pct = (
+    f
+  ) => (f === undefined ? "–" : cell({ ...f, median: f.median * 100, min: f.min * 100, max: f.max * 100 }, 1))
+  md.push(
+    "Per-call ms of the measured calls and p99 / p50 (median [min–max] over rounds); extra requests = requests the " +
+      "upstream received for the configuration's two model names during the measured calls / calls − 1; hedged: calls " +
+      "that sent a hedge; won: calls a hedge served. Shapes: `group` = `Model.group` of the two deployments (weighted), " +
+      "`list` = a two-model list (the hedge goes to the second). Target (issue 12): p99 ≤ " +
+      `${SLOW_TAIL_TARGET_X}× p50 with ≤ ${SLOW_TAIL_EXTRA * 100} % extra requests, judged in each round's process: ` +
+      "the rounds where it was met / the rounds."
+  )
+  md.push("")
+  md.push(
+    `| client | shape | configuration | ${
+      cs.map((c) =>
+        `c=${c} p50 ms | c=${c} p99 ms | c=${c} p99/p50 | c=${c} extra % | c=${c} hedged % | c=${c} won % | c=${c} target`
+      )
+        .join(" | ")
+    } |`
+  )
+  md.push(`|---|---|---|${cs.map(() => "---:|---:|---:|---:|---:|---:|---:").join("|")}|`)
+  for (const c of rows) {
+    const F = sw[c].figures
+    const recs = records.filter((r) => r.ok && r.workload === w && r.client === c)
+    const target = (p) => {
+      const met = recs.filter((r) =>
+        r.figures[`${p}_p99_over_p50`] <= SLOW_TAIL_TARGET_X && r.figures[`${p}_extra`] <= SLOW_TAIL_EXTRA
+      ).length
+      return met > 0 ? `**${met}/${recs.length}**` : `0/${recs.length}`
+    }
+    if (sw[c].errors.length > 0 && Object.keys(F).length === 0) {
+      md.push(`| ${c} | ERROR | |${
+        cs.map(() => " | | | | | | ").join("|")
+      }|`)
+      continue
+    }
+    for (const shape of spec.shapes) {
+      for (const [config, hc] of Object.entries(spec.hedges)) {
+        const cells = cs.flatMap((n) => {
+          const p = `${shape}_${config}_c${n}`
+          return [
+            cell(F[`${p}_p50_ms`]),
+            cell(F[`${p}_p99_ms`]),
+            cell(F[`${p}_p99_over_p50`], 2),
+            pct(F[`${p}_extra`]),
+            pct(F[`${p}_hedged`]),
+            pct(F[`${p}_hedge_won`]),
+            target(p)
+          ]
+        })
+        md.push(`| ${c} | ${shape} | ${hedgeLabel(hc)} | ${cells.join(" | ")} |`)
+      }
+    }
+  }
+  md.push("")
+  return md
+}
+
 /** median [min–max] of a list of numbers, as the summary's cells take it. */
 function stat(xs) {
   return { median: med(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length }
@@ -1006,7 +1195,7 @@ function variantCost(h, records) {
   md.push("|---|---|---|---|---:|---:|---:|---:|")
   for (const v of variants) {
     for (const w of h.workloads) {
-      if (OUTAGE_WORKLOADS.includes(w) || w === "failover") continue
+      if (OURS_ONLY_WORKLOADS.includes(w) || w === "failover") continue
       for (const [key, label, dir] of FIGURES[w]) {
         const pairs = pairsOf(v, w, (r) => r.figures?.[key])
         if (pairs.length > 0) md.push(row(v, w, `${label} ${dir}`, pairs))
@@ -1025,6 +1214,25 @@ function variantCost(h, records) {
     }
   }
   md.push("")
+  for (const v of variants.filter((c) => CLIENTS[c].group)) {
+    const cpu = pairsOf(v, "throughput", (r) => r.figures?.cpu_us_per_call).filter(([, y]) => y > 0).map(([x, y]) =>
+      x / y
+    )
+    if (cpu.length === 0) continue
+    const x = stat(cpu)
+    const met = x.median <= GROUP_TARGET_X
+    verdicts[v] = { targetX: GROUP_TARGET_X, cpuX: x, met }
+    md.push(
+      `**${CLIENTS[v].feature}, client CPU per call at c=32 against one deployment (${v} / ${
+        CLIENTS[v].base
+      }, throughput workload, per round): ×${x.median.toFixed(3)} [${x.min.toFixed(3)}–${
+        x.max.toFixed(3)
+      }] over ${x.n} round(s). Target ≤ ×${GROUP_TARGET_X}: ${
+        met ? (x.max <= GROUP_TARGET_X ? "met, in every round" : "met at the median, not in every round") : "NOT met"
+      }.**`
+    )
+    md.push("")
+  }
   for (const v of variants.filter((c) => CLIENTS[c].redis)) {
     const scripts = records.filter((r) =>
       r.ok && r.client === v && typeof r.figures?.redis_scripts_per_call === "number"

@@ -35,6 +35,12 @@
 // answer until the client gives up and closes its connection (the server then destroys the response; a hung request
 // is destroyed after `--hang-max-ms`, default 60 s, whatever the client does). `GET /stats` counts the completion
 // requests per model (`models`), and the hung requests: `hang.open` (now), `hang.closedByClient`, `hang.cappedByServer`.
+//
+// Slow-tail models (the slow-tail workload): a model named `tail-<B>ms-<F>x-1in<N>` (anything may follow after a `-`)
+// answers each request after B ms, and every N-th request for that model name (counted since the server started,
+// the 1st slow one being the N-th) after F × B ms: a deterministic tail of 1/N of the requests. A request whose client
+// closes the connection first (a hedge that lost) gets nothing. `GET /stats` counts them in `tail`: `fast`, `slow`
+// (answered), `abortedFast`, `abortedSlow` (closed by the client before their answer).
 import http from "node:http"
 import { chunkText, NON_STREAM_TEXT } from "./lib/expected.mjs"
 
@@ -326,7 +332,8 @@ const resetStats = () => {
     badRequests: 0,
     failover: { samplesUs: [], retriesOfFailFirst: 0 },
     models: {},
-    hang: { total: 0, closedByClient: 0, cappedByServer: 0 }
+    hang: { total: 0, closedByClient: 0, cappedByServer: 0 },
+    tail: { fast: 0, slow: 0, abortedFast: 0, abortedSlow: 0 }
   }
 }
 resetStats()
@@ -334,6 +341,12 @@ resetStats()
 let pendingErrorSentAt = null
 /** The `hang` responses still open (across stats resets: `hang.open` counts them). */
 const hanging = new Set()
+/** Requests per slow-tail model name since the server started (not reset with the stats: the tail stays 1 in N). */
+const tailSeq = new Map()
+/** `tail-<B>ms-<F>x-1in<N>`: base ms, factor, period. */
+const TAIL_MODEL = /^tail-(\d+)ms-(\d+)x-1in(\d+)(?:-|$)/
+/** The pending slow-tail timers (cleared on exit). */
+const tailTimers = new Set()
 
 const summarize = (xs) => {
   if (xs.length === 0) return { count: 0 }
@@ -431,6 +444,33 @@ const handleCompletion = (req, res, raw, arrivedAt, kind, pathModel, pathStream)
     stats.failover.samplesUs.push(Number(arrivedAt - pendingErrorSentAt) / 1000)
     pendingErrorSentAt = null
   }
+  const tail = TAIL_MODEL.exec(model)
+  if (tail !== null) {
+    const [base, factor, every] = [Number(tail[1]), Number(tail[2]), Number(tail[3])]
+    const seq = (tailSeq.get(model) ?? 0) + 1
+    tailSeq.set(model, seq)
+    const slow = every > 0 && seq % every === 0
+    let answered = false
+    const timer = setTimeout(() => {
+      tailTimers.delete(timer)
+      if (res.destroyed || res.writableEnded) return
+      answered = true
+      stats.tail[slow ? "slow" : "fast"]++
+      answer(req, res, raw, body, model, kind, pathStream)
+    }, slow ? base * factor : base)
+    tailTimers.add(timer)
+    res.on("close", () => {
+      if (answered) return
+      clearTimeout(timer)
+      tailTimers.delete(timer)
+      stats.tail[slow ? "abortedSlow" : "abortedFast"]++
+    })
+    return
+  }
+  answer(req, res, raw, body, model, kind, pathStream)
+}
+
+const answer = (req, res, raw, body, model, kind, pathStream) => {
   const stream = pathStream ?? body.stream === true
   if (kind === "anthropic" || kind === "gemini") {
     const counter = kind === "anthropic" ? "anthropic" : "gemini"
@@ -545,6 +585,7 @@ server.maxRequestsPerSocket = 0
 
 const shutdown = (code) => {
   for (const res of hanging) res.destroy()
+  for (const t of tailTimers) clearTimeout(t)
   server.close()
   server.closeAllConnections?.()
   process.exit(code)

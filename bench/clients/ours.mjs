@@ -13,6 +13,12 @@
 //              10¹⁰ tokens per minute): the cost of the accounting (token estimate, buckets, a stream holding its slot)
 //   -anthropic, -gemini  the same router on that native protocol (Anthropic Messages, Gemini) instead of the
 //              OpenAI-compatible one (clients "ours-anthropic-undici", …: beside the provider's SDK)
+//   -group4    the same router whose first entry is a group of 4 deployments (`Model.group`, the default `weighted`
+//              strategy; -group4rr round-robin, -group4lif least-in-flight, -group4lat lowest-latency): 4 model names
+//              on the same upstream, instead of model m alone; close() fails the run unless each got requests
+//
+// The slow-tail workload (ours-fetch / ours-undici only) builds a router per hedging configuration over two slow-tail
+// deployments (a group of two, or a two-model list): `tail({ shape, config })`, see lib/harness.mjs.
 //
 // effect and @effect/platform are imported from the TOP-LEVEL node_modules (the copy dist/ resolves), not from
 // bench/node_modules, so that the library and this client share one effect instance (Context tags, Stream, …).
@@ -31,7 +37,14 @@ import { importTopLevel, REPO_ROOT } from "../lib/top-level.mjs"
 const DIST_MAIN = resolve(REPO_ROOT, "dist/src/index.js")
 const DIST_NODE = resolve(REPO_ROOT, "dist/src/node/index.js")
 const DIST_REDIS = resolve(REPO_ROOT, "dist/src/redis/index.js")
-const FLAGS = ["nohealth", "redis", "limits", "anthropic", "gemini"]
+const FLAGS = ["nohealth", "redis", "limits", "anthropic", "gemini", "group4", "group4rr", "group4lif", "group4lat"]
+/** The -group4* variants' strategies. */
+const GROUP_STRATEGIES = {
+  group4: "weighted",
+  group4rr: "round-robin",
+  group4lif: "least-in-flight",
+  group4lat: "lowest-latency"
+}
 /** Limits no workload comes near: what is measured is their accounting, never a skip. */
 const UNBINDING_LIMITS = { maxConcurrent: 100_000, requestsPerMinute: 1e9, tokensPerMinute: 1e10 }
 
@@ -118,6 +131,38 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec, a
     return { dead, outage, generate: () => Promise.reject(new Error("outage workloads only")) }
   }
 
+  if (workload === "slow-tail") {
+    // One fresh router per (shape, hedging configuration), on model names of its own: `<prefix>-<shape>-<config>-a`
+    // and `-b`, which the upstream answers after spec.baseMs, every spec.every-th request after spec.factor × that.
+    if (flag !== undefined) throw new Error(`${workload}: ours-${variant} only`)
+    const { tailPrefix } = await import("../lib/harness.mjs")
+    const generateEff = Router.generate(hi).pipe(Effect.map((r) => {
+      const winner = r.trail.find((t) => t.outcome === "success")
+      return {
+        text: r.text,
+        hedged: r.trail.some((t) => (t.hedge ?? 0) > 0),
+        hedgeWon: (winner?.hedge ?? 0) > 0
+      }
+    }))
+    const tail = async ({ shape, config }) => {
+      const h = spec.hedges[config]
+      if (h === undefined) throw new Error(`unknown hedging configuration ${config}`)
+      const names = ["a", "b"].map((x) => `${tailPrefix(spec)}-${shape}-${config}-${x}`)
+      const deployments = names.map((name) => Model.make({ name, endpoint }))
+      const hedge = h === null
+        ? undefined
+        : h.delayMs !== undefined
+        ? { delay: `${h.delayMs} millis` }
+        : { delay: { percentile: h.percentile, initial: `${h.initialMs} millis` } }
+      const models = shape === "group" ? [Model.group({ deployments })] : shape === "list" ? deployments : undefined
+      if (models === undefined) throw new Error(`unknown shape ${shape} (group | list)`)
+      const rt = ManagedRuntime.make(Layer.provide(Router.layer({ models, hedge }), HttpLive))
+      await rt.runPromise(Effect.void)
+      return { generate: () => rt.runPromise(generateEff), models: names, close: () => rt.dispose() }
+    }
+    return { tail, generate: () => Promise.reject(new Error("slow-tail only")) }
+  }
+
   // The -redis variant: the store on the runner's redis-server, and a connection of our own for its counters.
   let StoreLive = Layer.empty
   let redisInfo
@@ -132,6 +177,14 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec, a
     await redisInfo.connect()
   }
   const limits = flag === "limits" ? UNBINDING_LIMITS : undefined
+  // -group4*: the first entry is a group of 4 deployments, each its own model name on the same upstream.
+  const strategy = GROUP_STRATEGIES[flag]
+  const groupNames = strategy === undefined ? [] : ["g1", "g2", "g3", "g4"]
+  const modelCounts = async () => (await globalThis.fetch(`${url}/stats`).then((r) => r.json())).models ?? {}
+  const countsAtStart = strategy === undefined ? undefined : await modelCounts()
+  const first = strategy === undefined
+    ? Model.make({ name: "m", endpoint, limits })
+    : Model.group({ strategy, deployments: groupNames.map((name) => Model.make({ name, endpoint })) })
   const RouterLive = workload === "failover"
     ? Router.layer({
       models: [Model.make({ name: "fail-first", endpoint }), Model.make({ name: "m", endpoint })],
@@ -142,7 +195,7 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec, a
       health: false
     })
     : Router.layer({
-      models: [Model.make({ name: "m", endpoint, limits }), Model.make({ name: "m2", endpoint, limits })],
+      models: [first, Model.make({ name: "m2", endpoint, limits })],
       retry: { maxAttempts: 3 },
       health
     })
@@ -221,6 +274,12 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec, a
     try {
       if (phaseError !== undefined) throw phaseError
       if (flag === "redis" && workload === "memory") checkScripts(start, await mark(), "of the process")
+      if (strategy !== undefined && workload !== "failover") {
+        // Every deployment of the group served: the figure is a group's, not one model's.
+        const now = await modelCounts()
+        const idle = groupNames.filter((n) => !((now[n] ?? 0) > (countsAtStart[n] ?? 0)))
+        if (idle.length > 0) throw new Error(`the group's deployments ${idle.join(", ")} got no request`)
+      }
       if (flag === "limits" && workload !== "failover") {
         const ds = await rt.runPromise(Effect.flatMap(Router.Router, (r) => r.health))
         const m = ds.find((d) => d.model === "m")

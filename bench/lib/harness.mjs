@@ -18,6 +18,11 @@
 //                        "base" (model m alone), "on" (the dead model then m, health on: defaults), "off" (health
 //                        false) or "short" (health on with a cooldown of spec.shortCooldownMs); `dead` names the
 //                        dead model (its requests are counted at the upstream)
+//   tail({ shape, config }): (slow-tail only) builds a fresh router over two slow-tail deployments (shape "group": one
+//                        group of the two; "list": a two-model list) with hedging `config` (a key of spec.hedges: none,
+//                        a fixed delay, a percentile delay), and resolves to { generate(): Promise<{ text, hedged,
+//                        hedgeWon }>, models: [names], close() }: `hedged` when the call's trail has a hedge, `hedgeWon`
+//                        when a hedge served it; `models` are the model names whose requests the upstream counts
 // Every value is checked against what the upstream sent; a mismatch makes the process report an error, not a number.
 import { performance } from "node:perf_hooks"
 import { expectedStreamText, NON_STREAM_TEXT } from "./expected.mjs"
@@ -510,6 +515,118 @@ const outage = async (a, s, ctx) => {
 }
 workloads["outage-503"] = outage
 workloads["outage-hang"] = outage
+
+// ---------------------------------------------------------------------------------------------------------------
+// Slow tail: two deployments whose every N-th request takes F× the base latency, with and without hedged requests.
+
+/** The slow-tail models' name prefix the upstream understands (`tail-<B>ms-<F>x-1in<N>`). */
+export const tailPrefix = (s) => `tail-${s.baseMs}ms-${s.factor}x-1in${s.every}`
+
+const upstreamModels = async (url) => (await globalThis.fetch(`${url}/stats`).then((r) => r.json())).models ?? {}
+
+/**
+ * Per concurrency (spec.concurrencies, with spec.calls[i] calls per configuration) and shape (spec.shapes: "group",
+ * "list"): one fresh router per hedging configuration (the keys of spec.hedges), each on model names of its own (so the
+ * upstream counts each configuration's requests, and each has its own 1-in-N tail), built at once; each warms up
+ * (spec.warmup calls: a percentile delay needs 16 latencies), then the measured calls interleaved in blocks of
+ * spec.block calls per configuration, in an order rotated each round, until each made its calls (or spent spec.maxMs,
+ * after spec.minCalls). Figures per shape, configuration and concurrency: p50 and p99 ms per call, p99 / p50, the
+ * extra requests (requests the upstream received for the configuration's models during the measured calls / calls − 1),
+ * the share of calls that sent a hedge and of calls a hedge served, calls and failed calls.
+ */
+const slowTail = async (a, s, ctx) => {
+  if (typeof a.tail !== "function") throw new Error("this client has no slow-tail path (no hedged requests)")
+  const configs = Object.keys(s.hedges)
+  const k = (ctx.round - 1) % configs.length
+  const order = [...configs.slice(k), ...configs.slice(0, k)]
+  const figures = {}
+  const phases = []
+  for (const [ci, c] of s.concurrencies.entries()) {
+    const calls = s.calls[ci]
+    for (const shape of s.shapes) {
+      const rs = {}
+      const st = {}
+      try {
+        for (const config of order) {
+          rs[config] = await a.tail({ shape, config })
+          st[config] = { shape, config, concurrency: c, times: [], calls: 0, ms: 0, requests: 0, failed: 0, hedged: 0, hedgeWon: 0 }
+        }
+        const one = (config) => async () => {
+          const x = st[config]
+          const t = performance.now()
+          let r
+          try {
+            r = await rs[config].generate()
+          } catch (e) {
+            x.times?.push(performance.now() - t)
+            x.failed++
+            x.lastError = String(e?.message ?? e).slice(0, 300)
+            return
+          }
+          x.times?.push(performance.now() - t)
+          checkText("slow-tail", r.text, NON_STREAM_TEXT)
+          if (r.hedged) x.hedged++
+          if (r.hedgeWon) x.hedgeWon++
+        }
+        for (const config of order) {
+          const x = st[config]
+          const times = x.times
+          x.times = undefined
+          await pool(s.warmup, c, one(config), s.warmupMaxMs, Math.min(s.warmup, 2 * c))
+          x.times = times
+          x.failed = 0
+          x.hedged = 0
+          x.hedgeWon = 0
+        }
+        const count = (models, config) => rs[config].models.reduce((n, m) => n + (models[m] ?? 0), 0)
+        const blockMs = (s.maxMs * s.block) / calls
+        const done = (x) => x.calls >= calls || (x.ms >= s.maxMs && x.calls >= s.minCalls)
+        while (order.some((config) => !done(st[config]))) {
+          for (const config of order) {
+            const x = st[config]
+            if (done(x)) continue
+            const n0 = count(await upstreamModels(ctx.url), config)
+            const t0 = performance.now()
+            const made = await pool(
+              Math.min(s.block, calls - x.calls),
+              c,
+              one(config),
+              Math.min(blockMs, s.maxMs - x.ms),
+              Math.max(0, Math.min(s.block, s.minCalls - x.calls))
+            )
+            x.ms += performance.now() - t0
+            x.calls += made
+            // Counted on arrival, a cancelled hedge included; one sent at the very end of a block and still in the
+            // socket when it is read would be missed (never given to another configuration: its names are its own).
+            x.requests += count(await upstreamModels(ctx.url), config) - n0
+          }
+        }
+      } finally {
+        for (const r of Object.values(rs)) await r.close?.()
+      }
+      for (const config of order) {
+        const x = st[config]
+        const sorted = [...x.times].sort((p, q) => p - q)
+        x.p50 = quantile(sorted, 0.5)
+        x.p99 = quantile(sorted, 0.99)
+        x.max = sorted[sorted.length - 1]
+        delete x.times
+        phases.push(x)
+        const key = `${shape}_${config}_c${c}`
+        figures[`${key}_p50_ms`] = x.p50
+        figures[`${key}_p99_ms`] = x.p99
+        figures[`${key}_p99_over_p50`] = x.p99 / x.p50
+        figures[`${key}_extra`] = x.requests / x.calls - 1
+        figures[`${key}_hedged`] = x.hedged / x.calls
+        figures[`${key}_hedge_won`] = x.hedgeWon / x.calls
+        figures[`${key}_calls`] = x.calls
+        figures[`${key}_failed`] = x.failed
+      }
+    }
+  }
+  return { figures, meta: { order, phases, prefix: tailPrefix(s) } }
+}
+workloads["slow-tail"] = slowTail
 
 export const WORKLOADS = Object.keys(workloads)
 
