@@ -242,7 +242,7 @@ const WORKLOADS = [
 const OUTAGE_WORKLOADS = ["outage-503", "outage-hang"]
 /** Workloads of ours-fetch / ours-undici only (they measure features the peers do not have). */
 const OURS_ONLY_WORKLOADS = [...OUTAGE_WORKLOADS, "slow-tail"]
-/** Workloads that run only when named in --workloads (about 45 s per process). */
+/** Workloads that run only when named in --workloads (about 60 s per process). */
 const OPT_IN_WORKLOADS = ["slow-tail"]
 
 // Call counts per workload. Tuned so that the default matrix (8 clients, 5 rounds, memory in 1 round) stays well
@@ -277,16 +277,16 @@ const SIZES = {
     // 100,000 calls, but the 99,000 after the first 1,000 stop after 100 s: the slowest peers need ~180 s alone.
     memory: { first: 1_000, total: 100_000, maxMs: 100_000, concurrency: 32 },
     // Two deployments answering after 10 ms, every 33rd request per model after 200 ms (3 %); per shape (a group of
-    // two, a two-model list), hedging configuration and concurrency, up to 300 calls at c=1 and 800 at c=8 (or 8 s,
-    // at least 100) after 50 warm-up calls, interleaved in blocks of 50: about 45 s per process.
+    // two, a two-model list), hedging configuration and concurrency, up to 300 calls at c=1 and 500 at c=8 (or 8 s,
+    // at least 100) after 40 warm-up calls, interleaved in blocks of 50: about 60 s per process at load 6.
     "slow-tail": {
       baseMs: 10,
       factor: 20,
       every: 33,
       shapes: ["group", "list"],
       concurrencies: [1, 8],
-      calls: [300, 800],
-      warmup: 50,
+      calls: [300, 500],
+      warmup: 40,
       warmupMaxMs: 3_000,
       block: 50,
       minCalls: 100,

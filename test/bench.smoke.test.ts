@@ -3,9 +3,10 @@
 // ours-fetch only, raw-fetch has no deployment health and is not run there).
 // ours-fetch needs the library: the runner builds it first (`npm run build`), so a library that does not build or
 // a client that fails shows here as a missing or failed ours-fetch result.
-// Then the opt-in variants ours-undici-redis and ours-undici-limits beside ours-undici, on the latency workload only
-// (concurrency 1, cheap), with the build of the first run: each reports numbers, the Redis store ran its two scripts
-// per call on the redis-server the runner started (and stopped), and the summary compares each with ours-undici.
+// Then the opt-in variants ours-undici-redis, ours-undici-limits and ours-undici-group4rr beside ours-undici, on the
+// latency workload only (concurrency 1, cheap), with the build of the first run: each reports numbers, the Redis store
+// ran its two scripts per call on the redis-server the runner started (and stopped), and the summary compares each
+// with ours-undici; in the same run the opt-in slow-tail workload (ours-undici only, about 5 s at the tiny size).
 import { execFile } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -173,9 +174,9 @@ describe("bench harness (tiny): opt-in variants against their base client", () =
           "1",
           "--no-build",
           "--clients",
-          "ours-undici,ours-undici-redis,ours-undici-limits",
+          "ours-undici,ours-undici-redis,ours-undici-limits,ours-undici-group4rr",
           "--workloads",
-          "latency",
+          "latency,slow-tail",
           "--results-dir",
           vdir
         ],
@@ -202,7 +203,7 @@ describe("bench harness (tiny): opt-in variants against their base client", () =
 
   it("each variant reports numbers; the Redis one ran two scripts per call on the runner's redis-server", () => {
     expect(vexit, voutput.slice(-3000)).toBe(0)
-    for (const c of ["ours-undici", "ours-undici-redis", "ours-undici-limits"]) {
+    for (const c of ["ours-undici", "ours-undici-redis", "ours-undici-limits", "ours-undici-group4rr"]) {
       expectNumbers(c, ["latency"], vrecords, voutput)
     }
     const redis = vrecords.find((r) => r.kind === "result" && r.client === "ours-undici-redis")
@@ -220,5 +221,25 @@ describe("bench harness (tiny): opt-in variants against their base client", () =
     )
     expect(vsummary).toMatch(/\| limits \(never binding\) \| ours-undici-limits vs ours-undici \| latency \| mean ms/)
     expect(vsummary).toMatch(/Target ≤ 0\.3 ms: (met|NOT met)/)
+    expect(vsummary).toMatch(
+      /\| group of 4 \(round-robin\) \| ours-undici-group4rr vs ours-undici \| latency \| mean ms/
+    )
+  })
+
+  it("slow-tail: ours-undici only; without hedging the tail reaches p99 and no request is extra", () => {
+    const tail = vrecords.filter((r) => r.kind === "result" && r.workload === "slow-tail")
+    expect(tail.map((r) => r.client)).toEqual(["ours-undici"])
+    expect(tail[0]?.ok, tail[0]?.error).toBe(true)
+    const f = tail[0]?.figures ?? {}
+    // The tiny size: 5 ms, every 10th request per model after 100 ms; the list sends every call to its first model,
+    // whose 10th request is a measured call (after 4 warm-up calls).
+    expect(f["list_none_c1_p99_ms"]).toBeGreaterThanOrEqual(100)
+    expect(f["list_none_c1_extra"]).toBe(0)
+    expect(f["list_none_c1_hedged"]).toBe(0)
+    for (const key of ["group_fixed_c4_p99_ms", "group_p95_c1_extra", "list_p90_c4_hedge_won"]) {
+      expect(Number.isFinite(f[key]), key).toBe(true)
+    }
+    expect(vsummary).toContain("## slow-tail:")
+    expect(vsummary).toMatch(/\| ours-undici \| group \| hedge after 8 ms \| [0-9]/)
   })
 })

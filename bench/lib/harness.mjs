@@ -549,7 +549,18 @@ const slowTail = async (a, s, ctx) => {
       try {
         for (const config of order) {
           rs[config] = await a.tail({ shape, config })
-          st[config] = { shape, config, concurrency: c, times: [], calls: 0, ms: 0, requests: 0, failed: 0, hedged: 0, hedgeWon: 0 }
+          st[config] = {
+            shape,
+            config,
+            concurrency: c,
+            times: [],
+            calls: 0,
+            ms: 0,
+            requests: 0,
+            failed: 0,
+            hedged: 0,
+            hedgeWon: 0
+          }
         }
         const one = (config) => async () => {
           const x = st[config]
