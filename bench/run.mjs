@@ -242,7 +242,7 @@ const WORKLOADS = [
 const OUTAGE_WORKLOADS = ["outage-503", "outage-hang"]
 /** Workloads of ours-fetch / ours-undici only (they measure features the peers do not have). */
 const OURS_ONLY_WORKLOADS = [...OUTAGE_WORKLOADS, "slow-tail"]
-/** Workloads that run only when named in --workloads (about 60 s per process). */
+/** Workloads that run only when named in --workloads (about 70 s per process at load 6). */
 const OPT_IN_WORKLOADS = ["slow-tail"]
 
 // Call counts per workload. Tuned so that the default matrix (8 clients, 5 rounds, memory in 1 round) stays well
@@ -278,7 +278,7 @@ const SIZES = {
     memory: { first: 1_000, total: 100_000, maxMs: 100_000, concurrency: 32 },
     // Two deployments answering after 10 ms, every 33rd request per model after 200 ms (3 %); per shape (a group of
     // two, a two-model list), hedging configuration and concurrency, up to 300 calls at c=1 and 500 at c=8 (or 8 s,
-    // at least 100) after 40 warm-up calls, interleaved in blocks of 50: about 60 s per process at load 6.
+    // at least 100) after 40 warm-up calls, interleaved in blocks of 50: about 70 s per process at load 6.
     "slow-tail": {
       baseMs: 10,
       factor: 20,
@@ -467,7 +467,7 @@ const TITLES = {
       upTo(s.calls, s)
     } calls after the breaker opened (health on) and ${s.warmup} warm-up`,
   "slow-tail": (s) =>
-    `Slow tail: two deployments answer after ${s.baseMs} ms, every ${s.every}th request per model after ${
+    `Slow tail: two deployments answer after ${s.baseMs} ms, 1 request in ${s.every} per model after ${
       s.factor * s.baseMs
     } ms (${s.factor}×); per shape, hedging configuration and concurrency, ${
       s.concurrencies.map((c, i) => `c=${c}: up to ${s.calls[i]}`).join(", ")

@@ -559,7 +559,8 @@ const slowTail = async (a, s, ctx) => {
             requests: 0,
             failed: 0,
             hedged: 0,
-            hedgeWon: 0
+            hedgeWon: 0,
+            blocks: []
           }
         }
         const one = (config) => async () => {
@@ -597,6 +598,7 @@ const slowTail = async (a, s, ctx) => {
             const x = st[config]
             if (done(x)) continue
             const n0 = count(await upstreamModels(ctx.url), config)
+            const [h0, w0] = [x.hedged, x.hedgeWon]
             const t0 = performance.now()
             const made = await pool(
               Math.min(s.block, calls - x.calls),
@@ -609,7 +611,10 @@ const slowTail = async (a, s, ctx) => {
             x.calls += made
             // Counted on arrival, a cancelled hedge included; one sent at the very end of a block and still in the
             // socket when it is read would be missed (never given to another configuration: its names are its own).
-            x.requests += count(await upstreamModels(ctx.url), config) - n0
+            const requests = count(await upstreamModels(ctx.url), config) - n0
+            x.requests += requests
+            // Per block (in meta): calls, requests, calls that hedged, calls a hedge served; shows when hedging stops.
+            x.blocks.push([made, requests, x.hedged - h0, x.hedgeWon - w0])
           }
         }
       } finally {
