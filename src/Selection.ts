@@ -58,8 +58,9 @@ export const exploration = 0.05
  * - `maxInFlight`: requests in flight per call, the first included [2]; each further hedge starts one `delay` later.
  *
  * Hedges count against the deployments' limits and health like any request. A hedging budget keeps them worth it:
- * each call whose hedge lost (the first request won anyway) doubles the delay, up to 16×; each whose hedge won halves
- * it again, down to 1×.
+ * each call whose hedge was sent and lost (the first request won anyway) doubles the delay, up to 16×; each whose hedge
+ * won halves it, down to 1×, and so does each call that sent none only because of the backoff (it took longer than
+ * the delay without it). A hedge cancelled before its request went out counts for nothing.
  *
  * @since 0.3.0
  * @category models

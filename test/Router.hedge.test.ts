@@ -158,6 +158,27 @@ describe("hedging: the budget and the percentile delay", () => {
       ]
     }))))
 
+  it.effect("a backed-off budget recovers: a slow call that the backoff kept from hedging halves the delay", () =>
+    Effect.gen(function*() {
+      const r = yield* router([model("a"), model("b")], { delay: "100 millis" })
+      // Two hedges lose: the delay is 400 ms.
+      for (let i = 0; i < 2; i++) yield* after(1000, r.generate(hi))
+      // a answers in 300 ms: no hedge (400 ms), though one would have gone at 100: a chance missed, back to 200 ms.
+      yield* after(1000, r.generate(hi))
+      // A slow answer is hedged at 200 ms again.
+      const fourth = yield* after(2000, r.generate(hi))
+      expect(fourth.model).toBe("b")
+      expect(yield* arrivals).toEqual(["a@0", "b@100", "a@1000", "b@1200", "a@2000", "a@3000", "b@3200"])
+    }).pipe(Effect.provide(fake({
+      a: [
+        S.succeed({ headersDelayMs: 250 }),
+        S.succeed({ headersDelayMs: 450 }),
+        S.succeed({ headersDelayMs: 300 }),
+        S.succeed({ headersDelayMs: 1000 })
+      ],
+      b: [S.succeed({ headersDelayMs: 500 }), S.succeed({ headersDelayMs: 500 }), S.succeed({ headersDelayMs: 10 })]
+    }))))
+
   it.effect("a percentile delay: `initial` until 16 latencies are known, then their 90th percentile", () =>
     Effect.gen(function*() {
       const r = yield* router([model("a"), model("b")], { delay: { percentile: 90, initial: "1 second" } })

@@ -55,12 +55,21 @@ export class State {
         base = Math.max(1, sorted[Math.min(n - 1, Math.ceil((this.percentile / 100) * n) - 1)]!)
       }
     }
-    return base * this.factor
+    return Math.ceil(base * this.factor)
   }
 
-  /** A call whose hedges started: did one of them win? */
-  settle(hedgeWon: boolean): void {
-    this.factor = hedgeWon ? Math.max(1, this.factor / 2) : Math.min(Selection.maxHedgeBackoff, this.factor * 2)
+  /**
+   * A call ended: its hedge won, lost (a hedge's request was sent and the first request won anyway), or none was sent.
+   * A call that sent none because the backed-off delay held it back (it took longer than the delay without backoff)
+   * counts as a chance missed and halves the factor too: a budget backed off by a bad moment recovers even though its
+   * long delay starts no hedge (it would otherwise stay at its cap for good).
+   */
+  settle(outcome: "won" | "lost" | "none", elapsedMillis: number, baseMillis: number): void {
+    if (outcome === "lost") {
+      this.factor = Math.min(Selection.maxHedgeBackoff, this.factor * 2)
+    } else if (outcome === "won" || (this.factor > 1 && elapsedMillis > baseMillis)) {
+      this.factor = Math.max(1, this.factor / 2)
+    }
   }
 }
 
@@ -120,11 +129,12 @@ export const run = <A>(
   >
 ): Effect.Effect<plan.Success<A> & { readonly scope: Scope.CloseableScope }, RouterError.RouterError> =>
   Effect.suspend(() => {
-    const shared: plan.HedgeShared = { trail: [], tried: new Set(), startedAt, won: undefined }
+    const shared: plan.HedgeShared = { trail: [], tried: new Set(), startedAt, won: undefined, hedgesSent: 0 }
     const failures: Array<RouterError.RouterError> = []
     let started = 0
     const allFailed = Deferred.unsafeMake<void>(FiberId.none)
     const delay = state.delayMillis()
+    const base = delay / state.factor
     const request = (i: number) =>
       Effect.suspend(() => {
         started++
@@ -160,16 +170,18 @@ export const run = <A>(
         )
       )
     }
+    // Only a hedge whose request went out costs anything: one cancelled before it was sent is neither a win nor a loss.
+    const outcome = () => shared.won !== undefined && shared.won > 0 ? "won" : shared.hedgesSent > 0 ? "lost" : "none"
+    const settle = Effect.clockWith((clock) =>
+      Effect.sync(() => state.settle(outcome(), clock.unsafeCurrentTimeMillis() - startedAt, base))
+    )
     return Effect.raceAll(requests).pipe(
-      Effect.tap(() => {
-        if (started > 1) state.settle(shared.won !== undefined && shared.won > 0)
-      }),
+      Effect.tap(() => settle),
       Effect.catchAllCause((cause) => {
-        if (started > 1) state.settle(false)
         const last = failures[failures.length - 1]
-        return last !== undefined && !Cause.isInterruptedOnly(cause) ? Effect.fail(last) : Effect.failCause(
-          cause as Cause.Cause<RouterError.RouterError>
-        )
+        return last !== undefined && !Cause.isInterruptedOnly(cause)
+          ? Effect.zipRight(settle, Effect.fail(last))
+          : Effect.failCause(cause as Cause.Cause<RouterError.RouterError>)
       })
     )
   })

@@ -104,6 +104,8 @@ export interface HedgeShared {
   readonly tried: Set<Model>
   readonly startedAt: number
   won: number | undefined
+  /** Requests sent by the hedges (not the first request). */
+  hedgesSent: number
 }
 
 /** @internal */
@@ -596,7 +598,10 @@ const send = <A>(
     inFlight = true
   }
   const hedged = ctx.hedged
-  hedged?.shared.tried.add(model)
+  if (hedged !== undefined) {
+    hedged.shared.tried.add(model)
+    if (hedged.request > 0) hedged.shared.hedgesSent++
+  }
   const probe = admission?.probe === true
   const permit = (ends: boolean, usedTokens: number | undefined): health.Permit => ({
     probe,
