@@ -480,6 +480,29 @@ const TITLES = {
 // Flags
 
 const args = parseArgs(process.argv.slice(2))
+// The flags above, and no others: a mistyped flag (or --help) must not start the whole default matrix.
+const KNOWN_FLAGS = [
+  "rounds",
+  "clients",
+  "workloads",
+  "sizes",
+  "memory-rounds",
+  "memory-parallel",
+  "results-dir",
+  "no-install",
+  "no-build",
+  "timeout-scale",
+  "summarize"
+]
+for (const flag of Object.keys(args)) {
+  if (!KNOWN_FLAGS.includes(flag)) {
+    fail(
+      `unknown flag --${flag}; the flags are ${
+        KNOWN_FLAGS.map((f) => `--${f}`).join(", ")
+      } (see the top of bench/run.mjs)`
+    )
+  }
+}
 const list = (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : undefined)
 const sizes = typeof args.sizes === "string" ? args.sizes : "default"
 if (!(sizes in SIZES)) fail(`--sizes must be one of ${Object.keys(SIZES).join(", ")}`)
