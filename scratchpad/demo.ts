@@ -13,6 +13,10 @@
  * snapshot (`router.health`), and, once the model recovers and its 2 s cooldown ends, the half-open probe that
  * closes its breaker again.
  *
+ * A third act, also simulated: a group of two deployments of one model (`Model.group`, round robin) with hedged requests
+ * (`hedge: { delay: "150 millis" }`). One answer in four takes 1.5 s; its call is hedged to the other deployment after
+ * 150 ms and served from there, and the slow request is cancelled (its socket closed): the timeline shows both.
+ *
  * Real endpoints instead:
  *   npm start -- --models openai:gpt-4o-mini,anthropic:claude-sonnet-4-5,gemini:gemini-2.5-flash --prompt "Hi"
  * with OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY / GPT_ROUTER_API_KEY set, and optionally
@@ -255,6 +259,46 @@ const healthAct = ({ dead, healthy, upstream }: HealthActSetup) =>
     out(`\n${deadName}: ${before!.state} before the probe, ${after!.state} after it.\n`)
   })
 
+// The third act: a group of two deployments, one answer in four slow, hedged after 150 ms.
+const hedgeDelay = "150 millis"
+const slowMs = 1500
+
+const hedgeAct = ({ healthy, upstream }: HealthActSetup) =>
+  Effect.gen(function*() {
+    const east = Model.make({ name: "gpt-4o-mini-east", provider: healthy.provider, endpoint: healthy.endpoint })
+    const west = Model.make({ name: "gpt-4o-mini-west", provider: healthy.provider, endpoint: healthy.endpoint })
+    const fast = Script.succeed({ text: "Fast.", headersDelayMs: answersInMs })
+    const slow = Script.succeed({ text: "Slow.", headersDelayMs: slowMs })
+    upstream.reset({ [east.name]: [fast, slow, fast, fast], [west.name]: [fast, fast, fast, fast] })
+    const router = yield* Router.make({
+      models: [Model.group({ name: "gpt-4o-mini", strategy: "round-robin", deployments: [east, west] })],
+      retry,
+      hedge: { delay: hedgeDelay }
+    })
+    out(
+      `\n\nGroups and hedged requests: a group of two deployments, one answer in four slow\n\n` +
+        `  group gpt-4o-mini, round robin: ${east.name} (its 2nd answer takes ${seconds(slowMs)}), ${west.name}\n` +
+        `  hedge: { delay: "${hedgeDelay}" }: a call not answered by then is also sent to the other deployment\n\n`
+    )
+    const request = { messages: [{ role: "user" as const, content: "Quick?" }] }
+    let hedged: ReadonlyArray<Attempt.Attempt> | undefined
+    for (let n = 1; n <= 4; n++) {
+      const startedAt = Date.now()
+      const response = yield* router.generate(request)
+      const took = Date.now() - startedAt
+      const cancelled = response.trail.some((a) => a.outcome === "cancelled")
+      if (cancelled) hedged = response.trail
+      out(
+        `  call ${n}  served by ${response.model.padEnd(16)}  ${seconds(took)}${
+          cancelled ? "  (hedged: the slow request was cancelled)" : ""
+        }\n`
+      )
+    }
+    if (hedged !== undefined) {
+      out(`\nTimeline of the hedged call\n${Attempt.formatTimeline(hedged).replace(/^/gm, "  ")}\n`)
+    }
+  })
+
 const demo = (setup: Setup, prompt: string) =>
   Effect.gen(function*() {
     out(`effect-llm-router demo: one streaming call over a priority list, against ${setup.where}\n\nPriority list\n`)
@@ -316,8 +360,12 @@ const demo = (setup: Setup, prompt: string) =>
         ` · ${seconds(endedAt - startedAt)} in all\n`
     )
 
-    if (setup.healthAct !== undefined) yield* healthAct(setup.healthAct)
-    else out(`\n(The second act, deployment health over a burst of calls, runs on the simulated upstream only.)\n`)
+    if (setup.healthAct !== undefined) {
+      yield* healthAct(setup.healthAct)
+      yield* hedgeAct(setup.healthAct)
+    } else {
+      out(`\n(The second and third acts, deployment health and hedged requests, run on the simulated upstream only.)\n`)
+    }
   })
 
 const main = Effect.gen(function*() {

@@ -92,17 +92,20 @@ export class Attempt extends Schema.Class<Attempt>("effect-llm-router/Attempt")(
 }
 
 /**
- * A readable timeline of a trail, one line per attempt, times relative to the first attempt: the same account of each
- * attempt as {@link formatAttempt}, in columns, with the failure's tag.
+ * A readable timeline of a trail, one line per attempt in the order they started (a hedged call's trail is in the
+ * order they ended), times relative to the first: the same account of each attempt as {@link formatAttempt}, in
+ * columns, with the failure's tag.
  *
  * @since 0.1.0
  * @category formatting
  */
 export const formatTimeline = (trail: ReadonlyArray<Attempt>): string => {
   if (trail.length === 0) return "(no attempts)"
-  const origin = trail[0]!.startedAt
+  // In the order they started: a hedged call's records are in the order they ended.
+  const started = [...trail].sort((a, b) => a.startedAt - b.startedAt)
+  const origin = started[0]!.startedAt
   const width = Math.max(...trail.map((a) => `${a.provider}/${a.model}`.length))
-  return trail.map((a) => {
+  return started.map((a) => {
     const at = `+${formatMillis(a.startedAt - origin)}`.padStart(9)
     const who = `${a.provider}/${a.model}`.padEnd(width)
     const tag = a.error === undefined ? "" : `${a.error._tag}: `

@@ -11,7 +11,7 @@ import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
-import type * as Attempt from "../src/Attempt.js"
+import * as Attempt from "../src/Attempt.js"
 import * as Model from "../src/Model.js"
 import * as NodeRouterHttpClient from "../src/node/NodeRouterHttpClient.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
@@ -54,6 +54,9 @@ describe("hedging: when hedges start, who wins, what the trail says", () => {
       expect(response.model).toBe("b")
       expect(fates(response.trail)).toEqual(["b:success:1@100-110", "a:cancelled:0@0-110"])
       expect(response.trail[1]!.note).toBe("request 2 of the call won")
+      // The timeline reads in the order the requests started.
+      expect(Attempt.formatTimeline(response.trail).split("\n").map((line) => line.trim().split(/\s+/).slice(0, 2)))
+        .toEqual([["+0ms", "openai/a"], ["+100ms", "openai/b"]])
       expect(yield* arrivals).toEqual(["a@0", "b@100"])
       // A cancelled hedge says nothing about its deployment.
       expect((yield* r.health)[0]).toMatchObject({ consecutiveFailures: 0, inFlight: 0 })

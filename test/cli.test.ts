@@ -933,6 +933,13 @@ describe("npm start (scratchpad/demo.ts)", () => {
     // After the cooldown the 13th call probes the recovered model, and the probe closes its breaker.
     expect(calls[12]).toEqual({ n: 13, servedBy: "openai/gpt-4o", requests: 1, onDead: "ok", breaker: "closed" })
     expect(act2).toContain("\nopenai/gpt-4o: half-open before the probe, closed after it.\n")
+    // The third act: a group with hedging; the slow call is hedged and served by the other deployment.
+    const act3 = out.slice(out.indexOf("\nGroups and hedged requests:"))
+    expect(act3.length).toBeLessThan(out.length)
+    expect(act3).toMatch(
+      /\n {2}call 3 {2}served by gpt-4o-mini-west +0\.\d\ds {2}\(hedged: the slow request was cancelled\)\n/
+    )
+    expect(act3).toMatch(/\nTimeline of the hedged call\n +\+0ms {2}openai\/gpt-4o-mini-east .*→ cancelled/)
 
     // The timeline of a late call: the skipped record, then the healthy model serving.
     const lateTimeline = /\nTimeline of call (\d+)\n((?:.+\n)+)/.exec(act2)
