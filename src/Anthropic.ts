@@ -47,6 +47,7 @@ import type { ChatChunk } from "./ChatChunk.js"
 import type { ChatRequest, Message } from "./ChatRequest.js"
 import { Choice, ToolCall, Usage } from "./ChatResponse.js"
 import { compile } from "./internal/compiledValidator.js"
+import { eventJson, notJson, notJsonOutcome } from "./internal/eventJson.js"
 import type {
   Call,
   Endpoint,
@@ -497,12 +498,8 @@ const streamDecoder = (call: Call): StreamDecoder => {
   // Content block index → tool call index (tool calls are numbered from 0 in the order they start).
   const tools = new Map<number, number>()
   const onEvent = (event: { readonly event: string; readonly data: string }, out: Array<ChatChunk>): EventOutcome => {
-    let json: unknown
-    try {
-      json = JSON.parse(event.data)
-    } catch {
-      return { _tag: "Malformed", reason: `event is not JSON: ${event.data.slice(0, 80)}` }
-    }
+    const json = eventJson(event.data)
+    if (json === notJson) return notJsonOutcome(event.data)
     const type = typeof json === "object" && json !== null && typeof (json as { type?: unknown }).type === "string"
       ? (json as { type: string }).type
       : event.event

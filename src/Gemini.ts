@@ -51,6 +51,7 @@ import type { ChatChunk } from "./ChatChunk.js"
 import type { ChatRequest, Message } from "./ChatRequest.js"
 import { Choice, ToolCall, Usage } from "./ChatResponse.js"
 import { compile } from "./internal/compiledValidator.js"
+import { eventJson, notJson, notJsonOutcome } from "./internal/eventJson.js"
 import type {
   Call,
   Endpoint,
@@ -466,12 +467,8 @@ const streamDecoder = (call: Call): StreamDecoder => {
   let finished = false
   const onEvent = (event: { readonly data: string }, out: Array<ChatChunk>): EventOutcome => {
     if (event.data.length === 0) return undefined
-    let json: unknown
-    try {
-      json = JSON.parse(event.data)
-    } catch {
-      return { _tag: "Malformed", reason: `event is not JSON: ${event.data.slice(0, 80)}` }
-    }
+    const json = eventJson(event.data)
+    if (json === notJson) return notJsonOutcome(event.data)
     if (isErrorBody(json)) return { _tag: "InBandError", payload: json }
     if (!responseValidator.is(json)) return { _tag: "Malformed", reason: responseValidator.explain(json) }
     if (blocked(json)) return { _tag: "InBandError", payload: json }

@@ -14,6 +14,7 @@ import type { ChatChunk } from "./ChatChunk.js"
 import { toWireParams } from "./ChatRequest.js"
 import { Choice, FunctionCall } from "./ChatResponse.js"
 import { compile } from "./internal/compiledValidator.js"
+import { eventJson, notJson, notJsonOutcome } from "./internal/eventJson.js"
 import { toUsage, toUsageChunk, WireUsage } from "./internal/wireUsage.js"
 import type { Call, Endpoint, EventOutcome, ResponseData, StreamDecoder } from "./Provider.js"
 import { TypeId } from "./Provider.js"
@@ -180,12 +181,8 @@ const decodeResponse = (call: Call, body: unknown): Either.Either<ResponseData, 
 const streamDecoder = (call: Call): StreamDecoder => {
   let served: { model: string; provider: string } | undefined
   const onEvent = (event: { readonly event: string; readonly data: string }, out: Array<ChatChunk>): EventOutcome => {
-    let json: unknown
-    try {
-      json = JSON.parse(event.data)
-    } catch {
-      return { _tag: "Malformed", reason: `event is not JSON: ${event.data.slice(0, 80)}` }
-    }
+    const json = eventJson(event.data)
+    if (json === notJson) return notJsonOutcome(event.data)
     // GPTRouter's server wraps the event name in the JSON; accept a plain SSE `event:` field too.
     const value = json
     const wrapped = eventValidator.is(value)

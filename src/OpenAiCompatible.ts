@@ -12,6 +12,7 @@ import type { ChatChunk } from "./ChatChunk.js"
 import { toWireParams } from "./ChatRequest.js"
 import { Choice, FunctionCall, ToolCall } from "./ChatResponse.js"
 import { compile } from "./internal/compiledValidator.js"
+import { eventJson, notJson, notJsonOutcome } from "./internal/eventJson.js"
 import { toUsage, toUsageChunk, WireUsage } from "./internal/wireUsage.js"
 import type { Call, Endpoint, EventOutcome, ResponseData, StreamDecoder } from "./Provider.js"
 import { TypeId } from "./Provider.js"
@@ -176,12 +177,8 @@ const streamDecoder = (call: Call): StreamDecoder => {
   const onEvent = (event: { readonly data: string }, out: Array<ChatChunk>): EventOutcome => {
     const data = event.data
     if (data === "[DONE]") return "done"
-    let json: unknown
-    try {
-      json = JSON.parse(data)
-    } catch {
-      return { _tag: "Malformed", reason: `event is not JSON: ${data.slice(0, 80)}` }
-    }
+    const json = eventJson(data)
+    if (json === notJson) return notJsonOutcome(data)
     if (typeof json === "object" && json !== null && "error" in json && (json as any).error != null) {
       return { _tag: "InBandError", payload: json }
     }
