@@ -107,6 +107,17 @@ const parseSnapshot = (reply: unknown, now: number): ReadonlyArray<Health.Deploy
     return health.toSnapshot(id, record, undefined, now)
   }).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
 
+// The failure-rate window in words (the trip reason's), once per policy rather than on every report.
+const windowTexts = new WeakMap<health.Policy, string>()
+const windowText = (policy: health.Policy): string => {
+  let text = windowTexts.get(policy)
+  if (text === undefined) {
+    text = formatMillis(policy.rateWindowMillis)
+    windowTexts.set(policy, text)
+  }
+  return text
+}
+
 const errorText = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
 const timedOut = Symbol("timedOut")
@@ -284,7 +295,7 @@ export const make = (options: Options): Effect.Effect<Health.Store, never, Scope
       health.deploymentId(model),
       model.name,
       model.provider,
-      formatMillis(policy.rateWindowMillis),
+      windowText(policy),
       expiry,
       health.probeLeaseMillis,
       permit.ends ? "1" : "0",
