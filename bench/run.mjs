@@ -11,7 +11,8 @@
 //   --clients a,b         subset of: raw-fetch, raw-undici, openai-node, ai, langchain, effect-ai, ours-fetch, ours-undici,
 //                         effect-ai-ours, ai-ours (the bridges), and (only when named) effect-ai-ours-undici,
 //                         ai-ours-undici, and the opt-in variants ours-fetch-nohealth, ours-undici-nohealth
-//                         (health: false), ours-undici-redis (RedisHealthStore on a redis-server the runner starts;
+//                         (health: false), ours-undici-redis (RedisHealthStore on a redis-server the runner starts,
+//                         admission "local"; -redisrt: admission "redis";
 //                         skipped without redis-server), ours-undici-limits (limits that never bind),
 //                         ours-undici-group4 (the first entry a group of 4 deployments; -group4rr, -group4lif,
 //                         -group4lat: the other strategies); each is then compared with its base client (ours-fetch /
@@ -182,7 +183,27 @@ const CLIENTS = {
     base: "ours-undici",
     feature: "Redis health store",
     adds: true,
-    about: "ours-undici with RedisHealthStore.layer on a loopback redis-server (no persistence) started by the runner"
+    about:
+      "ours-undici with RedisHealthStore.layer on a loopback redis-server (no persistence) started by the runner " +
+      "(admission \"local\", the default)"
+  },
+  "ours-undici-redisrt": {
+    file: "ours.mjs",
+    variant: "undici-redisrt",
+    ours: true,
+    optIn: true,
+    benchDeps: false,
+    redis: true,
+    dist: [
+      "dist/src/index.js",
+      "dist/src/node/index.js",
+      "dist/src/redis/index.js",
+      "node_modules/ioredis/package.json"
+    ],
+    base: "ours-undici",
+    feature: "Redis health store, admission \"redis\"",
+    adds: true,
+    about: "ours-undici-redis with admission \"redis\": every admission and report a script on Redis"
   },
   "ours-undici-limits": {
     file: "ours.mjs",
@@ -1263,7 +1284,7 @@ function variantCost(h, records) {
     if (scripts.length > 0) {
       const byW = h.workloads.map((w) => [w, scripts.filter((r) => r.workload === w)]).filter(([, rs]) => rs.length > 0)
       md.push(
-        `${v}: Redis scripts per call (admit and report, one attempt each): ${
+        `${v}: Redis scripts per call (admission "redis": admit and report, one attempt each; "local": the flushes and re-reads): ${
           byW.map(([w, rs]) => `${w} ${cell(stat(rs.map((r) => r.figures.redis_scripts_per_call)), 2)}`).join(", ")
         }.`
       )

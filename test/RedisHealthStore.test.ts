@@ -21,6 +21,7 @@ import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
 import { RedisHealthStore } from "../src/redis/index.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
 import * as Router from "../src/Router.js"
+import type * as RouterError from "../src/RouterError.js"
 import * as FakeHttpClient from "../src/testing/FakeHttpClient.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as S from "../src/testing/UpstreamScript.js"
@@ -59,7 +60,9 @@ const server = {
 let prefixes = 0
 const freshPrefix = () => `test-${process.pid}-${++prefixes}:`
 const redisStore = (options: RedisHealthStore.Options = {}) =>
-  RedisHealthStore.make({ url: server.url, prefix: freshPrefix(), commandTimeout: "1 second", ...options })
+  Effect.orDie(
+    RedisHealthStore.make({ url: server.url, prefix: freshPrefix(), commandTimeout: "1 second", ...options })
+  )
 
 // The store's rules (test/support/storeRules.ts, also run on memory by test/Health.test.ts) end by checking that the
 // table is on the server, not in a fallback in memory.
@@ -68,15 +71,18 @@ const rawClient = Effect.acquireRelease(
   (c) => Effect.sync(() => c.disconnect())
 )
 
-describe("the store's rules on Redis", () =>
-  storeRules(() =>
-    Effect.gen(function*() {
-      const prefix = freshPrefix()
-      const store = yield* redisStore({ prefix })
-      const raw = yield* rawClient
-      return { store, onServer: Effect.promise(() => raw.smembers(`${prefix}ids`)) }
-    })
-  ))
+// Both ways of admitting: on the process's copy where it can (the default), and every admission on Redis.
+for (const admission of ["local", "redis"] as const) {
+  describe(`the store's rules on Redis (admission "${admission}")`, () =>
+    storeRules(() =>
+      Effect.gen(function*() {
+        const prefix = freshPrefix()
+        const store = yield* redisStore({ prefix, admission })
+        const raw = yield* rawClient
+        return { store, onServer: Effect.promise(() => raw.smembers(`${prefix}ids`)) }
+      })
+    ))
+}
 
 describe("two routers on one Redis", () => {
   it.scoped("router 2 (its own client) skips what router 1 tripped, and sends it nothing", () =>
@@ -84,7 +90,7 @@ describe("two routers on one Redis", () => {
       const prefix = freshPrefix()
       const options = { url: server.url, prefix }
       const health: Health.Options = { consecutiveFailures: 1, failureRate: false, cooldown: "1 minute" }
-      const build = (layer: Layer.Layer<Health.HealthStore>) =>
+      const build = (layer: Layer.Layer<Health.HealthStore, RouterError.RouterConfigError>) =>
         Effect.flatMap(
           Layer.build(layer),
           (context) =>
@@ -186,6 +192,153 @@ describe("on Redis only", () => {
     }))
 })
 
+describe("admission \"local\": the process's copy, kept current by the store's messages", () => {
+  const scriptCalls = (raw: Redis) =>
+    Effect.promise(async () =>
+      [...(await raw.info("commandstats")).matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0
+      )
+    )
+  const success: Health.Report = { _tag: "Success" }
+  const windowOf = (raw: Redis, prefix: string) =>
+    Effect.promise(() => raw.lrange(`${prefix}w:${Health.deploymentId(model!)}`, 0, -1))
+  /** Real time, for a message to arrive (a few milliseconds on loopback). */
+  const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 100)))
+
+  it.live("healthy calls after the first send nothing to Redis; their successes are written before a snapshot", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix()
+      const store = yield* redisStore({ prefix, syncInterval: "1 minute" })
+      const raw = yield* rawClient
+      const p = policy({ failureRate: { threshold: 0.5, window: "1 minute", minRequests: 10 } })
+      const before = yield* scriptCalls(raw)
+      for (let i = 0; i < 10; i++) yield* request(store, p, i, success)
+      // The first call read the record (admit and report); the other nine used the copy.
+      expect((yield* scriptCalls(raw)) - before).toBe(2)
+      expect(yield* windowOf(raw, prefix)).toHaveLength(1)
+      const [snapshot] = yield* store.snapshot(10)
+      expect(snapshot).toMatchObject({ state: "closed", inFlight: 0 })
+      expect(yield* windowOf(raw, prefix)).toEqual(Array.from({ length: 10 }, (_, i) => `${i}:0`))
+    }).pipe(Effect.scoped))
+
+  it.live("a trip by another process reaches the copy at once: the deployment is skipped without asking Redis", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix()
+      const one = yield* redisStore({ prefix })
+      const two = yield* redisStore({ prefix })
+      const raw = yield* rawClient
+      const p = policy({ consecutiveFailures: 1, cooldown: "1 minute" })
+      yield* request(two, p, 0, success)
+      expect(yield* request(one, p, 10, failure)).toMatchObject({ to: "open", reopensAt: 60_010 })
+      yield* settle
+      const before = yield* scriptCalls(raw)
+      expect(yield* two.admit(model!, p, 20, 0)).toEqual({
+        _tag: "Skipped",
+        reason: "circuit open: 1 failure in a row, last ServerError",
+        until: 60_010
+      })
+      expect((yield* scriptCalls(raw)) - before).toBe(0)
+      // At the reopening instant the probe is Redis's to give, to one of them.
+      const probes = yield* Effect.forEach([one, two, one, two], (s) => s.admit(model!, p, 60_010, 0))
+      expect(probes.filter((a) => a._tag === "Admitted")).toMatchObject([{ probe: true }])
+    }).pipe(Effect.scoped))
+
+  it.live("a success after another process's failure goes to Redis at once: it ends the run of failures", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix()
+      const one = yield* redisStore({ prefix })
+      const two = yield* redisStore({ prefix })
+      const p = policy({ consecutiveFailures: 3 })
+      yield* request(two, p, 0, success)
+      yield* request(one, p, 1, failure)
+      yield* settle
+      // two's copy knows of the failure: its next success is not kept for later.
+      yield* request(two, p, 2, success)
+      expect((yield* request(one, p, 3, failure)).to).toBe("closed")
+      expect((yield* request(one, p, 4, failure)).to).toBe("closed")
+      expect((yield* request(one, p, 5, failure)).to).toBe("open")
+    }).pipe(Effect.scoped))
+
+  it.live("successes kept on the copy are weighed with the next failure (the failure-rate rule)", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix()
+      const store = yield* redisStore({ prefix, syncInterval: "1 minute" })
+      const p = policy({
+        consecutiveFailures: 100,
+        failureRate: { threshold: 0.5, window: "1 minute", minRequests: 4 }
+      })
+      for (let i = 0; i < 5; i++) yield* request(store, p, i, success)
+      // 1 failure in 6, 2 in 7, 3 in 8, 4 in 9: under half; 5 in 10: half, it trips. Without the five successes the
+      // third failure would have tripped it (3 in 4).
+      const states: Array<string> = []
+      for (let i = 5; i < 10; i++) states.push((yield* request(store, p, i, failure)).to)
+      expect(states).toEqual(["closed", "closed", "closed", "closed", "open"])
+    }).pipe(Effect.scoped))
+
+  it.live("a copy older than syncInterval is read again; this process's requests in flight show in the snapshot", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix()
+      const store = yield* redisStore({ prefix, syncInterval: "50 millis" })
+      const raw = yield* rawClient
+      const p = policy()
+      yield* request(store, p, 0, success)
+      let before = yield* scriptCalls(raw)
+      const local = yield* store.admit(model!, p, 1, 0)
+      expect((yield* scriptCalls(raw)) - before).toBe(0)
+      expect((yield* store.snapshot(1))[0]).toMatchObject({ inFlight: 1 })
+      yield* store.report(model!, p, 1, { _tag: "Released" }, permitOf(local))
+      expect((yield* store.snapshot(1))[0]).toMatchObject({ inFlight: 0 })
+      yield* settle
+      before = yield* scriptCalls(raw)
+      yield* request(store, p, 2, success)
+      expect((yield* scriptCalls(raw)) - before).toBe(2)
+    }).pipe(Effect.scoped))
+
+  it.live(
+    "the channel's connection drops: admissions go to Redis until the store listens again",
+    () =>
+      Effect.gen(function*() {
+        const prefix = freshPrefix()
+        const store = yield* redisStore({ prefix, syncInterval: "1 minute" })
+        const raw = yield* rawClient
+        const p = policy()
+        yield* request(store, p, 0, success)
+        const kill = () => raw.call("CLIENT", "KILL", "TYPE", "pubsub")
+        yield* Effect.promise(kill)
+        // Until it listens again a message could be missed: the copy is not used.
+        let before = yield* scriptCalls(raw)
+        yield* request(store, p, 1, success)
+        expect((yield* scriptCalls(raw)) - before).toBe(2)
+        // It reconnects in the background and listens again; the copy is then read afresh, once.
+        let local = false
+        for (let i = 0; i < 50 && !local; i++) {
+          yield* settle
+          before = yield* scriptCalls(raw)
+          yield* request(store, p, 2 + i, success)
+          yield* request(store, p, 2 + i, success)
+          local = (yield* scriptCalls(raw)) - before <= 2
+        }
+        expect(local).toBe(true)
+      }).pipe(Effect.scoped),
+    15_000
+  )
+
+  it.effect("bad options are a RouterConfigError naming the option", () =>
+    Effect.gen(function*() {
+      const bad = (options: RedisHealthStore.Options) =>
+        Effect.flip(Effect.scoped(RedisHealthStore.make({ url: "redis://127.0.0.1:1", ...options })))
+      expect(yield* bad({ admission: "sometimes" as "local" })).toMatchObject({
+        _tag: "RouterConfigError",
+        option: "RedisHealthStore.admission"
+      })
+      expect(yield* bad({ syncInterval: 0 })).toMatchObject({ option: "RedisHealthStore.syncInterval" })
+      expect(yield* bad({ commandTimeout: "soon" as "1 second" })).toMatchObject({
+        option: "RedisHealthStore.commandTimeout"
+      })
+    }))
+})
+
 describe("layers", () => {
   it.scoped("layerConfig reads the server and the key prefix from Config", () =>
     Effect.gen(function*() {
@@ -206,7 +359,7 @@ describe("layers", () => {
     return Effect.gen(function*() {
       const nobody = yield* Effect.promise(freePort)
       const started = performance.now()
-      const store = yield* RedisHealthStore.make({ url: `redis://127.0.0.1:${nobody}` })
+      const store = yield* Effect.orDie(RedisHealthStore.make({ url: `redis://127.0.0.1:${nobody}` }))
       expect(performance.now() - started).toBeLessThan(500)
       const p = policy({ consecutiveFailures: 1 })
       const timed = performance.now()
@@ -318,7 +471,7 @@ describe("failing open", () => {
     )
   }, 30_000)
 
-  it.live("a frozen server (CLIENT PAUSE 2 s): a call still ends within the command timeout and a margin", () => {
+  it.live("a frozen server (CLIENT PAUSE 2 s), admission \"local\": a healthy call does not wait for it at all", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       const prefix = freshPrefix()
@@ -333,27 +486,77 @@ describe("failing open", () => {
         Effect.sync(() => new Redis(server.url, { lazyConnect: true })),
         (c) => Effect.sync(() => c.disconnect())
       )
-      yield* Effect.promise(() => admin.call("CLIENT", "PAUSE", "2000", "ALL"))
+      yield* Effect.promise(() => admin.call("CLIENT", "PAUSE", "1000", "ALL"))
+      for (let i = 0; i < 5; i++) {
+        const started = performance.now()
+        expect((yield* router.generate(hi)).model).toBe("a")
+        expect(performance.now() - started).toBeLessThan(100)
+      }
+      // b fails on its first request: a failure is Redis's to weigh, within the command timeout.
       const started = performance.now()
-      expect((yield* router.generate(hi)).model).toBe("a")
-      const frozen = performance.now() - started
-      expect(frozen).toBeGreaterThanOrEqual(195)
-      expect(frozen).toBeLessThan(700)
-      // Until the recheck, the next calls do not wait for Redis at all.
-      const next = performance.now()
-      yield* router.generate(hi)
-      expect(performance.now() - next).toBeLessThan(150)
+      expect((yield* router.generate(hi)).model).toBe("b")
+      const failed = performance.now() - started
+      expect(failed).toBeGreaterThanOrEqual(195)
+      expect(failed).toBeLessThan(700)
       expect(logs.lines.filter((l) => l.level === "WARN")).toHaveLength(1)
-      expect(logs.lines[0]!.message).toContain("no answer within 200ms")
-      // After the pause, the late admission was given back: Redis shows nothing in flight.
-      yield* Effect.sleep("2500 millis")
-      yield* router.generate(hi)
-      const [a] = yield* store.snapshot(Date.now())
-      expect(a).toMatchObject({ model: "a", state: "closed", inFlight: 0, probing: false })
+      yield* Effect.sleep("1200 millis")
     }).pipe(
-      Effect.provide(fake({ a: [S.succeed()], b: [S.succeed()] })),
+      Effect.provide(
+        fake({
+          a: [S.succeed(), S.succeed(), S.succeed(), S.succeed(), S.succeed(), S.succeed(), S.unavailable()],
+          b: [S.succeed()]
+        })
+      ),
       Effect.provide(logs.layer),
       Effect.scoped
     )
   }, 30_000)
+
+  it.live(
+    "a frozen server (CLIENT PAUSE 2 s), admission \"redis\": a call still ends within the command timeout and a margin",
+    () => {
+      const logs = captureLogs()
+      return Effect.gen(function*() {
+        const prefix = freshPrefix()
+        const store = yield* RedisHealthStore.make({
+          url: server.url,
+          prefix,
+          commandTimeout: "200 millis",
+          admission: "redis"
+        })
+        const router = yield* Effect.provideService(
+          Router.make({ models: models("a", "b"), retry: RetryPolicy.none, health }),
+          Health.HealthStore,
+          store
+        )
+        expect((yield* router.generate(hi)).model).toBe("a")
+        const admin = yield* Effect.acquireRelease(
+          Effect.sync(() => new Redis(server.url, { lazyConnect: true })),
+          (c) => Effect.sync(() => c.disconnect())
+        )
+        yield* Effect.promise(() => admin.call("CLIENT", "PAUSE", "2000", "ALL"))
+        const started = performance.now()
+        expect((yield* router.generate(hi)).model).toBe("a")
+        const frozen = performance.now() - started
+        expect(frozen).toBeGreaterThanOrEqual(195)
+        expect(frozen).toBeLessThan(700)
+        // Until the recheck, the next calls do not wait for Redis at all.
+        const next = performance.now()
+        yield* router.generate(hi)
+        expect(performance.now() - next).toBeLessThan(150)
+        expect(logs.lines.filter((l) => l.level === "WARN")).toHaveLength(1)
+        expect(logs.lines[0]!.message).toContain("no answer within 200ms")
+        // After the pause, the late admission was given back: Redis shows nothing in flight.
+        yield* Effect.sleep("2500 millis")
+        yield* router.generate(hi)
+        const [a] = yield* store.snapshot(Date.now())
+        expect(a).toMatchObject({ model: "a", state: "closed", inFlight: 0, probing: false })
+      }).pipe(
+        Effect.provide(fake({ a: [S.succeed()], b: [S.succeed()] })),
+        Effect.provide(logs.layer),
+        Effect.scoped
+      )
+    },
+    30_000
+  )
 })

@@ -363,19 +363,48 @@ const take = (record: Record, now: number, tokens: number): void => {
 }
 
 /**
+ * A deployment skipped because a server's Retry-After still runs.
+ *
+ * @internal
+ */
+export const waitSkip = (until: number): Health.Admission => ({
+  _tag: "Skipped",
+  reason: "the server asked to wait (Retry-After)",
+  until
+})
+
+/**
+ * A deployment skipped because its breaker is open (`reason`: why it opened).
+ *
+ * @internal
+ */
+export const openSkip = (reason: string | undefined, until: number): Health.Admission => ({
+  _tag: "Skipped",
+  reason: `circuit open: ${reason ?? "failures"}`,
+  until
+})
+
+/**
+ * Does the deployment declare a limit (which a shared store must count for every request)?
+ *
+ * @internal
+ */
+export const hasLimits = (model: Model): boolean => {
+  const l = model.limits
+  return l !== undefined &&
+    (l.maxConcurrent !== undefined || l.requestsPerMinute !== undefined || l.tokensPerMinute !== undefined)
+}
+
+/**
  * May a request go to this deployment now? Takes the half-open probe when it is the one to probe, and the request's
  * place under the deployment's limits.
  *
  * @internal
  */
 export const admit = (record: Record, policy: Policy, now: number, tokens: number): Health.Admission => {
-  if (now < record.notBefore) {
-    return { _tag: "Skipped", reason: "the server asked to wait (Retry-After)", until: record.notBefore }
-  }
+  if (now < record.notBefore) return waitSkip(record.notBefore)
   if (record.state === "open") {
-    if (now < record.openUntil) {
-      return { _tag: "Skipped", reason: `circuit open: ${record.reason ?? "failures"}`, until: record.openUntil }
-    }
+    if (now < record.openUntil) return openSkip(record.reason, record.openUntil)
     record.state = "half-open"
   }
   const probe = record.state === "half-open"
@@ -593,8 +622,12 @@ export const makeMemory = (): Health.Store => {
   }
 }
 
-// A report that changed nothing (the usual case) returns one of these rather than a new object.
-const unchanged: { readonly [S in Health.State]: Health.Transition } = {
+/**
+ * A report that changed nothing (the usual case) returns one of these rather than a new object.
+ *
+ * @internal
+ */
+export const unchanged: { readonly [S in Health.State]: Health.Transition } = {
   closed: { from: "closed", to: "closed", reason: undefined, reopensAt: undefined },
   "half-open": { from: "half-open", to: "half-open", reason: undefined, reopensAt: undefined },
   open: { from: "open", to: "open", reason: undefined, reopensAt: undefined }

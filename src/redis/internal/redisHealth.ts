@@ -5,6 +5,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import type { RedisOptions } from "ioredis"
@@ -14,17 +15,27 @@ import * as costs from "../../internal/cost.js"
 import { formatMillis } from "../../internal/format.js"
 import * as health from "../../internal/health.js"
 import type { Model } from "../../Model.js"
+import * as RouterError from "../../RouterError.js"
 import type { Options } from "../RedisHealthStore.js"
 import * as scripts from "./scripts.js"
 
 /** @internal */
 export const defaultPrefix = "effect-llm-router:health:"
 
-const toMillis = (value: Duration.DurationInput | undefined, fallback: number, name: string): number => {
-  if (value === undefined) return fallback
-  const ms = Duration.toMillis(value)
-  if (!(ms > 0 && Number.isFinite(ms))) throw new RangeError(`RedisHealthStore: ${name} must be a positive duration`)
-  return ms
+const toMillis = (
+  value: Duration.DurationInput | undefined,
+  fallback: number,
+  name: string
+): Effect.Effect<number, RouterError.RouterConfigError> => {
+  if (value === undefined) return Effect.succeed(fallback)
+  const decoded = Duration.decodeUnknown(value)
+  const ms = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
+  return ms > 0 && Number.isFinite(ms) ? Effect.succeed(ms) : Effect.fail(
+    new RouterError.RouterConfigError({
+      option: `RedisHealthStore.${name}`,
+      reason: `must be a positive finite duration (got ${String(value)})`
+    })
+  )
 }
 
 interface Script {
@@ -36,6 +47,7 @@ const admitScript = script(scripts.admit)
 const reportScript = script(scripts.report)
 const snapshotScript = script(scripts.snapshot)
 const chargeScript = script(scripts.charge)
+const flushScript = script(scripts.flush)
 
 const evalScript = (
   client: Redis,
@@ -72,6 +84,40 @@ const parseTransition = (reply: unknown): Health.Transition => {
     reopensAt: to === "open" ? Number(openUntil) : undefined
   }
 }
+
+/**
+ * What this process keeps of a deployment's record (admission `"local"`): enough to admit a closed deployment, or skip
+ * an open one, without asking Redis. `version` orders the copies (a message or a reply older than the copy is ignored);
+ * `readAt` (real time) is when this process last read the record itself.
+ */
+interface Copy {
+  readonly version: number
+  readonly state: Health.State
+  readonly openUntil: number
+  readonly notBefore: number
+  readonly consecutive: number
+  readonly reason: string | undefined
+  readonly readAt: number
+}
+
+/** The record's tail of a script's reply (`mirrored` in scripts.ts), from `offset`. */
+const copyOf = (fields: ReadonlyArray<string>, offset: number, readAt: number): Copy | undefined => {
+  if (fields.length < offset + 6) return undefined
+  const reason = fields[offset + 5]!
+  return {
+    version: Number(fields[offset]),
+    state: fields[offset + 1] as Health.State,
+    openUntil: Number(fields[offset + 2]),
+    notBefore: Number(fields[offset + 3]),
+    consecutive: Number(fields[offset + 4]),
+    reason: reason === "" ? undefined : reason,
+    readAt
+  }
+}
+
+/** A local admission's lease: it names no slot on the server. */
+const localLease = "local"
+const localAdmission: Health.Admission = { _tag: "Admitted", probe: false, lease: localLease }
 
 const parseSnapshot = (reply: unknown, now: number): ReadonlyArray<Health.Deployment> =>
   (reply as Array<[string, Array<string>, Array<string>, number]>).map(([id, flat, window, inFlight]) => {
@@ -186,12 +232,20 @@ const awaitReady = (client: Redis, millis: number): Effect.Effect<void> =>
   })
 
 /** @internal */
-export const make = (options: Options): Effect.Effect<Health.Store, never, Scope.Scope> =>
+export const make = (options: Options): Effect.Effect<Health.Store, RouterError.RouterConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const prefix = options.prefix ?? defaultPrefix
-    const timeout = toMillis(options.commandTimeout, 50, "commandTimeout")
-    const expiry = toMillis(options.expiry, 3_600_000, "expiry")
-    const recheck = toMillis(options.recheckInterval, 1000, "recheckInterval")
+    const timeout = yield* toMillis(options.commandTimeout, 50, "commandTimeout")
+    const expiry = yield* toMillis(options.expiry, 3_600_000, "expiry")
+    const recheck = yield* toMillis(options.recheckInterval, 1000, "recheckInterval")
+    const sync = yield* toMillis(options.syncInterval, 1000, "syncInterval")
+    const admission = options.admission ?? "local"
+    if (admission !== "local" && admission !== "redis") {
+      return yield* new RouterError.RouterConfigError({
+        option: "RedisHealthStore.admission",
+        reason: `must be "local" or "redis" (got ${String(admission)})`
+      })
+    }
     const client = options.client ?? (yield* Effect.acquireRelease(
       Effect.sync(() => {
         const settings: RedisOptions = {
@@ -228,6 +282,106 @@ export const make = (options: Options): Effect.Effect<Health.Store, never, Scope
     let local = health.makeMemory()
     let available = true
     let nextTry = 0
+
+    // Admission "local": this process's copy of the records, current while it listens to the store's channel (every
+    // script that changes what a copy keeps publishes the record there), and re-read from Redis at least every `sync`.
+    const channel = admission === "local" ? `${prefix}events` : ""
+    const copies = new Map<string, Copy>()
+    let listening = false
+    const keep = (id: string, copy: Copy | undefined, fromReply: boolean): void => {
+      if (copy === undefined || channel === "") return
+      const held = copies.get(id)
+      if (held === undefined ? fromReply : fromReply ? copy.version >= held.version : copy.version > held.version) {
+        copies.set(id, fromReply || held === undefined ? copy : { ...copy, readAt: held.readAt })
+      }
+    }
+    // Requests admitted on the copy and not ended yet (for the snapshot), and their successes not yet written.
+    const inFlightHere = new Map<string, number>()
+    interface Pending {
+      readonly model: Model
+      policy: health.Policy
+      times: Array<number>
+    }
+    const pending = new Map<string, Pending>()
+    const flushOne = (id: string): Promise<unknown> | undefined => {
+      const p = pending.get(id)
+      if (p === undefined) return undefined
+      pending.delete(id)
+      return evalScript(client, flushScript, [recordKey(id), windowKey(id), ids], [
+        p.policy.rateWindowMillis,
+        channel,
+        id,
+        ...p.times
+      ]).then((reply) => keep(id, copyOf(reply as Array<string>, 0, Date.now()), false), noop)
+    }
+    const flushAll = (): Array<Promise<unknown>> => {
+      const sent: Array<Promise<unknown>> = []
+      for (const id of [...pending.keys()]) {
+        const p = flushOne(id)
+        if (p !== undefined) sent.push(p)
+      }
+      return sent
+    }
+    // Called once the channel is listened to (the layer waits for it, as for the client, a bounded time).
+    let listened: () => void = noop
+    if (channel !== "") {
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          // The channel's connection: a subscriber cannot send other commands.
+          const subscriber = client.duplicate({ lazyConnect: true, autoResubscribe: false, enableOfflineQueue: true })
+          subscriber.on("error", noop)
+          subscriber.on("ready", () => {
+            subscriber.subscribe(channel).then(() => {
+              // What was read while nobody listened may have missed a message.
+              copies.clear()
+              listening = true
+              listened()
+            }, noop)
+          })
+          subscriber.on("close", () => {
+            listening = false
+            copies.clear()
+          })
+          subscriber.on("message", (_channel: string, message: string) => {
+            try {
+              const fields = JSON.parse(message) as Array<string>
+              keep(fields[0]!, copyOf(fields, 1, 0), false)
+            } catch {
+              // Not one of ours.
+            }
+          })
+          subscriber.connect().catch(noop)
+          const timer = setInterval(flushAll, sync)
+          timer.unref()
+          return { subscriber, timer }
+        }),
+        ({ subscriber, timer }) =>
+          Effect.zipRight(
+            Effect.sync(() => clearInterval(timer)),
+            // The successes not written yet, before the client closes (bounded like any command).
+            Effect.ensuring(
+              bounded(() => Promise.all(flushAll()), timeout, undefined),
+              Effect.sync(() => {
+                listening = false
+                subscriber.disconnect()
+              })
+            )
+          )
+      )
+      yield* Effect.async<void>((resume) => {
+        if (listening || client.status !== "ready") return resume(Effect.void)
+        const timer = setTimeout(() => listened(), Math.max(1000, timeout))
+        listened = () => {
+          listened = noop
+          clearTimeout(timer)
+          resume(Effect.void)
+        }
+        return Effect.sync(() => {
+          listened = noop
+          clearTimeout(timer)
+        })
+      })
+    }
 
     const viaRedis = <A>(
       op: () => Promise<unknown>,
@@ -303,12 +457,26 @@ export const make = (options: Options): Effect.Effect<Health.Store, never, Scope
       permit.reservedTokens,
       permit.usedTokens ?? "",
       model.limits?.tokensPerMinute ?? "",
-      model.limits?.requestsPerMinute ?? ""
+      model.limits?.requestsPerMinute ?? "",
+      channel
     ]
 
     const store: Health.Store = {
       admit: (model, policy, now, tokens) => {
         const id = health.deploymentId(model)
+        if (listening && available && !health.hasLimits(model)) {
+          const copy = copies.get(id)
+          if (copy !== undefined && Date.now() - copy.readAt < sync) {
+            if (now < copy.notBefore) return Effect.succeed(health.waitSkip(copy.notBefore))
+            if (copy.state === "open" && now < copy.openUntil) {
+              return Effect.succeed(health.openSkip(copy.reason, copy.openUntil))
+            }
+            if (copy.state === "closed") {
+              inFlightHere.set(id, (inFlightHere.get(id) ?? 0) + 1)
+              return Effect.succeed(localAdmission)
+            }
+          }
+        }
         const limits = model.limits ?? {}
         return viaRedis(
           () =>
@@ -326,9 +494,14 @@ export const make = (options: Options): Effect.Effect<Health.Store, never, Scope
               limits.tokensPerMinute ?? "",
               tokens,
               `${instance}:${++leases}`,
-              health.slotLeaseMillis
+              health.slotLeaseMillis,
+              channel
             ]),
-          parseAdmission,
+          (reply) => {
+            const admission = parseAdmission(reply)
+            keep(id, copyOf(reply as Array<string>, admission._tag === "Admitted" ? 3 : 4, Date.now()), true)
+            return admission
+          },
           () => local.admit(model, policy, now, tokens),
           // An admission Redis granted after the caller stopped waiting (and went on local state) is given back, so a
           // probe nobody holds does not keep the deployment skipped for the probe's lease.
@@ -349,22 +522,58 @@ export const make = (options: Options): Effect.Effect<Health.Store, never, Scope
           }
         )
       },
-      report: (model, policy, now, outcome, permit) =>
-        viaRedis(
-          () =>
-            evalScript(
-              client,
-              reportScript,
-              keysOf(health.deploymentId(model)),
-              reportArgs(model, policy, now, outcome, permit)
-            ),
-          parseTransition,
+      report: (model, policy, now, outcome, permit) => {
+        const id = health.deploymentId(model)
+        if (permit.lease === localLease) {
+          if (permit.ends) {
+            const n = inFlightHere.get(id) ?? 0
+            if (n <= 1) inFlightHere.delete(id)
+            else inFlightHere.set(id, n - 1)
+          }
+          const copy = copies.get(id)
+          // A request admitted on the copy took nothing on the server: its release changes nothing there, and its
+          // success, while the record is closed with no failure counted, only adds to the failure-rate window, which
+          // is written with the next failure, snapshot or `sync` tick.
+          if (outcome._tag === "Released") return Effect.succeed(health.unchanged[copy?.state ?? "closed"])
+          if (
+            outcome._tag === "Success" && listening && available && copy !== undefined && copy.state === "closed" &&
+            copy.consecutive === 0
+          ) {
+            const p = pending.get(id)
+            if (p === undefined) pending.set(id, { model, policy, times: [now] })
+            else {
+              p.policy = policy
+              p.times.push(now)
+              if (p.times.length >= 2 * scripts.maxWindow) p.times = p.times.slice(-scripts.maxWindow)
+            }
+            return Effect.succeed(health.unchanged.closed)
+          }
+        }
+        return viaRedis(
+          () => {
+            // The successes not written yet go first (the same connection keeps the order): a failure is weighed
+            // against them.
+            void flushOne(id)
+            return evalScript(client, reportScript, keysOf(id), reportArgs(model, policy, now, outcome, permit))
+          },
+          (reply) => {
+            keep(id, copyOf(reply as Array<string>, 4, Date.now()), true)
+            return parseTransition(reply)
+          },
           () => local.report(model, policy, now, outcome, permit)
-        ),
+        )
+      },
       snapshot: (now) =>
         viaRedis(
-          () => evalScript(client, snapshotScript, [ids], [`${prefix}d:`, `${prefix}w:`, now, `${prefix}l:`]),
-          (reply) => parseSnapshot(reply, now),
+          () => {
+            flushAll()
+            return evalScript(client, snapshotScript, [ids], [`${prefix}d:`, `${prefix}w:`, now, `${prefix}l:`])
+          },
+          (reply) =>
+            parseSnapshot(reply, now).map((d) => {
+              const here = inFlightHere.get(d.id)
+              return here === undefined ? d : { ...d, inFlight: d.inFlight + here }
+            }),
           () => local.snapshot(now)
         ),
       budgets: {

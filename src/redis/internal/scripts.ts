@@ -32,12 +32,32 @@ local function prune(w, now, rw)
   if len > ${maxWindow} then redis.call('LTRIM', w, len - ${maxWindow}, -1) end
 end
 local function load(h)
-  local f = redis.call('HMGET', h, 'st', 'c', 't', 'ou', 'nb', 'pr', 'ps', 'r', 'rq', 'rqa', 'tk', 'tka')
+  local f = redis.call('HMGET', h, 'st', 'c', 't', 'ou', 'nb', 'pr', 'ps', 'r', 'rq', 'rqa', 'tk', 'tka', 'v', 'lf')
   return {
     st = f[1] or 'closed', c = num(f[2], 0), t = num(f[3], 0), ou = num(f[4], 0), nb = num(f[5], 0),
     pr = f[6] == '1', ps = num(f[7], 0), r = f[8], rq = num(f[9], nil), rqa = num(f[10], 0), tk = num(f[11], nil),
-    tka = num(f[12], 0)
+    tka = num(f[12], 0), v = num(f[13], 0), lf = num(f[14], 0)
   }
+end
+-- What a process keeps of a record in its copy of the table (redisHealth.ts Mirrored), as a message and a reply's tail.
+local function mirrored(s) return {fmt(s.v), s.st, fmt(s.ou), fmt(s.nb), fmt(s.c), s.r or ''} end
+local function same(a, b)
+  for i = 2, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+-- A record's version: above the last one and above the server's clock in microseconds, so that a record that expired
+-- and was written again is still newer than any copy of the old one.
+local function bump(s)
+  local t = redis.call('TIME')
+  s.v = math.max(s.v + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+end
+-- Tells every process holding a copy (a message on the store's channel) when what they keep of the record changed.
+local function announce(channel, id, before, s)
+  local after = mirrored(s)
+  if channel ~= '' and not same(before, after) then
+    redis.call('PUBLISH', channel, cjson.encode({id, unpack(after)}))
+  end
+  return after
 end
 local function opt(v) if v == '' then return nil end return tonumber(v) end
 local function setOrDel(h, k, v) if v then redis.call('HSET', h, k, fmt(v)) else redis.call('HDEL', h, k) end end
@@ -48,7 +68,7 @@ local function level(limit, stored, at, now)
 end
 local function save(h, w, l, ids, id, s, model, provider, rw, now, expiry, lease)
   redis.call('HSET', h, 'm', model, 'p', provider, 'st', s.st, 'c', fmt(s.c), 't', fmt(s.t), 'ou', fmt(s.ou),
-    'nb', fmt(s.nb), 'pr', s.pr and '1' or '0', 'ps', fmt(s.ps), 'rw', fmt(rw))
+    'nb', fmt(s.nb), 'pr', s.pr and '1' or '0', 'ps', fmt(s.ps), 'rw', fmt(rw), 'v', fmt(s.v), 'lf', fmt(s.lf))
   if s.r then redis.call('HSET', h, 'r', s.r) else redis.call('HDEL', h, 'r') end
   local refill = 0
   if s.rq then
@@ -75,8 +95,9 @@ end
 /**
  * KEYS: hash, window, ids, slots. ARGV: now, probeIntervalMillis, probeLeaseMillis, id, model, provider,
  * rateWindowMillis, expiryMillis, maxConcurrent, requestsPerMinute, tokensPerMinute ('' when not a limit), the request's
- * tokens, the slot's lease id, slotLeaseMillis. Returns `{'A', '1'|'0', lease}` (admitted, probe?) or
- * `{'S', reason, until, limit ('' when none)}`.
+ * tokens, the slot's lease id, slotLeaseMillis, the channel of the store's messages. Returns `{'A', '1'|'0', lease}`
+ * (admitted, probe?) or `{'S', reason, until, limit ('' when none)}`, then the record as a copy keeps it
+ * (`{version, state, openUntil, notBefore, consecutive, reason}`).
  *
  * @internal
  */
@@ -87,6 +108,7 @@ local rw, expiry = tonumber(ARGV[7]), tonumber(ARGV[8])
 local maxc, rpm, tpm, tokens = opt(ARGV[9]), opt(ARGV[10]), opt(ARGV[11]), tonumber(ARGV[12])
 local leaseId, slotLease = ARGV[13], tonumber(ARGV[14])
 local s = load(h)
+local before = mirrored(s)
 s.lr, s.lt = rpm, tpm
 -- Slots whose holder never reported (its process died) are freed when their lease ends.
 redis.call('ZREMRANGEBYSCORE', l, '-inf', now)
@@ -146,11 +168,13 @@ else
     end
   end
 end
+bump(s)
 save(h, w, l, ids, ARGV[4], s, ARGV[5], ARGV[6], rw, now, expiry, lease)
 -- The limits it was last admitted under, for the snapshot.
 setOrDel(h, 'lc', maxc)
 setOrDel(h, 'lr', rpm)
 setOrDel(h, 'lt', tpm)
+for _, x in ipairs(announce(ARGV[15], ARGV[4], before, s)) do table.insert(result, x) end
 return result
 `
 
@@ -159,7 +183,8 @@ return result
  * cooldownMillis, cooldownFactor, maxCooldownMillis, fatalCooldownMillis, outcome ('S'|'F'|'R'), kind, tag,
  * retryAfterMillis ('' when none), probe ('1'|'0'), id, model, provider, the window as text, expiryMillis,
  * probeLeaseMillis, ends ('1'|'0'), the slot's lease id ('' when none), reserved tokens, used tokens ('' when unknown),
- * tokensPerMinute ('' when not a limit), requestsPerMinute (''). Returns `{from, to, reason ('' when none), openUntil}`.
+ * tokensPerMinute ('' when not a limit), requestsPerMinute (''), the channel. Returns `{from, to, reason ('' when none),
+ * openUntil}`, then the record as a copy keeps it (as `admit`).
  *
  * @internal
  */
@@ -172,6 +197,7 @@ local outcome, kind, tag, ra, probe = ARGV[10], ARGV[11], ARGV[12], ARGV[13], AR
 local expiry, lease = tonumber(ARGV[19]), tonumber(ARGV[20])
 local ends, leaseId, reserved, used = ARGV[21] == '1', ARGV[22], tonumber(ARGV[23]), opt(ARGV[24])
 local s = load(h)
+local before = mirrored(s)
 s.lt, s.lr = opt(ARGV[25]), opt(ARGV[26])
 local from = s.st
 local function trip(cooldown, reason)
@@ -200,6 +226,7 @@ if outcome == 'S' then
     redis.call('RPUSH', w, fmt(now) .. ':0')
   end
 elseif outcome == 'F' then
+  s.lf = now
   if ra ~= '' then s.nb = math.max(s.nb, now + tonumber(ra)) end
   local cooldown = math.min(maxCd, cd * math.pow(factor, s.t))
   if kind == 'fatal' then
@@ -228,8 +255,49 @@ elseif outcome == 'F' then
     end
   end
 end
+bump(s)
 save(h, w, l, ids, ARGV[15], s, ARGV[16], ARGV[17], rw, now, expiry, lease)
-return {from, s.st, s.r or '', fmt(s.ou)}
+local result = {from, s.st, s.r or '', fmt(s.ou)}
+for _, x in ipairs(announce(ARGV[27], ARGV[15], before, s)) do table.insert(result, x) end
+return result
+`
+
+/**
+ * KEYS: hash, window, ids. ARGV: rateWindowMillis, the channel, id, then the instants of successes admitted and
+ * reported by a process on its own copy of the table (ascending). Adds them to the failure-rate window, and ends a run
+ * of failures that the last of them came after. Nothing when the record expired. Returns the record as a copy keeps it
+ * (as `admit`), or an empty list.
+ *
+ * @internal
+ */
+export const flush = `${common}
+local h, w, ids = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', h) == 0 then return {} end
+local rw, channel, id = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local last = tonumber(ARGV[#ARGV])
+local s = load(h)
+local before = mirrored(s)
+if rw > 0 and #ARGV > 3 then
+  prune(w, last, rw)
+  local entries = {}
+  for i = math.max(4, #ARGV - ${maxWindow} + 1), #ARGV do
+    local at = tonumber(ARGV[i])
+    if at > last - rw then table.insert(entries, fmt(at) .. ':0') end
+  end
+  if #entries > 0 then
+    redis.call('RPUSH', w, unpack(entries))
+    local len = redis.call('LLEN', w)
+    if len > ${maxWindow} then redis.call('LTRIM', w, len - ${maxWindow}, -1) end
+    local ttl = redis.call('PTTL', h)
+    if ttl > 0 then redis.call('PEXPIRE', w, ttl) end
+  end
+end
+if s.st == 'closed' and s.c > 0 and last > s.lf then
+  s.c = 0
+  bump(s)
+  redis.call('HSET', h, 'c', '0', 'v', fmt(s.v))
+end
+return announce(channel, id, before, s)
 `
 
 /**
