@@ -3,9 +3,10 @@
 // ours-fetch only, raw-fetch has no deployment health and is not run there).
 // ours-fetch needs the library: the runner builds it first (`npm run build`), so a library that does not build or
 // a client that fails shows here as a missing or failed ours-fetch result.
-// Then the opt-in variants ours-undici-redis, ours-undici-limits and ours-undici-group4rr beside ours-undici, on the
-// latency workload only (concurrency 1, cheap), with the build of the first run: each reports numbers, the Redis store
-// ran its two scripts per call on the redis-server the runner started (and stopped), and the summary compares each
+// Then the opt-in variants ours-undici-redis, ours-undici-redisrt, ours-undici-limits and ours-undici-group4rr beside
+// ours-undici, on the latency workload only (concurrency 1, cheap), with the build of the first run: each reports
+// numbers, the Redis store ran on the redis-server the runner started (and stopped): two scripts per call with
+// admission "redis", far fewer with "local" (and the client checked that it never fell back), and the summary compares each
 // with ours-undici; in the same run the opt-in slow-tail workload (ours-undici only, about 5 s at the tiny size).
 import { execFile } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
@@ -174,7 +175,7 @@ describe("bench harness (tiny): opt-in variants against their base client", () =
           "1",
           "--no-build",
           "--clients",
-          "ours-undici,ours-undici-redis,ours-undici-limits,ours-undici-group4rr",
+          "ours-undici,ours-undici-redis,ours-undici-redisrt,ours-undici-limits,ours-undici-group4rr",
           "--workloads",
           "latency,slow-tail",
           "--results-dir",
@@ -201,14 +202,25 @@ describe("bench harness (tiny): opt-in variants against their base client", () =
     vrecords = []
   })
 
-  it("each variant reports numbers; the Redis one ran two scripts per call on the runner's redis-server", () => {
+  it("each variant reports numbers; the Redis ones ran on the runner's redis-server, two scripts per call or few", () => {
     expect(vexit, voutput.slice(-3000)).toBe(0)
-    for (const c of ["ours-undici", "ours-undici-redis", "ours-undici-limits", "ours-undici-group4rr"]) {
+    for (
+      const c of [
+        "ours-undici",
+        "ours-undici-redis",
+        "ours-undici-redisrt",
+        "ours-undici-limits",
+        "ours-undici-group4rr"
+      ]
+    ) {
       expectNumbers(c, ["latency"], vrecords, voutput)
     }
-    const redis = vrecords.find((r) => r.kind === "result" && r.client === "ours-undici-redis")
-    expect(redis?.figures?.["redis_scripts_per_call"]).toBe(2)
-    expect(redis?.figures?.["redis_cpu_us_per_call"]).toBeGreaterThan(0)
+    const every = vrecords.find((r) => r.kind === "result" && r.client === "ours-undici-redisrt")
+    expect(every?.figures?.["redis_scripts_per_call"]).toBe(2)
+    expect(every?.figures?.["redis_cpu_us_per_call"]).toBeGreaterThan(0)
+    // Admission "local": healthy calls are admitted on the copy; the scripts are the first reads, re-reads and flushes.
+    const local = vrecords.find((r) => r.kind === "result" && r.client === "ours-undici-redis")
+    expect(local?.figures?.["redis_scripts_per_call"]).toBeLessThan(0.5)
     // The base client reads no Redis counters.
     const base = vrecords.find((r) => r.kind === "result" && r.client === "ours-undici")
     expect(base?.figures?.["redis_scripts_per_call"]).toBeUndefined()

@@ -96,8 +96,7 @@ export const defaultPrefix: string = internal.defaultPrefix
  */
 export const make: (
   options?: Options
-) => Effect.Effect<Health.Store, RouterError.RouterConfigError, Scope.Scope> = (options = {}) =>
-  internal.make(options)
+) => Effect.Effect<Health.Store, RouterError.RouterConfigError, Scope.Scope> = (options = {}) => internal.make(options)
 
 /**
  * The health table on Redis for every router built with this layer in context.
