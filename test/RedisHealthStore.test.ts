@@ -3,6 +3,7 @@
  * store's rules as in memory, at exact instants; two routers on two clients sharing one table; and failing open when
  * the server dies or freezes, then going back to it.
  */
+import { FetchHttpClient } from "@effect/platform"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -322,6 +323,53 @@ describe("admission \"local\": the process's copy, kept current by the store's m
         expect(local).toBe(true)
       }).pipe(Effect.scoped),
     15_000
+  )
+
+  it.live(
+    "three routers on their own connections, warm: after one trips a deployment the others send it nothing",
+    () =>
+      Effect.gen(function*() {
+        const upstream = yield* Effect.acquireRelease(
+          Effect.promise(() =>
+            SimulatedUpstream.start({
+              script: { flaky: [S.succeed(), S.succeed(), S.succeed(), S.unavailable()], ok: [S.succeed()] }
+            })
+          ),
+          (u) => Effect.promise(u.close)
+        )
+        const upstreamEndpoint = OpenAiCompatible.endpoint({
+          baseUrl: upstream.openAiBaseUrl,
+          apiKey: Redacted.make(KEY)
+        })
+        const prefix = freshPrefix()
+        const health: Health.Options = { consecutiveFailures: 1, failureRate: false, cooldown: "1 minute" }
+        // No re-read within the test: only the store's messages can tell b and c.
+        const routers = yield* Effect.forEach([1, 2, 3], () =>
+          Effect.flatMap(redisStore({ prefix, syncInterval: "1 minute" }), (store) =>
+            Effect.provideService(
+              Router.make({
+                models: ["flaky", "ok"].map((name) =>
+                  Model.make({ name, endpoint: upstreamEndpoint })
+                ),
+                retry: RetryPolicy.none,
+                health
+              }),
+              Health.HealthStore,
+              store
+            )))
+        const [a, b, c] = routers
+        for (const router of routers) {
+          expect((yield* router.generate(hi)).model).toBe("flaky")
+        }
+        expect(outcomes((yield* a!.generate(hi)).trail)).toEqual(["flaky:fallback", "ok:success"])
+        for (let i = 0; i < 5; i++) {
+          for (const router of [b!, c!]) {
+            expect(outcomes((yield* router.generate(hi)).trail)).toEqual(["flaky:skipped", "ok:success"])
+          }
+        }
+        expect(upstream.requests.filter((r) => r.model === "flaky")).toHaveLength(4)
+      }).pipe(Effect.provide(FetchHttpClient.layer), Effect.scoped),
+    20_000
   )
 
   it.effect("bad options are a RouterConfigError naming the option", () =>
