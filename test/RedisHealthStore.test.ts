@@ -519,11 +519,15 @@ describe("failing open", () => {
     )
   }, 30_000)
 
-  it.live("a frozen server (CLIENT PAUSE 2 s), admission \"local\": a healthy call does not wait for it at all", () => {
-    const logs = captureLogs()
-    return Effect.gen(function*() {
-      const prefix = freshPrefix()
-      const store = yield* RedisHealthStore.make({ url: server.url, prefix, commandTimeout: "200 millis" })
+  /** A router on a store with a 200 ms command timeout; after one call (served by a), the server pauses. */
+  const frozenAfterOneCall = (admission: "local" | "redis", pauseMillis: number) =>
+    Effect.gen(function*() {
+      const store = yield* RedisHealthStore.make({
+        url: server.url,
+        prefix: freshPrefix(),
+        commandTimeout: "200 millis",
+        admission
+      })
       const router = yield* Effect.provideService(
         Router.make({ models: models("a", "b"), retry: RetryPolicy.none, health }),
         Health.HealthStore,
@@ -534,7 +538,14 @@ describe("failing open", () => {
         Effect.sync(() => new Redis(server.url, { lazyConnect: true })),
         (c) => Effect.sync(() => c.disconnect())
       )
-      yield* Effect.promise(() => admin.call("CLIENT", "PAUSE", "1000", "ALL"))
+      yield* Effect.promise(() => admin.call("CLIENT", "PAUSE", String(pauseMillis), "ALL"))
+      return { router, store }
+    })
+
+  it.live("a frozen server (CLIENT PAUSE 1 s), admission \"local\": a healthy call does not wait for it at all", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const { router } = yield* frozenAfterOneCall("local", 1000)
       for (let i = 0; i < 5; i++) {
         const started = performance.now()
         expect((yield* router.generate(hi)).model).toBe("a")
@@ -565,24 +576,7 @@ describe("failing open", () => {
     () => {
       const logs = captureLogs()
       return Effect.gen(function*() {
-        const prefix = freshPrefix()
-        const store = yield* RedisHealthStore.make({
-          url: server.url,
-          prefix,
-          commandTimeout: "200 millis",
-          admission: "redis"
-        })
-        const router = yield* Effect.provideService(
-          Router.make({ models: models("a", "b"), retry: RetryPolicy.none, health }),
-          Health.HealthStore,
-          store
-        )
-        expect((yield* router.generate(hi)).model).toBe("a")
-        const admin = yield* Effect.acquireRelease(
-          Effect.sync(() => new Redis(server.url, { lazyConnect: true })),
-          (c) => Effect.sync(() => c.disconnect())
-        )
-        yield* Effect.promise(() => admin.call("CLIENT", "PAUSE", "2000", "ALL"))
+        const { router, store } = yield* frozenAfterOneCall("redis", 2000)
         const started = performance.now()
         expect((yield* router.generate(hi)).model).toBe("a")
         const frozen = performance.now() - started
