@@ -6,8 +6,42 @@
 import * as Schema from "effect/Schema"
 import { Attempt } from "../Attempt.js"
 import type { ChatChunk } from "../ChatChunk.js"
+import type * as ChatRequest from "../ChatRequest.js"
 import * as Model from "../Model.js"
 import type * as RouterError from "../RouterError.js"
+
+/** A Chat Completions message, as both bridges translate their SDK's prompt into. */
+export type WireMessage = ChatRequest.ChatRequest["messages"][number]
+
+/** A tool call in an assistant message. */
+export type WireToolCall = NonNullable<Extract<WireMessage, { role: "assistant" }>["tool_calls"]>[number]
+
+/** A tool call's input as the JSON text of an object, as Chat Completions wants it (anything else is `{}`). */
+export const toolArguments = (input: unknown): string => {
+  if (typeof input === "string") {
+    try {
+      const parsed = JSON.parse(input)
+      return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? input : "{}"
+    } catch {
+      return "{}"
+    }
+  }
+  return JSON.stringify(typeof input === "object" && input !== null && !Array.isArray(input) ? input : {})
+}
+
+/** A tool call the assistant made, on the wire. */
+export const toolCall = (id: string, name: string, input: unknown): WireToolCall => ({
+  id,
+  type: "function",
+  function: { name, arguments: toolArguments(input) }
+})
+
+/** An assistant turn: its text, and its tool calls (with no text beside them, the content is `null`). */
+export const assistantMessage = (text: string, toolCalls: ReadonlyArray<WireToolCall>): WireMessage => ({
+  role: "assistant",
+  content: text.length === 0 && toolCalls.length > 0 ? null : text,
+  ...(toolCalls.length > 0 ? { tool_calls: [...toolCalls] } : {})
+})
 
 /** The provider-metadata key both bridges file the router's own details under. */
 export const metadataKey = "effect-llm-router"

@@ -15,11 +15,11 @@ import type {
 import { UnsupportedFunctionalityError } from "@ai-sdk/provider"
 import * as Encoding from "effect/Encoding"
 import type * as ChatRequest from "../../ChatRequest.js"
+import * as bridge from "../../internal/bridge.js"
 
-type WireMessage = ChatRequest.ChatRequest["messages"][number]
+type WireMessage = bridge.WireMessage
 type WirePart = { readonly type: string; readonly [key: string]: unknown }
 type WireTool = NonNullable<ChatRequest.ChatRequest["tools"]>[number]
-type WireToolCall = NonNullable<Extract<WireMessage, { role: "assistant" }>["tool_calls"]>[number]
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
 const base64 = (data: Exclude<LanguageModelV3DataContent, URL>): string =>
@@ -56,19 +56,6 @@ const userPart = (
   throw new UnsupportedFunctionalityError({ functionality: `file part media type ${part.mediaType}` })
 }
 
-/** A tool call's input as the JSON text of an object, as Chat Completions wants it. */
-const toolArguments = (input: unknown): string => {
-  if (typeof input === "string") {
-    try {
-      const parsed = JSON.parse(input)
-      return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? input : "{}"
-    } catch {
-      return "{}"
-    }
-  }
-  return JSON.stringify(typeof input === "object" && input !== null && !Array.isArray(input) ? input : {})
-}
-
 const toolOutput = (output: LanguageModelV3ToolResultOutput): string => {
   switch (output.type) {
     case "text":
@@ -102,7 +89,7 @@ export const toMessages = (prompt: LanguageModelV3Prompt): Array<WireMessage> =>
       }
       case "assistant": {
         let text = ""
-        const toolCalls: Array<WireToolCall> = []
+        const toolCalls: Array<bridge.WireToolCall> = []
         for (const part of message.content) {
           switch (part.type) {
             case "text":
@@ -111,11 +98,7 @@ export const toMessages = (prompt: LanguageModelV3Prompt): Array<WireMessage> =>
             case "tool-call":
               // A call the provider ran itself is not the caller's to answer.
               if (part.providerExecuted === true) break
-              toolCalls.push({
-                id: part.toolCallId,
-                type: "function",
-                function: { name: part.toolName, arguments: toolArguments(part.input) }
-              })
+              toolCalls.push(bridge.toolCall(part.toolCallId, part.toolName, part.input))
               break
             case "file":
               throw new UnsupportedFunctionalityError({ functionality: "file parts in assistant messages" })
@@ -125,11 +108,7 @@ export const toMessages = (prompt: LanguageModelV3Prompt): Array<WireMessage> =>
               break
           }
         }
-        messages.push({
-          role: "assistant",
-          content: text.length === 0 && toolCalls.length > 0 ? null : text,
-          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {})
-        })
+        messages.push(bridge.assistantMessage(text, toolCalls))
         break
       }
       case "tool":

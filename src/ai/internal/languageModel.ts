@@ -26,7 +26,7 @@ const module = "effect-llm-router"
 
 const malformedInput = (description: string) => new AiError.MalformedInput({ module, method: "prompt", description })
 
-type WireMessage = ChatRequest.ChatRequest["messages"][number]
+type WireMessage = bridge.WireMessage
 type WirePart = { readonly type: string; readonly [key: string]: unknown }
 
 const dataUrl = (mediaType: string, data: string | Uint8Array): string =>
@@ -70,11 +70,7 @@ export const toMessages = (prompt: Prompt.Prompt): Effect.Effect<Array<WireMessa
         }
         case "assistant": {
           let text = ""
-          const toolCalls: Array<{
-            id: string
-            type: "function"
-            function: { name: string; arguments: string }
-          }> = []
+          const toolCalls: Array<bridge.WireToolCall> = []
           for (const part of message.content) {
             switch (part.type) {
               case "text":
@@ -83,11 +79,7 @@ export const toMessages = (prompt: Prompt.Prompt): Effect.Effect<Array<WireMessa
               case "tool-call":
                 // A call the provider ran itself is not the caller's to answer.
                 if (part.providerExecuted) break
-                toolCalls.push({
-                  id: part.id,
-                  type: "function",
-                  function: { name: part.name, arguments: JSON.stringify(part.params ?? {}) }
-                })
+                toolCalls.push(bridge.toolCall(part.id, part.name, part.params))
                 break
               case "file":
                 return yield* malformedInput(`unsupported file in an assistant message: ${part.mediaType}`)
@@ -97,11 +89,7 @@ export const toMessages = (prompt: Prompt.Prompt): Effect.Effect<Array<WireMessa
                 break
             }
           }
-          messages.push({
-            role: "assistant",
-            content: text.length === 0 && toolCalls.length > 0 ? null : text,
-            ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {})
-          })
+          messages.push(bridge.assistantMessage(text, toolCalls))
           break
         }
         case "tool":
