@@ -1285,7 +1285,7 @@ function variantCost(h, records) {
       const byW = h.workloads.map((w) => [w, scripts.filter((r) => r.workload === w)]).filter(([, rs]) => rs.length > 0)
       md.push(
         `${v}: Redis scripts per call (admission "redis": admit and report, one attempt each; "local": the flushes and re-reads): ${
-          byW.map(([w, rs]) => `${w} ${cell(stat(rs.map((r) => r.figures.redis_scripts_per_call)), 2)}`).join(", ")
+          byW.map(([w, rs]) => `${w} ${cell(stat(rs.map((r) => r.figures.redis_scripts_per_call)))}`).join(", ")
         }.`
       )
       md.push("")
