@@ -71,7 +71,10 @@ export interface Options {
    *   half-open probe, every failure, every deployment with limits) goes to Redis at once, as with `"redis"`. A call
    *   costs no round trip to Redis on the healthy path; another process hears of a trip within one message's delivery
    *   (a request admitted meanwhile still goes, as one admitted just before the trip would).
-   * - `"redis"`: every admission and every report is a script on Redis (two round trips per attempt).
+   * - `"redis"`: every admission and every report is a script on Redis (two per attempt).
+   *
+   * With either, a call waits for a report only when it can change the breaker (a failure, the probe's verdict); the
+   * others are sent without waiting, ahead of the connection's next command.
    */
   readonly admission?: "local" | "redis" | undefined
   /** With admission `"local"`: how often successes are written, and how old a copy may get [1 second]. */

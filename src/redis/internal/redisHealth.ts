@@ -289,7 +289,7 @@ export const make = (options: Options): Effect.Effect<Health.Store, RouterError.
     const copies = new Map<string, Copy>()
     let listening = false
     const keep = (id: string, copy: Copy | undefined, fromReply: boolean): void => {
-      if (copy === undefined || channel === "") return
+      if (copy === undefined) return
       const held = copies.get(id)
       if (held === undefined ? fromReply : fromReply ? copy.version >= held.version : copy.version > held.version) {
         copies.set(id, fromReply || held === undefined ? copy : { ...copy, readAt: held.readAt })
@@ -548,6 +548,17 @@ export const make = (options: Options): Effect.Effect<Health.Store, RouterError.
             }
             return Effect.succeed(health.unchanged.closed)
           }
+        }
+        if (outcome._tag !== "Failure" && !permit.probe && available) {
+          // Only a probe's verdict or a failure can change the breaker's state: the call need not wait for this one.
+          // It is still sent now, ahead of any later command on the connection (which Redis runs in order), so the
+          // next admission sees its slot freed and its tokens settled.
+          void flushOne(id)
+          evalScript(client, reportScript, keysOf(id), reportArgs(model, policy, now, outcome, permit)).then(
+            (reply) => keep(id, copyOf(reply as Array<string>, 4, Date.now()), true),
+            noop
+          )
+          return Effect.succeed(health.unchanged[copies.get(id)?.state ?? "closed"])
         }
         return viaRedis(
           () => {
