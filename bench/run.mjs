@@ -9,11 +9,12 @@
 //   --rounds N            rounds (default 5; tiny: 1). Within a round, for each workload every client runs once,
 //                         in an order rotated by one each round.
 //   --clients a,b         subset of: raw-fetch, raw-undici, openai-node, ai, langchain, effect-ai, ours-fetch, ours-undici,
-//                         effect-ai-ours, ai-ours (the bridges), and (only when named) effect-ai-ours-undici,
-//                         ai-ours-undici, and the opt-in variants ours-fetch-nohealth, ours-undici-nohealth
-//                         (health: false), ours-undici-redis (RedisHealthStore on a redis-server the runner starts,
-//                         admission "local"; -redisrt: admission "redis";
-//                         skipped without redis-server), ours-undici-limits (limits that never bind),
+//                         effect-ai-ours, ai-ours (the bridges), and (only when named) ours-fetchr
+//                         (FetchRouterHttpClient), effect-ai-ours-undici, ai-ours-undici, effect-ai-ours-fetchr,
+//                         ai-ours-platformfetch (ai-ours on FetchHttpClient), and the opt-in variants
+//                         ours-fetch-nohealth, ours-undici-nohealth (health: false), ours-undici-redis
+//                         (RedisHealthStore on a redis-server the runner starts, admission "local"; -redisrt:
+//                         admission "redis"; skipped without redis-server), ours-undici-limits (limits that never bind),
 //                         ours-undici-group4 (the first entry a group of 4 deployments; -group4rr, -group4lif,
 //                         -group4lat: the other strategies); each is then compared with its base client (ours-fetch /
 //                         ours-undici) in the summary
@@ -77,8 +78,17 @@ const CLIENTS = {
     benchDeps: false,
     about: "this library, NodeRouterHttpClient.layerUndici"
   },
+  "ours-fetchr": {
+    file: "ours.mjs",
+    variant: "fetchr",
+    ours: true,
+    optIn: true,
+    benchDeps: false,
+    about: "this library, FetchRouterHttpClient.layer (its own layer on globalThis.fetch)"
+  },
   // The bridges (clients/bridges.mjs), beside the stock provider of their ecosystem: `effect-ai-ours` beside
-  // `effect-ai`, `ai-ours` beside `ai`; the undici variants only when named.
+  // `effect-ai`, `ai-ours` beside `ai` (on the AI SDK provider's default client, FetchRouterHttpClient); the variants
+  // on other HTTP clients only when named.
   "effect-ai-ours": {
     file: "bridges.mjs",
     variant: "effectai-fetch",
@@ -89,11 +99,30 @@ const CLIENTS = {
   },
   "ai-ours": {
     file: "bridges.mjs",
-    variant: "aisdk-fetch",
+    variant: "aisdk-default",
     ours: true,
     dist: ["dist/src/index.js", "dist/src/ai-sdk/index.js"],
     benchDeps: true,
-    about: "Vercel AI SDK generateText/streamText with the effect-llm-router/ai-sdk provider, FetchHttpClient"
+    about: "Vercel AI SDK generateText/streamText with the effect-llm-router/ai-sdk provider on its default HTTP " +
+      "client (FetchRouterHttpClient)"
+  },
+  "ai-ours-platformfetch": {
+    file: "bridges.mjs",
+    variant: "aisdk-fetch",
+    ours: true,
+    optIn: true,
+    dist: ["dist/src/index.js", "dist/src/ai-sdk/index.js"],
+    benchDeps: true,
+    about: "ai-ours on the platform's FetchHttpClient.layer"
+  },
+  "effect-ai-ours-fetchr": {
+    file: "bridges.mjs",
+    variant: "effectai-fetchr",
+    ours: true,
+    optIn: true,
+    dist: ["dist/src/index.js", "dist/src/ai/index.js"],
+    benchDeps: false,
+    about: "effect-ai-ours on FetchRouterHttpClient.layer"
   },
   "effect-ai-ours-undici": {
     file: "bridges.mjs",

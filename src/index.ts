@@ -48,6 +48,13 @@ export * as ChatResponse from "./ChatResponse.js"
 export * as Compat from "./Compat.js"
 
 /**
+ * An HTTP client layer on `globalThis.fetch`, faster than the platform's `FetchHttpClient.layer`.
+ *
+ * @since 0.3.0
+ */
+export * as FetchRouterHttpClient from "./FetchRouterHttpClient.js"
+
+/**
  * The Google Gemini wire protocol (`generateContent`, `streamGenerateContent`).
  *
  * @since 0.3.0

@@ -1,9 +1,11 @@
 // The bridges of this library (built to dist/ by `npm run build`), beside the stock provider of each ecosystem:
 //   --variant effectai-fetch   @effect/ai LanguageModel.generateText / streamText through effect-llm-router/ai
 //                              (EffectAi.layerRouter on FetchHttpClient), client "effect-ai-ours"; beside "effect-ai"
-//   --variant aisdk-fetch      the `ai` package's generateText / streamText with the effect-llm-router/ai-sdk provider
-//                              (AiSdk.make on FetchHttpClient), client "ai-ours"; beside "ai"
-// and `-undici` for each (NodeRouterHttpClient.layerUndici).
+//   --variant aisdk-default    the `ai` package's generateText / streamText with the effect-llm-router/ai-sdk provider
+//                              (AiSdk.make with no `httpClient`: its default, FetchRouterHttpClient), client "ai-ours";
+//                              beside "ai"
+// and for each `-fetch` (the platform's FetchHttpClient.layer: "ai-ours-platformfetch"), `-fetchr`
+// (FetchRouterHttpClient.layer: "effect-ai-ours-fetchr") and `-undici` (NodeRouterHttpClient.layerUndici).
 //
 // The router is the one ours.mjs measures: models [m, m2], retry maxAttempts 3, health on; for failover
 // [fail-first, m], one attempt per model, health off. effect, @effect/platform and @effect/ai come from the TOP-LEVEL
@@ -34,7 +36,9 @@ runClient("bridges", async ({ url, variant = "effectai-fetch", workload }) => {
   )
   let HttpLive
   if (http === "fetch") HttpLive = (await importTopLevel("@effect/platform", "./FetchHttpClient")).layer
+  else if (http === "fetchr") HttpLive = (await dist("index.js")).FetchRouterHttpClient.layer
   else if (http === "undici") HttpLive = (await dist("node/index.js")).NodeRouterHttpClient.layerUndici
+  else if (http === "default" && bridge === "aisdk") HttpLive = undefined
   else throw new Error(`unknown variant ${variant}`)
 
   const endpoint = OpenAiCompatible.endpoint({ baseUrl: `${url}/v1`, apiKey: Redacted.make("sk-bench") })

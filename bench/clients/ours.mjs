@@ -1,6 +1,8 @@
 // effect-llm-router (this repository), built to dist/ by `npm run build`. Two variants:
 //   --variant fetch    Layer.provide(RouterLive, FetchHttpClient.layer)          (client name "ours-fetch")
 //   --variant undici   Layer.provide(RouterLive, NodeRouterHttpClient.layerUndici) (client name "ours-undici")
+//   --variant fetchr   Layer.provide(RouterLive, FetchRouterHttpClient.layer)    (client name "ours-fetchr": our own
+//                      layer on globalThis.fetch, from the main entry)
 // and opt-in variants of each, `--variant <http>-<flag>` (client "ours-<http>-<flag>"), to measure what a feature costs
 // on the healthy path against the plain client in the same run (latency, throughput, …):
 //   -nohealth  the same router built with `health: false` (the cost of deployment health)
@@ -65,7 +67,7 @@ const UNBINDING_LIMITS = { maxConcurrent: 100_000, requestsPerMinute: 1e9, token
 runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec, args }) => {
   const [variant, flag, more] = variantArg.split("-")
   if ((flag !== undefined && !FLAGS.includes(flag)) || more !== undefined) {
-    throw new Error(`unknown variant ${variantArg} (<fetch|undici>[-${FLAGS.join("|")}])`)
+    throw new Error(`unknown variant ${variantArg} (<fetch|undici|fetchr>[-${FLAGS.join("|")}])`)
   }
   const health = flag === "nohealth" ? false : undefined
   const protocol = flag === "anthropic" || flag === "gemini" ? flag : "openai"
@@ -88,8 +90,11 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec, a
   } else if (variant === "undici") {
     const { NodeRouterHttpClient } = await import(pathToFileURL(DIST_NODE).href)
     HttpLive = NodeRouterHttpClient.layerUndici
+  } else if (variant === "fetchr") {
+    const { FetchRouterHttpClient } = await import(pathToFileURL(DIST_MAIN).href)
+    HttpLive = FetchRouterHttpClient.layer
   } else {
-    throw new Error(`unknown variant ${variant} (fetch | undici)`)
+    throw new Error(`unknown variant ${variant} (fetch | undici | fetchr)`)
   }
 
   const apiKey = Redacted.make("sk-bench")

@@ -17,7 +17,6 @@ import type {
   SharedV3ProviderMetadata
 } from "@ai-sdk/provider"
 import { APICallError, NoSuchModelError } from "@ai-sdk/provider"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
@@ -30,6 +29,7 @@ import type { Attempt } from "../../Attempt.js"
 import type { ChatChunk } from "../../ChatChunk.js"
 import type * as ChatRequest from "../../ChatRequest.js"
 import type { ChatResponse } from "../../ChatResponse.js"
+import * as FetchRouterHttpClient from "../../FetchRouterHttpClient.js"
 import * as bridge from "../../internal/bridge.js"
 import * as Router from "../../Router.js"
 import * as RouterError from "../../RouterError.js"
@@ -290,7 +290,7 @@ const openStream = async (
 /** The provider: `provider(chain)`, `languageModel(chain)`, `dispose()`. */
 export const make = (options: Options): Provider => {
   const name = options.name ?? defaultName
-  const runtime = ManagedRuntime.make(options.httpClient ?? FetchHttpClient.layer)
+  const runtime = ManagedRuntime.make(options.httpClient ?? FetchRouterHttpClient.layer)
   const routers = new Map<string, Promise<Router.Service>>()
 
   const routerOf = (chain: string): Promise<Router.Service> => {
