@@ -24,9 +24,12 @@ import * as S from "../src/testing/UpstreamScript.js"
 
 const KEY = "sk-ai-sdk-test-0123456789abcdef"
 
-/** Runs `f` with an upstream and a provider of one chain `main` over models a, b; both are closed afterwards. */
+/**
+ * Runs `f` with an upstream and a provider of one chain `main` over models a, b; both are closed afterwards.
+ * `httpClient` undefined: the provider's default.
+ */
 const withRouter = async <A>(
-  httpClient: Layer.Layer<HttpClient.HttpClient>,
+  httpClient: Layer.Layer<HttpClient.HttpClient> | undefined,
   script: S.Script,
   options: Partial<Router.Options>,
   f: (router: AiSdk.Provider, upstream: SimulatedUpstream.SimulatedUpstream) => Promise<A>
@@ -58,7 +61,7 @@ const route = (metadata: unknown) =>
 const outcomes = (trail: ReadonlyArray<{ model: string; outcome: string }>) =>
   trail.map((a) => `${a.model}:${a.outcome}`)
 
-const suite = (clientName: string, httpClient: Layer.Layer<HttpClient.HttpClient>) =>
+const suite = (clientName: string, httpClient: Layer.Layer<HttpClient.HttpClient> | undefined) =>
   describe(`AiSdk with the ai package over ${clientName}`, () => {
     it("generateText over a list whose first model fails: b answers, named in the response and its metadata", () =>
       withRouter(
@@ -226,12 +229,13 @@ const suite = (clientName: string, httpClient: Layer.Layer<HttpClient.HttpClient
       ))
   })
 
+suite("its default HTTP client (FetchRouterHttpClient)", undefined)
 suite("FetchHttpClient", FetchHttpClient.layer)
 
 describe("AiSdk: generateObject, tools, chains", () => {
   it("generateObject with a JSON schema: response_format json_schema, the value decoded", () =>
     withRouter(
-      FetchHttpClient.layer,
+      undefined,
       { a: [S.succeed({ text: JSON.stringify({ city: "Paris", temperature: 21 }) })] },
       {},
       async (router, up) => {
@@ -257,7 +261,7 @@ describe("AiSdk: generateObject, tools, chains", () => {
 
   it("tools: definitions and tool choice sent, the model's call executed, results returned", () =>
     withRouter(
-      FetchHttpClient.layer,
+      undefined,
       { a: [S.succeed({ toolCalls: [{ id: "call_1", name: "weather", arguments: { city: "Paris" } }] })] },
       {},
       async (router, up) => {

@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Anthropic from "../src/Anthropic.js"
 import * as Attempt from "../src/Attempt.js"
+import * as FetchRouterHttpClient from "../src/FetchRouterHttpClient.js"
 import * as Gemini from "../src/Gemini.js"
 import * as Model from "../src/Model.js"
 import type * as Provider from "../src/Provider.js"
@@ -330,6 +331,7 @@ const suite = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>) =
 }
 
 suite("FetchHttpClient", FetchHttpClient.layer)
+suite("FetchRouterHttpClient", FetchRouterHttpClient.layer)
 
 // Last: importing @effect/platform-node installs undici as the process-wide fetch dispatcher.
 suite(

@@ -12,6 +12,7 @@ import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Attempt from "../src/Attempt.js"
+import * as FetchRouterHttpClient from "../src/FetchRouterHttpClient.js"
 import * as Model from "../src/Model.js"
 import * as NodeRouterHttpClient from "../src/node/NodeRouterHttpClient.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
@@ -239,7 +240,13 @@ describe("hedging: bad options", () => {
   )
 })
 
-for (const [name, runIt] of [["fetch", run], ["undici", runWith(NodeRouterHttpClient.layerUndici)]] as const) {
+for (
+  const [name, runIt] of [
+    ["fetch", run],
+    ["fetchr", runWith(FetchRouterHttpClient.layer)],
+    ["undici", runWith(NodeRouterHttpClient.layerUndici)]
+  ] as const
+) {
   describe(`hedging on loopback (${name}): the losing request's socket closes`, () => {
     it.live("a call: the slow first request is aborted when the hedge wins", () =>
       runIt(Effect.gen(function*() {

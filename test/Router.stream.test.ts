@@ -24,6 +24,7 @@ import type * as Attempt from "../src/Attempt.js"
 import type { ChatChunk } from "../src/ChatChunk.js"
 import type * as ChatRequest from "../src/ChatRequest.js"
 import * as Compat from "../src/Compat.js"
+import * as FetchRouterHttpClient from "../src/FetchRouterHttpClient.js"
 import * as GptRouter from "../src/GptRouter.js"
 import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
@@ -362,6 +363,7 @@ const core = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>) =>
 }
 
 core("FetchHttpClient", FetchHttpClient.layer)
+core("FetchRouterHttpClient", FetchRouterHttpClient.layer)
 
 // ---------------------------------------------------------------------------------------------------------------------
 // SSE edge cases

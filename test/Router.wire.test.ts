@@ -17,6 +17,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Attempt from "../src/Attempt.js"
 import type * as ChatRequest from "../src/ChatRequest.js"
+import * as FetchRouterHttpClient from "../src/FetchRouterHttpClient.js"
 import * as GptRouter from "../src/GptRouter.js"
 import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
@@ -344,6 +345,7 @@ const endToEnd = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>
 }
 
 endToEnd("FetchHttpClient", FetchHttpClient.layer)
+endToEnd("FetchRouterHttpClient", FetchRouterHttpClient.layer)
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Status → tag

@@ -1,0 +1,681 @@
+/**
+ * The fetch client layer over a real loopback socket: round trips, what the server sees when a request or a body read
+ * is cut short (interruption, `Stream.take`, a closed scope, a dropped response, a released body), error mapping,
+ * connection reuse, and the platform's `Fetch` / `RequestInit` tags. Each test starts its own node:http server on
+ * 127.0.0.1:0 and closes it when its scope ends.
+ */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import { describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Http from "node:http"
+import * as Net from "node:net"
+import * as V8 from "node:v8"
+import * as Vm from "node:vm"
+import * as FetchRouterHttpClient from "../src/FetchRouterHttpClient.js"
+import * as ByteSource from "../src/internal/byteSource.js"
+import * as UntracedClient from "../src/internal/untracedClient.js"
+
+interface Seen {
+  readonly method: string
+  readonly url: string
+  readonly headers: Http.IncomingHttpHeaders
+  readonly body: string
+  readonly bytes: Buffer
+}
+
+interface TestServer {
+  readonly url: string
+  readonly requests: Array<Seen>
+  /** Connections accepted so far. */
+  readonly connections: () => number
+  /** Connections closed so far (by either side). */
+  readonly closed: () => number
+  /**
+   * Responses whose connection closed before they were finished: the client gave up on them. (Counting sockets instead
+   * would also count the spare connection undici opens and drops right after an abort.)
+   */
+  readonly aborted: () => number
+}
+
+type Handler = (req: Http.IncomingMessage, res: Http.ServerResponse) => void
+
+/** A server on 127.0.0.1:0 that records each request (with its body) before `handler` answers it. */
+const serve = (handler: Handler): Effect.Effect<TestServer, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      new Promise<{ server: Http.Server; info: TestServer }>((resolve) => {
+        const requests: Array<Seen> = []
+        let connections = 0
+        let closed = 0
+        let aborted = 0
+        const server = Http.createServer((req, res) => {
+          res.on("close", () => {
+            if (!res.writableFinished) aborted++
+          })
+          const chunks: Array<Buffer> = []
+          req.on("data", (chunk: Buffer) => chunks.push(chunk))
+          req.on("end", () => {
+            requests.push({
+              method: req.method ?? "",
+              url: req.url ?? "",
+              headers: req.headers,
+              body: Buffer.concat(chunks).toString("utf8"),
+              bytes: Buffer.concat(chunks)
+            })
+            handler(req, res)
+          })
+        })
+        server.on("connection", (socket) => {
+          connections++
+          socket.on("close", () => closed++)
+        })
+        server.listen(0, "127.0.0.1", () => {
+          const port = (server.address() as Net.AddressInfo).port
+          resolve({
+            server,
+            info: {
+              url: `http://127.0.0.1:${port}`,
+              requests,
+              connections: () => connections,
+              closed: () => closed,
+              aborted: () => aborted
+            }
+          })
+        })
+      })
+    ),
+    ({ server }) =>
+      Effect.promise(() =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections()
+          server.close(() => resolve())
+        })
+      )
+  ).pipe(Effect.map(({ info }) => info))
+
+/** Polls `condition` every 5 ms; a defect naming `what` after `timeoutMs`. */
+const waitUntil = (what: string, condition: () => boolean, timeoutMs = 3_000) =>
+  Effect.promise(() =>
+    new Promise<void>((resolve, reject) => {
+      const start = Date.now()
+      const tick = () => {
+        if (condition()) resolve()
+        else if (Date.now() - start > timeoutMs) reject(new Error(`timed out waiting for ${what}`))
+        else setTimeout(tick, 5)
+      }
+      tick()
+    })
+  )
+
+/** A port that was just bound and released: nothing listens there. */
+const closedPort = Effect.promise(() =>
+  new Promise<number>((resolve) => {
+    const server = Net.createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as Net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+)
+
+/** Answers every request with `chunk-0\n`, `chunk-1\n`, … every 5 ms, never ending; stops when the client goes. */
+const endless: Handler = (_, res) => {
+  res.writeHead(200, { "content-type": "text/plain" })
+  let i = 0
+  const timer = setInterval(() => res.write(`chunk-${i++}\n`), 5)
+  res.on("close", () => clearInterval(timer))
+}
+
+/** Sends the headers (announcing 100 bytes) and `partial`, then holds the response open. */
+const holdAfter = (partial: string): Handler => (_, res) => {
+  res.writeHead(200, { "content-type": "text/plain", "content-length": "100" })
+  res.write(partial)
+}
+
+const decoder = new TextDecoder()
+const text = (chunks: Iterable<Uint8Array>) => [...chunks].map((c) => decoder.decode(c)).join("")
+
+type Client = HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
+
+/** The client's own untraced send (what the router calls when no tracer is installed), as a client. */
+const direct = (client: HttpClient.HttpClient): Client => {
+  const execute = UntracedClient.untracedExecute(client)
+  if (execute === undefined) throw new Error("the client offers no untraced send")
+  return HttpClient.makeWith(
+    (request: Effect.Effect<HttpClientRequest.HttpClientRequest>) => Effect.flatMap(request, execute),
+    Effect.succeed
+  )
+}
+
+// The router sends untraced requests through the client's own untraced send ("direct"), and through `execute` when
+// a tracer is installed or the caller wrapped the client; everything through `execute` goes through `HttpClient.make`.
+// Every behaviour below holds in all four.
+const modes: ReadonlyArray<readonly [string, (client: HttpClient.HttpClient) => Client]> = [
+  ["direct", direct],
+  ["untraced", (client) => HttpClient.withTracerDisabledWhen(client, () => true)],
+  ["untraced + withScope", (client) => HttpClient.withScope(HttpClient.withTracerDisabledWhen(client, () => true))],
+  ["traced", (client) => client]
+]
+
+/** Runs `f` with the layer's client in the given mode. */
+const withClient = <A, E>(
+  mode: (client: HttpClient.HttpClient) => Client,
+  f: (client: Client) => Effect.Effect<A, E, Scope.Scope>,
+  layer: Layer.Layer<HttpClient.HttpClient> = FetchRouterHttpClient.layer
+): Effect.Effect<A, E, Scope.Scope> =>
+  Effect.provide(Effect.flatMap(HttpClient.HttpClient, (client) => f(mode(client))), layer)
+
+for (const [name, mode] of modes) {
+  describe(`FetchRouterHttpClient (${name})`, () => {
+    it.live("GET: url params, request headers, status, response headers, cookies and JSON body", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve((req, res) => {
+          res.writeHead(201, { "content-type": "application/json", "x-reply": "yes", "set-cookie": "session=abc" })
+          res.end(JSON.stringify({ saw: req.url, header: req.headers["x-test"] }))
+        })
+        const response = yield* withClient(mode, (client) =>
+          Effect.flatMap(
+            client.get(`${server.url}/echo?x=1`, { headers: { "x-test": "t1" }, urlParams: { y: "2" } }),
+            (response) => Effect.map(response.json, (json) => ({ response, json }))
+          ))
+        expect(response.response.status).toBe(201)
+        expect(response.response.headers["x-reply"]).toBe("yes")
+        expect(response.response.cookies.cookies["session"]?.value).toBe("abc")
+        expect(response.json).toEqual({ saw: "/echo?x=1&y=2", header: "t1" })
+        expect(server.requests.map((r) => r.method)).toEqual(["GET"])
+      })))
+
+    it.live("POST: text, bytes and stream bodies arrive exactly, with their content type and length", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve((req, res) => {
+          res.writeHead(200, { "content-type": "text/plain; charset=utf-8" })
+          res.end(
+            `${req.headers["content-type"]}|${req.headers["content-length"] ?? "-"}|${
+              req.headers["transfer-encoding"] ?? "-"
+            }`
+          )
+        })
+        const results = yield* withClient(mode, (client) =>
+          Effect.forEach([
+            HttpClientRequest.post(`${server.url}/text`).pipe(HttpClientRequest.bodyText("héllo ✓", "text/plain")),
+            HttpClientRequest.post(`${server.url}/bytes`).pipe(
+              HttpClientRequest.bodyUint8Array(new Uint8Array([0, 1, 2, 255]), "application/octet-stream")
+            ),
+            HttpClientRequest.post(`${server.url}/stream`).pipe(
+              HttpClientRequest.bodyStream(
+                Stream.make(new TextEncoder().encode("ab"), new TextEncoder().encode("cd")),
+                { contentType: "text/x-parts" }
+              )
+            )
+          ], (request) => Effect.flatMap(client.execute(request), (response) => response.text)))
+        expect(results).toEqual([
+          "text/plain|10|-",
+          "application/octet-stream|4|-",
+          "text/x-parts|-|chunked"
+        ])
+        expect(server.requests[0]!.body).toBe("héllo ✓")
+        expect([...server.requests[1]!.bytes]).toEqual([0, 1, 2, 255])
+        expect(server.requests[2]!.body).toBe("abcd")
+      })))
+
+    it.live("text and json: a body with a content-length and a chunked one, multi-byte UTF-8 exact, BOM dropped", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const payload = "\uFEFF{\"text\":\"héllo ✓ 😀\"}"
+        const server = yield* serve((req, res) => {
+          if (req.url === "/length") {
+            res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(payload) })
+            res.end(payload)
+          } else {
+            res.writeHead(200, { "content-type": "application/json" })
+            const bytes = Buffer.from(payload)
+            // Split inside the emoji, so the decoder has to join the reads.
+            res.write(
+              bytes.subarray(0, bytes.length - 4),
+              () => setTimeout(() => res.end(bytes.subarray(bytes.length - 4)), 10)
+            )
+          }
+        })
+        const results = yield* withClient(
+          mode,
+          (client) =>
+            Effect.forEach(["/length", "/chunked"], (path) =>
+              Effect.flatMap(
+                client.get(`${server.url}${path}`),
+                (response) => Effect.all([response.text, response.json])
+              ))
+        )
+        expect(results).toEqual([
+          ["{\"text\":\"héllo ✓ 😀\"}", { text: "héllo ✓ 😀" }],
+          ["{\"text\":\"héllo ✓ 😀\"}", { text: "héllo ✓ 😀" }]
+        ])
+        expect(server.requests.map((r) => r.url)).toEqual(["/length", "/chunked"])
+      })))
+
+    it.live("a body read to its end is not aborted: the connection is reused, and text can be read twice", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve((_, res) => res.end("{\"n\":1}"))
+        // Sequential calls, each after the previous one's connection went back to the pool (fetch's pool opens another
+        // for a request sent the moment a response ends), so a needless abort would show as a second connection.
+        const reads = yield* withClient(mode, (client) =>
+          Effect.forEach([1, 2, 3], (i) =>
+            Effect.scoped(Effect.flatMap(
+              i === 1
+                ? client.get(`${server.url}/small`)
+                : Effect.delay(client.get(`${server.url}/small`), "30 millis"),
+              (response) =>
+                Effect.all([response.text, response.text, response.json, response.arrayBuffer.pipe(Effect.either)])
+            ))))
+        expect(reads.map(([a, b, json]) => [a, b, json])).toEqual([
+          ["{\"n\":1}", "{\"n\":1}", { n: 1 }],
+          ["{\"n\":1}", "{\"n\":1}", { n: 1 }],
+          ["{\"n\":1}", "{\"n\":1}", { n: 1 }]
+        ])
+        // Once read as text, the bytes are the text's bytes.
+        expect(reads.map(([, , , bytes]) => Either.map(bytes, (b) => decoder.decode(b)))).toEqual([
+          Either.right("{\"n\":1}"),
+          Either.right("{\"n\":1}"),
+          Either.right("{\"n\":1}")
+        ])
+        expect([server.connections(), server.closed(), server.aborted()]).toEqual([1, 0, 0])
+      })))
+
+    it.live("interrupting before the headers arrive closes the socket", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve(() => {}) // never answers
+        const exit = yield* withClient(mode, (client) =>
+          Effect.gen(function*() {
+            const fiber = yield* Effect.fork(Effect.scoped(client.get(`${server.url}/hang`)))
+            yield* waitUntil("the request to arrive", () => server.requests.length === 1)
+            expect(server.aborted()).toBe(0)
+            const exit = yield* Fiber.interrupt(fiber)
+            yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+            return exit
+          }))
+        expect(Exit.isInterrupted(exit)).toBe(true)
+      })))
+
+    it.live("Stream.take(3) on an endless body closes the socket as soon as the third read is taken", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve(endless)
+        const taken = yield* withClient(mode, (client) =>
+          Effect.gen(function*() {
+            const taken = yield* Effect.scoped(Effect.flatMap(
+              client.get(`${server.url}/endless`),
+              (response) => Stream.runCollect(Stream.take(response.stream, 3))
+            ))
+            yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+            return taken
+          }))
+        expect(Chunk.size(taken)).toBe(3)
+        // Three network reads: the first starts the sequence, and together they are a prefix of it.
+        const got = text(taken)
+        expect(got.startsWith("chunk-0\n")).toBe(true)
+        const expected = Array.from({ length: 1000 }, (_, i) => `chunk-${i}\n`).join("")
+        expect(expected.startsWith(got)).toBe(true)
+      })))
+
+    it.live("interrupting a stream while it waits for the next read closes the socket", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve(holdAfter("first"))
+        const exit = yield* withClient(mode, (client) =>
+          Effect.gen(function*() {
+            const response = yield* client.get(`${server.url}/held`)
+            const fiber = yield* Effect.fork(Stream.runCollect(response.stream))
+            yield* Effect.sleep("50 millis")
+            const exit = yield* Fiber.interrupt(fiber)
+            yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+            return exit
+          }))
+        expect(Exit.isInterrupted(exit)).toBe(true)
+      })))
+
+    it.live("interrupting a text read aborts the request", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve(holdAfter("partial"))
+        const exit = yield* withClient(mode, (client) =>
+          Effect.gen(function*() {
+            const response = yield* client.get(`${server.url}/held`)
+            expect(response.status).toBe(200)
+            const fiber = yield* Effect.fork(response.text)
+            yield* Effect.sleep("50 millis")
+            expect(server.aborted()).toBe(0)
+            const exit = yield* Fiber.interrupt(fiber)
+            yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+            return exit
+          }))
+        expect(Exit.isInterrupted(exit)).toBe(true)
+      })))
+
+    it.live("connection refused: RequestError \"Transport\" whose cause is fetch's, carrying ECONNREFUSED", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const port = yield* closedPort
+        const error = yield* withClient(mode, (client) => Effect.flip(client.get(`http://127.0.0.1:${port}/x`)))
+        expect(error._tag).toBe("RequestError")
+        expect(error.reason).toBe("Transport")
+        const cause = error.cause as { readonly message?: unknown; readonly cause?: { readonly code?: unknown } }
+        expect([cause.message, cause.cause?.code]).toEqual(["fetch failed", "ECONNREFUSED"])
+      })))
+
+    it.live("a body cut mid-way: text fails with ResponseError \"Decode\"; a stream delivers the bytes, then fails", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve((_, res) => {
+          res.writeHead(200, { "content-type": "text/plain", "content-length": "100" })
+          res.write("0123456789", () => setTimeout(() => res.socket?.destroy(), 20))
+        })
+        const [textError, streamed] = yield* withClient(mode, (client) =>
+          Effect.all([
+            Effect.flatMap(client.get(`${server.url}/cut`), (response) => Effect.flip(response.text)),
+            Effect.flatMap(
+              client.get(`${server.url}/cut`),
+              (response) => Stream.runCollect(Stream.either(response.stream))
+            )
+          ]))
+        expect([textError._tag, textError.reason]).toEqual(["ResponseError", "Decode"])
+        const items = Chunk.toReadonlyArray(streamed)
+        const last = items[items.length - 1]!
+        expect(Either.isLeft(last) && [last.left._tag, last.left.reason]).toEqual(["ResponseError", "Decode"])
+        expect(text(items.slice(0, -1).map((item) => Either.getOrThrow(item)))).toBe("0123456789")
+      })))
+
+    it.live("an invalid URL is RequestError \"InvalidUrl\" and sends nothing", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const error = yield* withClient(mode, (client) => Effect.flip(client.get("/relative/only")))
+        expect([error._tag, error.reason]).toEqual(["RequestError", "InvalidUrl"])
+      })))
+  })
+}
+
+/** 1,000 sequential calls (every tenth response dropped unread) leave no socket, connection or request behind. */
+const leakCheck = (mode: (client: HttpClient.HttpClient) => Client) =>
+  Effect.scoped(Effect.gen(function*() {
+    const server = yield* serve((_, res) => res.end("{\"ok\":true}"))
+    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap").length
+    yield* withClient(mode, (client) =>
+      Effect.gen(function*() {
+        let unread = 0
+        const call = Effect.flatMap(client.get(`${server.url}/ok`), (r) =>
+          // Every tenth response is dropped unread: a small body that has fully arrived must not hold its connection.
+          ++unread % 10 === 0 ? Effect.succeed({ ok: true }) : r.json)
+        // Warm up: fetch's pool settles on its connections.
+        yield* Effect.replicateEffect(call, 10)
+        const before = { sockets: sockets(), connections: server.connections() }
+        const results = yield* Effect.replicateEffect(call, 1_000)
+        expect(results.every((r) => (r as { ok: boolean }).ok === true)).toBe(true)
+        expect(server.requests.length).toBe(1_010)
+        expect([server.connections(), server.closed(), server.aborted()]).toEqual([before.connections, 0, 0])
+        expect(sockets()).toBe(before.sockets)
+      }))
+  }))
+
+describe("FetchRouterHttpClient: scopes, tracing and leaks", () => {
+  const scopedModes: ReadonlyArray<readonly [string, (client: HttpClient.HttpClient) => Client]> = [
+    ["untraced", (client) => HttpClient.withScope(HttpClient.withTracerDisabledWhen(client, () => true))],
+    ["traced", (client) => HttpClient.withScope(client)]
+  ]
+
+  for (const [name, scoped] of scopedModes) {
+    it.live(`withScope (${name}): closing the scope of an unread response closes its socket at once`, () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve(endless)
+        yield* withClient(scoped, (client) =>
+          Effect.gen(function*() {
+            const scope = yield* Scope.make()
+            const response = yield* Scope.extend(client.get(`${server.url}/endless`), scope)
+            expect(response.status).toBe(200)
+            yield* Effect.sleep("30 millis")
+            expect(server.aborted()).toBe(0)
+            yield* Scope.close(scope, Exit.void)
+            yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+          }))
+      })))
+
+    it.live(`withScope (${name}): closing the scope of a request still waiting for its headers aborts it`, () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve(() => {}) // never answers
+        const exit = yield* withClient(scoped, (client) =>
+          Effect.gen(function*() {
+            const scope = yield* Scope.make()
+            const fiber = yield* Effect.fork(Scope.extend(client.get(`${server.url}/hang`), scope))
+            yield* waitUntil("the request to arrive", () => server.requests.length === 1)
+            yield* Effect.sleep("20 millis")
+            expect(server.aborted()).toBe(0)
+            // The scope closes; the request's fiber is not interrupted: the abort alone ends the request.
+            yield* Scope.close(scope, Exit.void)
+            yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+            return yield* Fiber.await(fiber)
+          }))
+        expect(Exit.isInterrupted(exit)).toBe(false)
+        expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe(Option.map((e) => e._tag))).toEqual(
+          Option.some("RequestError")
+        )
+      })))
+  }
+
+  for (const [name, untraced] of [modes[0]!, modes[1]!]) {
+    it.live(`${name}: a response that is dropped unread is aborted once it is garbage-collected`, () =>
+      Effect.scoped(Effect.gen(function*() {
+        V8.setFlagsFromString("--expose-gc")
+        const gc = Vm.runInNewContext("gc") as () => void
+        const server = yield* serve(endless)
+        yield* withClient(untraced, (client) =>
+          Effect.gen(function*() {
+            yield* Effect.asVoid(client.get(`${server.url}/endless`))
+            yield* Effect.sleep("30 millis")
+            expect(server.aborted()).toBe(0)
+            yield* waitUntil("the server to see the close", () => {
+              gc()
+              return server.aborted() === 1
+            }, 10_000)
+          }))
+      })))
+
+    it.live(`${name}: 1,000 sequential calls leave no socket, connection, request or listener behind`, () =>
+      leakCheck(untraced))
+  }
+
+  it.live("traced calls carry a traceparent header; untraced calls do not", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* serve((_, res) => res.end("ok"))
+      yield* withClient((client) => client, (client) =>
+        Effect.withSpan(Effect.flatMap(client.get(`${server.url}/traced`), (r) => r.text), "parent"))
+      yield* withClient(modes[1]![1], (client) =>
+        Effect.withSpan(
+          Effect.flatMap(client.get(`${server.url}/untraced`), (r) =>
+            r.text),
+          "parent"
+        ))
+      yield* withClient(direct, (client) =>
+        Effect.withSpan(
+          Effect.flatMap(client.get(`${server.url}/direct`), (r) => r.text),
+          "parent"
+        ))
+      expect(server.requests.map((r) => [r.url, typeof r.headers["traceparent"]])).toEqual([
+        ["/traced", "string"],
+        ["/untraced", "undefined"],
+        ["/direct", "undefined"]
+      ])
+    })))
+})
+
+describe("FetchRouterHttpClient: the platform's Fetch and RequestInit tags", () => {
+  for (const [name, mode] of [modes[0]!, modes[3]!]) {
+    it.live(`${name}: a Fetch provided to the layer sends, one provided around a call wins; RequestInit is added`, () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve((req, res) => res.end(String(req.headers["x-init"] ?? "-")))
+        const seen: Array<string> = []
+        const recording = (tag: string): typeof globalThis.fetch => (input, init) => {
+          seen.push(tag)
+          return globalThis.fetch(input, init)
+        }
+        const layer = FetchRouterHttpClient.layer.pipe(
+          Layer.provide(Layer.succeed(FetchHttpClient.Fetch, recording("layer"))),
+          Layer.provide(Layer.succeed(FetchHttpClient.RequestInit, { headers: { "x-init": "from-init" } }))
+        )
+        const bodies = yield* withClient(mode, (client) =>
+          Effect.all([
+            Effect.flatMap(client.get(`${server.url}/a`), (r) => r.text),
+            Effect.flatMap(client.get(`${server.url}/b`), (r) => r.text).pipe(
+              Effect.provideService(FetchHttpClient.Fetch, recording("call"))
+            ),
+            Effect.flatMap(client.get(`${server.url}/c`, { headers: { "x-init": "from-request" } }), (r) => r.text)
+          ]), layer)
+        expect(seen).toEqual(["layer", "call", "layer"])
+        expect(bodies).toEqual(["from-init", "from-init", "from-request"])
+      })))
+  }
+})
+
+describe("FetchRouterHttpClient: the body as the router reads it (ByteSource)", () => {
+  /** The direct send's response, its body taken as a ByteSource. */
+  const open = (url: string) =>
+    withClient(direct, (client) =>
+      Effect.map(client.get(url), (response) => {
+        if (!ByteSource.hasByteSource(response)) throw new Error("the response offers no ByteSource")
+        return ByteSource.fromResponse(response)!
+      }))
+  const pullText = (source: ByteSource.ByteSource) => Effect.map(source.pull, (reads) => text(reads))
+  const drain = (source: ByteSource.ByteSource) =>
+    Effect.gen(function*() {
+      let all = ""
+      for (let i = 0; i < 100_000; i++) {
+        const reads = yield* Effect.option(source.pull)
+        if (Option.isNone(reads)) return all
+        all += text(reads.value)
+      }
+      throw new Error("the body did not end")
+    })
+
+  it.live("pulls every read in order, then ends (a 5 MB body arrives whole, also through text)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const big = "0123456789abcdef".repeat(5 * 65_536)
+      const server = yield* serve((_, res) => {
+        res.writeHead(200, { "content-type": "text/plain" })
+        res.end(big)
+      })
+      const source = yield* open(`${server.url}/big`)
+      expect(yield* drain(source)).toBe(big)
+      // At the end it stays ended.
+      expect(yield* Effect.flip(source.pull)).toEqual(Option.none())
+      const viaText = yield* withClient(
+        direct,
+        (client) => Effect.flatMap(client.get(`${server.url}/big`), (r) => r.text)
+      )
+      expect(viaText.length).toBe(big.length)
+      expect(viaText === big).toBe(true)
+    })))
+
+  it.live("release after the end marker lets the rest arrive: the next request reuses the connection", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* serve((_, res) => {
+        res.writeHead(200, { "content-type": "text/event-stream" })
+        res.write("data: [DONE]\n\n", () => setTimeout(() => res.end(": bye\n\n"), 20))
+      })
+      const source = yield* open(`${server.url}/sse`)
+      expect(yield* pullText(source)).toBe("data: [DONE]\n\n")
+      source.release()
+      yield* waitUntil("the response to finish", () => server.requests.length === 1 && server.connections() === 1)
+      yield* Effect.sleep("60 millis")
+      const again = yield* open(`${server.url}/sse`)
+      expect(yield* pullText(again)).toBe("data: [DONE]\n\n")
+      again.release()
+      yield* Effect.sleep("60 millis")
+      expect([server.requests.length, server.connections(), server.aborted()]).toEqual([2, 1, 0])
+    })))
+
+  it.live("release of a body that keeps coming aborts it past releaseLimitBytes", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* serve((_, res) => {
+        res.writeHead(200, { "content-type": "text/event-stream" })
+        const chunk = "x".repeat(16 * 1024)
+        const timer = setInterval(() => res.write(chunk), 2)
+        res.on("close", () => clearInterval(timer))
+      })
+      const source = yield* open(`${server.url}/flood`)
+      yield* pullText(source)
+      const released = Date.now()
+      source.release()
+      yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+      // Well before the time limit: the byte limit ended it.
+      expect(Date.now() - released).toBeLessThan(ByteSource.releaseMaxMillis - 200)
+    })))
+
+  it.live("release of a body that trickles on aborts it after releaseMaxMillis", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* serve(endless)
+      const source = yield* open(`${server.url}/trickle`)
+      yield* pullText(source)
+      const released = Date.now()
+      source.release()
+      yield* Effect.sleep(`${ByteSource.releaseMaxMillis - 300} millis`)
+      expect(server.aborted()).toBe(0)
+      yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+      expect(Date.now() - released).toBeGreaterThanOrEqual(ByteSource.releaseMaxMillis - 50)
+    })))
+
+  it.live("close before the end cancels the body: the server sees the socket close; close after the end does not", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* serve(endless)
+      const source = yield* open(`${server.url}/endless`)
+      yield* pullText(source)
+      source.close()
+      yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+      const small = yield* serve((_, res) => res.end("done"))
+      const finished = yield* open(`${small.url}/small`)
+      expect(yield* drain(finished)).toBe("done")
+      finished.close()
+      yield* Effect.sleep("30 millis")
+      expect([small.aborted(), small.closed()]).toEqual([0, 0])
+    })))
+
+  it.live("a body cut mid-way: the reads that arrived, then ResponseError \"Decode\"; a body read once already fails", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* serve((_, res) => {
+        res.writeHead(200, { "content-type": "text/plain", "content-length": "100" })
+        res.write("0123456789", () => setTimeout(() => res.socket?.destroy(), 20))
+      })
+      const source = yield* open(`${server.url}/cut`)
+      expect(yield* pullText(source)).toBe("0123456789")
+      const error = yield* Effect.flip(source.pull)
+      expect(Option.map(error, (e) => [e._tag, e.reason])).toEqual(Option.some(["ResponseError", "Decode"]))
+      // Twice: the stream is being read, so its reader cannot be taken again.
+      const taken = yield* withClient(
+        direct,
+        (client) =>
+          Effect.flatMap(client.get(`${server.url}/cut`), (response) => {
+            const first = ByteSource.fromResponse(response)!
+            const second = ByteSource.fromResponse(response)!
+            first.close()
+            return Effect.flip(second.pull)
+          })
+      )
+      expect(Option.map(taken, (e) => e.reason)).toEqual(Option.some("Decode"))
+    })))
+
+  it.live("a response without a body: the source ends at once, `stream` fails with \"EmptyBody\"", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* serve((_, res) => {
+        res.writeHead(204)
+        res.end()
+      })
+      const source = yield* open(`${server.url}/none`)
+      expect(yield* Effect.flip(source.pull)).toEqual(Option.none())
+      const error = yield* withClient(
+        direct,
+        (client) =>
+          Effect.flatMap(client.get(`${server.url}/none`), (response) => Effect.flip(Stream.runDrain(response.stream)))
+      )
+      expect([error._tag, error.reason]).toEqual(["ResponseError", "EmptyBody"])
+    })))
+})
