@@ -12,8 +12,11 @@ import { generateObject, generateText, jsonSchema, streamText, tool } from "ai"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import { AiSdk } from "../src/ai-sdk/index.js"
 import { toMessages, toRequest } from "../src/ai-sdk/internal/request.js"
+import { Attempt } from "../src/Attempt.js"
+import * as bridge from "../src/internal/bridge.js"
 import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
@@ -405,3 +408,27 @@ suite(
     Effect.map(Effect.promise(() => import("../src/node/NodeRouterHttpClient.js")), (m) => m.layerUndici)
   )
 )
+
+describe("AiSdk: the trail in provider metadata", () => {
+  it("is the trail's schema encoding, attempt for attempt (errors, skips, hedges, optional fields)", () => {
+    const base = { index: 1, attempt: 1, model: "a", provider: "openai", startedAt: 1000, endedAt: 1040 }
+    const limited = new RouterError.RateLimited({
+      provider: "openai",
+      model: "a",
+      attempt: 1,
+      status: 429,
+      retryAfterMillis: 1000
+    })
+    const trail = [
+      new Attempt({ ...base, outcome: "retry", error: limited, waitMillis: 1000, note: "server asked to wait" }),
+      new Attempt({ ...base, index: 2, outcome: "skipped", reopensAt: 5000, limit: "requests", deployment: "d1" }),
+      new Attempt({ ...base, index: 3, attempt: 2, outcome: "cancelled", hedge: 1 }),
+      new Attempt({ ...base, index: 4, attempt: 2, outcome: "success", cost: 0.25, probe: true, deployment: undefined })
+    ]
+    const json = bridge.trailToJson(trail)
+    expect(json).toEqual(Schema.encodeSync(Schema.Array(Attempt))(trail))
+    // Plain JSON values: what JSON carries is all of it.
+    expect(JSON.parse(JSON.stringify(json))).toEqual(json)
+    expect(json.map((a) => Object.getPrototypeOf(a))).toEqual(trail.map(() => Object.prototype))
+  })
+})

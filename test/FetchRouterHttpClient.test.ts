@@ -537,6 +537,90 @@ describe("FetchRouterHttpClient: the platform's Fetch and RequestInit tags", () 
   }
 })
 
+describe("FetchRouterHttpClient: the direct send's abort", () => {
+  it.live("a Fetch in context gets a real AbortSignal, aborted (and the socket closed) on interruption", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* serve(() => {}) // never answers
+      const signals: Array<AbortSignal> = []
+      const recording: typeof globalThis.fetch = (input, init) => {
+        signals.push(init!.signal!)
+        return globalThis.fetch(input, init)
+      }
+      const exit = yield* withClient(direct, (client) =>
+        Effect.gen(function*() {
+          const fiber = yield* Effect.fork(client.get(`${server.url}/hang`))
+          yield* waitUntil("the request to arrive", () => server.requests.length === 1)
+          const exit = yield* Fiber.interrupt(fiber)
+          yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+          return exit
+        }).pipe(Effect.provideService(FetchHttpClient.Fetch, recording)))
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(signals.length).toBe(1)
+      expect(signals[0] instanceof AbortSignal).toBe(true)
+      expect(signals[0]!.aborted).toBe(true)
+    })))
+})
+
+describe("FetchRouterHttpClient: a JSON body of known length, read before the router gets its response", () => {
+  it.live("text, json and the ByteSource give the whole body; the connection is reused", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const payload = JSON.stringify({ text: "héllo ✓", n: [1, 2, 3] })
+      const server = yield* serve((_, res) => {
+        res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(payload) })
+        // In two writes, the second after the headers have gone.
+        res.write(payload.slice(0, 5), () => setTimeout(() => res.end(payload.slice(5)), 10))
+      })
+      const [text, json, viaSource, again] = yield* withClient(direct, (client) =>
+        Effect.gen(function*() {
+          const response = yield* client.get(`${server.url}/json`)
+          const text = yield* response.text
+          const json = yield* response.json
+          const source = ByteSource.fromResponse(response)!
+          const reads = yield* Effect.option(source.pull)
+          const after = yield* Effect.flip(source.pull)
+          expect(after).toEqual(Option.none())
+          const again = yield* Effect.delay(
+            Effect.flatMap(client.get(`${server.url}/json`), (r) => r.text),
+            "30 millis"
+          )
+          return [text, json, Option.map(reads, (r) => decoder.decode(Chunk.toReadonlyArray(r)[0]!)), again]
+        }))
+      expect([text, json, viaSource, again]).toEqual([payload, JSON.parse(payload), Option.some(payload), payload])
+      expect([server.connections(), server.aborted()]).toEqual([1, 0])
+    })))
+
+  it.live("interrupted while the body is still arriving: the request is aborted (the server sees the close)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* serve((_, res) => {
+        res.writeHead(200, { "content-type": "application/json", "content-length": "100" })
+        res.write("{\"partial\":")
+      })
+      const exit = yield* withClient(direct, (client) =>
+        Effect.gen(function*() {
+          const fiber = yield* Effect.fork(client.get(`${server.url}/held`))
+          yield* Effect.sleep("50 millis")
+          expect(server.aborted()).toBe(0)
+          const exit = yield* Fiber.interrupt(fiber)
+          yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+          return exit
+        }))
+      expect(Exit.isInterrupted(exit)).toBe(true)
+    })))
+
+  it.live("a body cut mid-way: the response arrives, its text fails with ResponseError \"Decode\"", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* serve((_, res) => {
+        res.writeHead(200, { "content-type": "application/json", "content-length": "100" })
+        res.write("{\"cut\":", () => setTimeout(() => res.socket?.destroy(), 20))
+      })
+      const error = yield* withClient(
+        direct,
+        (client) => Effect.flatMap(client.get(`${server.url}/cut`), (response) => Effect.flip(response.text))
+      )
+      expect([error._tag, error.reason]).toEqual(["ResponseError", "Decode"])
+    })))
+})
+
 describe("FetchRouterHttpClient: the body as the router reads it (ByteSource)", () => {
   /** The direct send's response, its body taken as a ByteSource. */
   const open = (url: string) =>

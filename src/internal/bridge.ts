@@ -214,7 +214,12 @@ export const endpointUrl = (
   return undefined
 }
 
-const encodeTrail = Schema.encodeSync(Schema.Array(Attempt))
+const encodeAttempt = Schema.encodeSync(Attempt)
 
-/** A trail as JSON values (each attempt encoded by its schema), for metadata that must be JSON. */
-export const trailToJson = (trail: ReadonlyArray<Attempt>): ReadonlyArray<unknown> => encodeTrail(trail)
+/**
+ * A trail as JSON values (each attempt encoded by its schema), for metadata that must be JSON. An attempt without an
+ * error is all primitives, each its own encoding: its copy is its encoding, at a fraction of the schema's cost (the
+ * AI SDK bridge puts the trail in the metadata of every call).
+ */
+export const trailToJson = (trail: ReadonlyArray<Attempt>): ReadonlyArray<unknown> =>
+  trail.map((attempt) => attempt.error === undefined ? { ...attempt } : encodeAttempt(attempt))

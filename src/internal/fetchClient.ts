@@ -37,16 +37,70 @@ export const fetchKey = FetchHttpClient.Fetch.key
 /** @internal */
 export const requestInitKey = FetchHttpClient.RequestInit.key
 
-const abortController = (controller: AbortController): void => {
-  if (!controller.signal.aborted) controller.abort()
+/** What aborts a request of the direct path: an `AbortController`, or where fetch accepts one an {@link AbortHandle}. */
+interface Abort {
+  readonly signal: AbortSignal
+  abort(): void
+}
+
+const abortRequest = (abort: Abort): void => {
+  if (!abort.signal.aborted) abort.abort()
+}
+
+/**
+ * An abort signal for fetch implementations that take any object shaped like one (Node's: undici reads `aborted` and
+ * `reason` and adds one "abort" listener, called with the signal as `this`). An `AbortController` costs a few
+ * microseconds to build where this costs nothing, and the request's own signal follows it through one listener
+ * instead of an `EventTarget`'s.
+ */
+class AbortHandle {
+  aborted = false
+  readonly reason = undefined
+  private listener: ((this: unknown) => void) | undefined = undefined
+  addEventListener(_type: "abort", listener: (this: unknown) => void): void {
+    this.listener = listener
+  }
+  removeEventListener(_type: "abort", listener: (this: unknown) => void): void {
+    if (this.listener === listener) this.listener = undefined
+  }
+  get signal(): AbortSignal {
+    return this as unknown as AbortSignal
+  }
+  abort(): void {
+    if (this.aborted) return
+    this.aborted = true
+    const listener = this.listener
+    this.listener = undefined
+    if (listener !== undefined) listener.call(this)
+  }
+}
+
+/**
+ * The `globalThis.fetch` that takes an {@link AbortHandle} as its signal, if it does: found once, by building a
+ * `Request` with one (the same implementation's) and seeing it follow the handle. Any other fetch (one in context,
+ * or a `globalThis.fetch` replaced since) gets an `AbortController`.
+ */
+let handleFetch: Fetch | null | undefined = undefined
+const takesAbortHandle = (fetch: Fetch): boolean => {
+  if (handleFetch === undefined) {
+    handleFetch = null
+    try {
+      const probe = new AbortHandle()
+      const request = new Request("http://127.0.0.1/", { signal: probe.signal })
+      probe.abort()
+      if (request.signal.aborted) handleFetch = globalThis.fetch
+    } catch {
+      // This runtime's fetch wants a real AbortSignal.
+    }
+  }
+  return fetch === handleFetch
 }
 
 // A response whose body is never read would hold its connection until the fetch implementation collects it: abort it
 // when our response is collected (as the platform's client does for its own).
 const unreadBodies = globalValue(
   "effect-llm-router/FetchRouterHttpClient/unreadBodies",
-  () =>
-    typeof FinalizationRegistry === "function" ? new FinalizationRegistry<AbortController>(abortController) : undefined
+  () => typeof FinalizationRegistry === "function" ? new FinalizationRegistry<Abort>(abortRequest) : undefined
 )
 
 // A router sends to a handful of URLs: remember which ones `UrlParams.makeUrl` accepted, and their normal form, rather
@@ -84,16 +138,24 @@ const fetchHeaders = (headers: Headers.Headers, init: RequestInit | undefined): 
   return out
 }
 
+/**
+ * `signal`: the platform's (through `execute`), or `undefined` on the direct path, whose request gets an abort of its
+ * own, aborted when the fiber is interrupted before the headers arrive (and when its response is collected unread).
+ */
 const send = (
   request: HttpClientRequest.HttpClientRequest,
   url: string | URL,
   context: Context.Context<never>,
   defaults: Defaults,
-  signal: AbortSignal,
-  owned: AbortController | undefined
+  signal: AbortSignal | undefined
 ): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError> => {
   const fetch: Fetch = context.unsafeMap.get(fetchKey) ?? defaults.fetch ?? globalThis.fetch
   const init: RequestInit | undefined = context.unsafeMap.get(requestInitKey) ?? defaults.init
+  const owned: Abort | undefined = signal !== undefined
+    ? undefined
+    : takesAbortHandle(fetch)
+    ? new AbortHandle()
+    : new AbortController()
   const dispatch = (body: BodyInit | null, duplex: boolean) =>
     Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
       const options: RequestInit & { duplex?: "half" } = {
@@ -101,7 +163,7 @@ const send = (
         method: request.method,
         headers: fetchHeaders(request.headers, init),
         body,
-        signal
+        signal: owned === undefined ? signal! : owned.signal
       }
       if (duplex) options.duplex = "half"
       let pending: Promise<Response>
@@ -111,10 +173,20 @@ const send = (
         pending = Promise.reject(cause)
       }
       pending.then(
-        (response) => resume(Effect.succeed(new FetchResponse(request, response, owned))),
+        (response) => {
+          if (owned === undefined || !prefetchable(response)) {
+            return resume(Effect.succeed(new FetchResponse(request, response, owned, undefined)))
+          }
+          // The router's own request, answered with a JSON body of known length: read it before resuming, so that
+          // the router's read of it is synchronous (one fiber suspension per call instead of two).
+          const read = readAll(response.body!.getReader())
+          const respond = (bytes: Uint8Array | undefined) =>
+            resume(Effect.succeed(new FetchResponse(request, response, owned, { read, bytes })))
+          read.bytes.then(respond, () => respond(undefined))
+        },
         (cause) => resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
       )
-      return owned === undefined ? undefined : Effect.sync(() => abortController(owned))
+      return owned === undefined ? undefined : Effect.sync(() => abortRequest(owned))
     })
   const body = request.body
   switch (body._tag) {
@@ -145,7 +217,7 @@ export const make = (defaults: Defaults): HttpClient.HttpClient => {
   // Everything sent through `execute` goes through `HttpClient.make`: its spans, its abort on interruption (of the
   // request and of a body read), its clean-up of unread responses, and `HttpClient.withScope`.
   const client = HttpClient.make((request, url, signal, fiber) =>
-    send(request, url, fiber.currentContext, defaults, signal, undefined)
+    send(request, url, fiber.currentContext, defaults, signal)
   )
   // The router's untraced requests come here directly (see internal/untracedClient.ts): no span to skip, no `URL` per
   // call, no wrapper around the response, whose body the router reads as a `ByteSource`. A client wrapped by the
@@ -154,10 +226,69 @@ export const make = (defaults: Defaults): HttpClient.HttpClient => {
     Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((fiber) => {
       const url = resolveUrl(request)
       if (typeof url !== "string") return Effect.fail(url)
-      const controller = new AbortController()
-      return send(request, url, fiber.currentContext, defaults, controller.signal, controller)
+      return send(request, url, fiber.currentContext, defaults, undefined)
     })
   return Object.assign(client, { [UntracedClient.TypeId]: direct })
+}
+
+const utf8 = new TextDecoder()
+const noBytes = new Uint8Array(0)
+
+/** A whole-body read in progress, cancelled (its connection closed) when the read is interrupted. */
+interface BodyRead {
+  readonly bytes: Promise<Uint8Array>
+  readonly cancel: Effect.Effect<void>
+}
+
+/** The largest body read before its response is handed over (see {@link prefetchable}). */
+const prefetchMaxBytes = 1024 * 1024
+
+/**
+ * Whether a response of the router's own is read whole before it is handed over: a JSON body (a completion, an error)
+ * of a known length, at most `prefetchMaxBytes`, which the router reads whole anyway. A stream's body (`text/event-stream`,
+ * no length) never is.
+ */
+const prefetchable = (response: Response): boolean => {
+  if (response.body === null) return false
+  const headers = response.headers
+  const length = headers.get("content-length")
+  if (length === null || !(Number(length) <= prefetchMaxBytes)) return false
+  const type = headers.get("content-type")
+  return type !== null && type.includes("json")
+}
+
+/** Reads `reader` to its end: the body's bytes, in one array. A cancelled read fails rather than end short. */
+const readAll = (reader: ReadableStreamDefaultReader<Uint8Array>): BodyRead => {
+  let cancelled = false
+  const parts: Array<Uint8Array> = []
+  let length = 0
+  const bytes = new Promise<Uint8Array>((resolve, reject) => {
+    const next = (result: ReadableStreamReadResult<Uint8Array>): void => {
+      if (cancelled) return reject(new Error("the body read was interrupted"))
+      if (!result.done) {
+        parts.push(result.value)
+        length += result.value.byteLength
+        reader.read().then(next, reject)
+        return
+      }
+      if (parts.length === 1) return resolve(parts[0]!)
+      if (parts.length === 0) return resolve(noBytes)
+      const all = new Uint8Array(length)
+      let offset = 0
+      for (const part of parts) {
+        all.set(part, offset)
+        offset += part.byteLength
+      }
+      resolve(all)
+    }
+    reader.read().then(next, reject)
+  })
+  const cancel = Effect.sync(() => {
+    if (cancelled) return
+    cancelled = true
+    reader.cancel().catch(noop)
+  })
+  return { bytes, cancel }
 }
 
 class FetchResponse extends Inspectable.Class implements HttpClientResponse.HttpClientResponse {
@@ -165,28 +296,35 @@ class FetchResponse extends Inspectable.Class implements HttpClientResponse.Http
   readonly [HttpClientResponse.TypeId]: HttpClientResponse.TypeId = HttpClientResponse.TypeId
   readonly status: number
   private collectable: boolean
-  private bodyText: Promise<string> | undefined = undefined
+  private bodyRead: BodyRead | undefined = undefined
+  /** The whole body, once read (and read successfully). */
+  private bodyBytes: Uint8Array | undefined = undefined
   private textResult: string | undefined = undefined
-  private bodyBytes: Promise<ArrayBuffer> | undefined = undefined
   private cachedHeaders: Headers.Headers | undefined = undefined
   private cachedCookies: Cookies.Cookies | undefined = undefined
 
   /**
-   * `controller`: the request's own abort, on the router's direct path; through `execute` the platform's wrapper
-   * aborts its own instead (on an interrupted read, a finished stream, a collected response).
+   * `abort`: the request's own, on the router's direct path, aborted if the response is collected unread.
+   * `prefetched`: the body's read when it was read before the response was handed over, and its bytes if it succeeded.
    */
   constructor(
     readonly request: HttpClientRequest.HttpClientRequest,
     private readonly source: Response,
-    private readonly controller: AbortController | undefined
+    abort: Abort | undefined,
+    prefetched: { readonly read: BodyRead; readonly bytes: Uint8Array | undefined } | undefined
   ) {
     super()
     this.status = source.status
-    this.collectable = controller !== undefined && unreadBodies !== undefined && source.body !== null
-    if (this.collectable) unreadBodies!.register(this, controller!, this)
+    if (prefetched !== undefined) {
+      this.bodyRead = prefetched.read
+      this.bodyBytes = prefetched.bytes
+    }
+    this.collectable = prefetched === undefined && abort !== undefined && unreadBodies !== undefined &&
+      source.body !== null
+    if (this.collectable) unreadBodies!.register(this, abort!, this)
   }
 
-  /** The body is being read: from now on its reader owns it (and aborts it if the read is cut short). */
+  /** The body is being read: from now on its reader owns it (and cancels it if the read is cut short). */
   private claim(): void {
     if (this.collectable) {
       this.collectable = false
@@ -196,14 +334,6 @@ class FetchResponse extends Inspectable.Class implements HttpClientResponse.Http
 
   private decodeError(cause: unknown): HttpClientError.ResponseError {
     return new HttpClientError.ResponseError({ request: this.request, response: this, reason: "Decode", cause })
-  }
-
-  private interruptRead: Effect.Effect<void> | undefined = undefined
-  /** Aborts a body read when it is interrupted (on the direct path; `undefined`: the platform's wrapper does). */
-  private get interrupt(): Effect.Effect<void> | undefined {
-    const controller = this.controller
-    if (controller === undefined) return undefined
-    return this.interruptRead ??= Effect.sync(() => abortController(controller))
   }
 
   get headers(): Headers.Headers {
@@ -225,35 +355,44 @@ class FetchResponse extends Inspectable.Class implements HttpClientResponse.Http
     return Option.none()
   }
 
-  private readBody<A>(
-    promise: () => Promise<A>,
-    onValue?: (value: A) => void
-  ): Effect.Effect<A, HttpClientError.ResponseError> {
-    return Effect.async((resume) => {
-      this.claim()
-      promise().then(
-        (value) => {
-          if (onValue !== undefined) onValue(value)
-          resume(Effect.succeed(value))
-        },
-        (cause) => resume(Effect.fail(this.decodeError(cause)))
-      )
-      return this.interrupt
-    })
-  }
+  /**
+   * The whole body, read once through its reader (the same bytes for every later read): a read that is interrupted
+   * cancels the body, which aborts the request, whichever way the request was sent.
+   */
+  private readonly bytes: Effect.Effect<Uint8Array, HttpClientError.ResponseError> = Effect.suspend(() =>
+    this.bodyBytes !== undefined ? Effect.succeed(this.bodyBytes) : this.readBytes
+  )
 
-  private readonly textPromise = () =>
-    this.bodyText ??= this.bodyBytes === undefined
-      ? this.source.text()
-      : this.bodyBytes.then((bytes) => new TextDecoder().decode(bytes))
+  private readonly readBytes: Effect.Effect<Uint8Array, HttpClientError.ResponseError> = Effect.async((resume) => {
+    this.claim()
+    let read = this.bodyRead
+    if (read === undefined) {
+      const body = this.source.body
+      try {
+        read = body === null ? { bytes: Promise.resolve(noBytes), cancel: Effect.void } : readAll(body.getReader())
+      } catch (cause) {
+        // Its reader is taken (the stream is being read): a body is read once.
+        read = { bytes: Promise.reject(cause), cancel: Effect.void }
+      }
+      this.bodyRead = read
+    }
+    read.bytes.then(
+      (bytes) => {
+        this.bodyBytes = bytes
+        resume(Effect.succeed(bytes))
+      },
+      (cause) => resume(Effect.fail(this.decodeError(cause)))
+    )
+    return read.cancel
+  })
 
-  private readonly keepText = (text: string) => {
-    this.textResult = text
-  }
+  private readonly decodeText = (bytes: Uint8Array): string =>
+    // `TextDecoder` drops a leading BOM, as `Response.text` does.
+    this.textResult ??= utf8.decode(bytes)
 
   get text(): Effect.Effect<string, HttpClientError.ResponseError> {
     return Effect.suspend(() =>
-      this.textResult !== undefined ? Effect.succeed(this.textResult) : this.readBody(this.textPromise, this.keepText)
+      this.textResult !== undefined ? Effect.succeed(this.textResult) : Effect.map(this.bytes, this.decodeText)
     )
   }
 
@@ -277,27 +416,21 @@ class FetchResponse extends Inspectable.Class implements HttpClientResponse.Http
     })
   }
 
-  private readonly bytesPromise = () =>
-    this.bodyBytes ??= this.bodyText === undefined
-      ? this.source.arrayBuffer()
-      : this.bodyText.then((text) => new TextEncoder().encode(text).buffer as ArrayBuffer)
-
   get arrayBuffer(): Effect.Effect<ArrayBuffer, HttpClientError.ResponseError> {
-    return Effect.suspend(() => this.readBody(this.bytesPromise))
+    return Effect.map(this.bytes, (bytes) =>
+      // A copy: the caller owns the buffer (and a read's bytes may be a view on a larger one).
+      bytes.slice().buffer as ArrayBuffer)
   }
 
   get formData(): Effect.Effect<FormData, HttpClientError.ResponseError> {
-    return Effect.suspend(() =>
-      this.bodyText === undefined && this.bodyBytes === undefined && !this.source.bodyUsed
-        ? this.readBody(() => this.source.formData())
-        // Already read otherwise: parse what was read, given its type.
-        : Effect.flatMap(this.arrayBuffer, (bytes) =>
-          Effect.tryPromise({
-            try: () =>
-              new Response(bytes, { headers: { "content-type": this.headers["content-type"] ?? "" } }).formData(),
-            catch: (cause) => this.decodeError(cause)
-          }))
-    )
+    // The WHATWG `Response` parses form data, given the bytes and the type.
+    return Effect.flatMap(this.bytes, (bytes) =>
+      Effect.tryPromise({
+        try: () =>
+          new Response(bytes as BodyInit, { headers: { "content-type": this.headers["content-type"] ?? "" } })
+            .formData(),
+        catch: (cause) => this.decodeError(cause)
+      }))
   }
 
   get stream(): Stream.Stream<Uint8Array, HttpClientError.ResponseError> {
@@ -321,6 +454,8 @@ class FetchResponse extends Inspectable.Class implements HttpClientResponse.Http
   /** The router's fast path: the body as a plain pull of its reader, without a stream executor of its own. */
   [ByteSource.TypeId](): ByteSource.ByteSource {
     this.claim()
+    // Read before it was handed over: the bytes as one read.
+    if (this.bodyRead !== undefined) return readSource(this.bytes)
     const body = this.source.body
     if (body === null) return failedSource(Option.none())
     let reader: ReadableStreamDefaultReader<Uint8Array>
@@ -417,6 +552,21 @@ const makeByteSource = (
     drop()
   }
   return { pull, close, release }
+}
+
+/** A body already read whole (or being read), as a source: its bytes as one read, then the end. */
+const readSource = (bytes: Effect.Effect<Uint8Array, HttpClientError.ResponseError>): ByteSource.ByteSource => {
+  let done = false
+  const end = Effect.fail(Option.none())
+  const pull = Effect.suspend(() => {
+    if (done) return end
+    done = true
+    return Effect.mapBoth(bytes, {
+      onFailure: Option.some,
+      onSuccess: (bytes): Chunk.Chunk<Uint8Array> => bytes.length === 0 ? Chunk.empty() : Chunk.of(bytes)
+    })
+  })
+  return { pull, close: noop, release: noop }
 }
 
 const failedSource = (
