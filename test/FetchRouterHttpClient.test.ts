@@ -6,7 +6,6 @@
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { describe, expect, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
@@ -19,155 +18,23 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Http from "node:http"
-import * as Net from "node:net"
 import * as V8 from "node:v8"
 import * as Vm from "node:vm"
 import * as FetchRouterHttpClient from "../src/FetchRouterHttpClient.js"
 import * as ByteSource from "../src/internal/byteSource.js"
-import * as UntracedClient from "../src/internal/untracedClient.js"
 
-interface Seen {
-  readonly method: string
-  readonly url: string
-  readonly headers: Http.IncomingHttpHeaders
-  readonly body: string
-  readonly bytes: Buffer
-}
-
-interface TestServer {
-  readonly url: string
-  readonly requests: Array<Seen>
-  /** Connections accepted so far. */
-  readonly connections: () => number
-  /** Connections closed so far (by either side). */
-  readonly closed: () => number
-  /**
-   * Responses whose connection closed before they were finished: the client gave up on them. (Counting sockets instead
-   * would also count the spare connection undici opens and drops right after an abort.)
-   */
-  readonly aborted: () => number
-}
-
-type Handler = (req: Http.IncomingMessage, res: Http.ServerResponse) => void
-
-/** A server on 127.0.0.1:0 that records each request (with its body) before `handler` answers it. */
-const serve = (handler: Handler): Effect.Effect<TestServer, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.promise(() =>
-      new Promise<{ server: Http.Server; info: TestServer }>((resolve) => {
-        const requests: Array<Seen> = []
-        let connections = 0
-        let closed = 0
-        let aborted = 0
-        const server = Http.createServer((req, res) => {
-          res.on("close", () => {
-            if (!res.writableFinished) aborted++
-          })
-          const chunks: Array<Buffer> = []
-          req.on("data", (chunk: Buffer) => chunks.push(chunk))
-          req.on("end", () => {
-            requests.push({
-              method: req.method ?? "",
-              url: req.url ?? "",
-              headers: req.headers,
-              body: Buffer.concat(chunks).toString("utf8"),
-              bytes: Buffer.concat(chunks)
-            })
-            handler(req, res)
-          })
-        })
-        server.on("connection", (socket) => {
-          connections++
-          socket.on("close", () => closed++)
-        })
-        server.listen(0, "127.0.0.1", () => {
-          const port = (server.address() as Net.AddressInfo).port
-          resolve({
-            server,
-            info: {
-              url: `http://127.0.0.1:${port}`,
-              requests,
-              connections: () => connections,
-              closed: () => closed,
-              aborted: () => aborted
-            }
-          })
-        })
-      })
-    ),
-    ({ server }) =>
-      Effect.promise(() =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections()
-          server.close(() => resolve())
-        })
-      )
-  ).pipe(Effect.map(({ info }) => info))
-
-/** Polls `condition` every 5 ms; a defect naming `what` after `timeoutMs`. */
-const waitUntil = (what: string, condition: () => boolean, timeoutMs = 3_000) =>
-  Effect.promise(() =>
-    new Promise<void>((resolve, reject) => {
-      const start = Date.now()
-      const tick = () => {
-        if (condition()) resolve()
-        else if (Date.now() - start > timeoutMs) reject(new Error(`timed out waiting for ${what}`))
-        else setTimeout(tick, 5)
-      }
-      tick()
-    })
-  )
-
-/** A port that was just bound and released: nothing listens there. */
-const closedPort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = Net.createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
-)
-
-/** Answers every request with `chunk-0\n`, `chunk-1\n`, … every 5 ms, never ending; stops when the client goes. */
-const endless: Handler = (_, res) => {
-  res.writeHead(200, { "content-type": "text/plain" })
-  let i = 0
-  const timer = setInterval(() => res.write(`chunk-${i++}\n`), 5)
-  res.on("close", () => clearInterval(timer))
-}
-
-/** Sends the headers (announcing 100 bytes) and `partial`, then holds the response open. */
-const holdAfter = (partial: string): Handler => (_, res) => {
-  res.writeHead(200, { "content-type": "text/plain", "content-length": "100" })
-  res.write(partial)
-}
-
-const decoder = new TextDecoder()
-const text = (chunks: Iterable<Uint8Array>) => [...chunks].map((c) => decoder.decode(c)).join("")
-
-type Client = HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
-
-/** The client's own untraced send (what the router calls when no tracer is installed), as a client. */
-const direct = (client: HttpClient.HttpClient): Client => {
-  const execute = UntracedClient.untracedExecute(client)
-  if (execute === undefined) throw new Error("the client offers no untraced send")
-  return HttpClient.makeWith(
-    (request: Effect.Effect<HttpClientRequest.HttpClientRequest>) => Effect.flatMap(request, execute),
-    Effect.succeed
-  )
-}
-
-// The router sends untraced requests through the client's own untraced send ("direct"), and through `execute` when
-// a tracer is installed or the caller wrapped the client; everything through `execute` goes through `HttpClient.make`.
-// Every behaviour below holds in all four.
-const modes: ReadonlyArray<readonly [string, (client: HttpClient.HttpClient) => Client]> = [
-  ["direct", direct],
-  ["untraced", (client) => HttpClient.withTracerDisabledWhen(client, () => true)],
-  ["untraced + withScope", (client) => HttpClient.withScope(HttpClient.withTracerDisabledWhen(client, () => true))],
-  ["traced", (client) => client]
-]
+import {
+  closedPort,
+  decoder,
+  direct,
+  endless,
+  holdAfter,
+  modes,
+  serve,
+  text,
+  waitUntil
+} from "./support/loopbackHttp.js"
+import type { Client } from "./support/loopbackHttp.js"
 
 /** Runs `f` with the layer's client in the given mode. */
 const withClient = <A, E>(
