@@ -20,6 +20,7 @@ import { globalValue } from "effect/GlobalValue"
 import * as Inspectable from "effect/Inspectable"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as BodyParse from "./bodyParse.js"
 import * as ByteSource from "./byteSource.js"
 import * as UntracedClient from "./untracedClient.js"
 
@@ -345,23 +346,11 @@ class FetchResponse extends Inspectable.Class implements HttpClientResponse.Http
   }
 
   get json(): Effect.Effect<unknown, HttpClientError.ResponseError> {
-    return Effect.flatMap(this.text, (text) => {
-      try {
-        return Effect.succeed(text === "" ? null : JSON.parse(text) as unknown)
-      } catch (cause) {
-        return Effect.fail(this.decodeError(cause))
-      }
-    })
+    return BodyParse.json(this.text, (cause) => this.decodeError(cause))
   }
 
   get urlParamsBody(): Effect.Effect<UrlParams.UrlParams, HttpClientError.ResponseError> {
-    return Effect.flatMap(this.text, (text) => {
-      try {
-        return Effect.succeed(UrlParams.fromInput(new URLSearchParams(text)))
-      } catch (cause) {
-        return Effect.fail(this.decodeError(cause))
-      }
-    })
+    return BodyParse.urlParams(this.text, (cause) => this.decodeError(cause))
   }
 
   get arrayBuffer(): Effect.Effect<ArrayBuffer, HttpClientError.ResponseError> {

@@ -31,6 +31,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { Readable } from "node:stream"
+import * as BodyParse from "../internal/bodyParse.js"
 import * as ByteSource from "../internal/byteSource.js"
 import * as UntracedClient from "../internal/untracedClient.js"
 
@@ -361,23 +362,11 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
   }
 
   get json(): Effect.Effect<unknown, HttpClientError.ResponseError> {
-    return Effect.flatMap(this.text, (text) => {
-      try {
-        return Effect.succeed(text === "" ? null : JSON.parse(text) as unknown)
-      } catch (cause) {
-        return Effect.fail(this.decodeError(cause))
-      }
-    })
+    return BodyParse.json(this.text, (cause) => this.decodeError(cause))
   }
 
   get urlParamsBody(): Effect.Effect<UrlParams.UrlParams, HttpClientError.ResponseError> {
-    return Effect.flatMap(this.text, (text) => {
-      try {
-        return Effect.succeed(UrlParams.fromInput(new URLSearchParams(text)))
-      } catch (cause) {
-        return Effect.fail(this.decodeError(cause))
-      }
-    })
+    return BodyParse.urlParams(this.text, (cause) => this.decodeError(cause))
   }
 
   get arrayBuffer(): Effect.Effect<ArrayBuffer, HttpClientError.ResponseError> {
