@@ -51,6 +51,21 @@ const t0 = Date.now()
 // ---------------------------------------------------------------------------------------------------------------
 // What there is to run
 
+/** An opt-in variant of ours-undici with the Redis health store (on the redis-server the runner starts). */
+const redisVariant = (variant, feature, about) => ({
+  file: "ours.mjs",
+  variant,
+  ours: true,
+  optIn: true,
+  benchDeps: false,
+  redis: true,
+  dist: ["dist/src/index.js", "dist/src/node/index.js", "dist/src/redis/index.js", "node_modules/ioredis/package.json"],
+  base: "ours-undici",
+  feature,
+  adds: true,
+  about
+})
+
 const CLIENTS = {
   "raw-fetch": { file: "raw-fetch.mjs", benchDeps: false, about: "global fetch + hand-written SSE splitter" },
   "raw-undici": { file: "raw-undici.mjs", benchDeps: true, about: "undici.request + hand-written SSE splitter" },
@@ -196,44 +211,17 @@ const CLIENTS = {
     adds: false,
     about: "ours-undici with health: false"
   },
-  "ours-undici-redis": {
-    file: "ours.mjs",
-    variant: "undici-redis",
-    ours: true,
-    optIn: true,
-    benchDeps: false,
-    redis: true,
-    dist: [
-      "dist/src/index.js",
-      "dist/src/node/index.js",
-      "dist/src/redis/index.js",
-      "node_modules/ioredis/package.json"
-    ],
-    base: "ours-undici",
-    feature: "Redis health store",
-    adds: true,
-    about:
-      "ours-undici with RedisHealthStore.layer on a loopback redis-server (no persistence) started by the runner " +
+  "ours-undici-redis": redisVariant(
+    "undici-redis",
+    "Redis health store",
+    "ours-undici with RedisHealthStore.layer on a loopback redis-server (no persistence) started by the runner " +
       "(admission \"local\", the default)"
-  },
-  "ours-undici-redisrt": {
-    file: "ours.mjs",
-    variant: "undici-redisrt",
-    ours: true,
-    optIn: true,
-    benchDeps: false,
-    redis: true,
-    dist: [
-      "dist/src/index.js",
-      "dist/src/node/index.js",
-      "dist/src/redis/index.js",
-      "node_modules/ioredis/package.json"
-    ],
-    base: "ours-undici",
-    feature: "Redis health store, admission \"redis\"",
-    adds: true,
-    about: "ours-undici-redis with admission \"redis\": every admission and report a script on Redis"
-  },
+  ),
+  "ours-undici-redisrt": redisVariant(
+    "undici-redisrt",
+    "Redis health store, admission \"redis\"",
+    "ours-undici-redis with admission \"redis\": every admission and report a script on Redis"
+  ),
   "ours-undici-limits": {
     file: "ours.mjs",
     variant: "undici-limits",
