@@ -291,14 +291,18 @@ export const make = (options: Options): Effect.Effect<Health.Store, RouterError.
     const keep = (id: string, copy: Copy | undefined, fromReply: boolean): void => {
       if (copy === undefined) return
       const held = copies.get(id)
-      if (held === undefined ? fromReply : fromReply ? copy.version >= held.version : copy.version > held.version) {
-        copies.set(id, fromReply || held === undefined ? copy : { ...copy, readAt: held.readAt })
+      // A reply is this process's own read (it may create the copy); a message only updates a copy it holds.
+      if (
+        fromReply
+          ? held === undefined || copy.version >= held.version
+          : held !== undefined && copy.version > held.version
+      ) {
+        copies.set(id, fromReply ? copy : { ...copy, readAt: held!.readAt })
       }
     }
     // Requests admitted on the copy and not ended yet (for the snapshot), and their successes not yet written.
     const inFlightHere = new Map<string, number>()
     interface Pending {
-      readonly model: Model
       policy: health.Policy
       times: Array<number>
     }
@@ -540,7 +544,7 @@ export const make = (options: Options): Effect.Effect<Health.Store, RouterError.
             copy.consecutive === 0
           ) {
             const p = pending.get(id)
-            if (p === undefined) pending.set(id, { model, policy, times: [now] })
+            if (p === undefined) pending.set(id, { policy, times: [now] })
             else {
               p.policy = policy
               p.times.push(now)
