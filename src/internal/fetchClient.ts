@@ -12,7 +12,7 @@ import * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
-import * as UrlParams from "@effect/platform/UrlParams"
+import type * as UrlParams from "@effect/platform/UrlParams"
 import * as Chunk from "effect/Chunk"
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -23,6 +23,7 @@ import * as Stream from "effect/Stream"
 import * as BodyParse from "./bodyParse.js"
 import * as ByteSource from "./byteSource.js"
 import * as UntracedClient from "./untracedClient.js"
+import * as UrlCache from "./urlCache.js"
 
 type Fetch = typeof globalThis.fetch
 
@@ -56,28 +57,8 @@ const unreadBodies = globalValue(
   () => typeof FinalizationRegistry === "function" ? new FinalizationRegistry<Abort>(abortRequest) : undefined
 )
 
-// A router sends to a handful of URLs: remember which ones `UrlParams.makeUrl` accepted, and their normal form, rather
-// than building a `URL` per request (fetch parses the string once more anyway).
-const urls = new Map<string, string>()
-const maxUrls = 512
-
-const resolveUrl = (request: HttpClientRequest.HttpClientRequest): string | HttpClientError.RequestError => {
-  const plain = request.urlParams.length === 0 && request.hash._tag === "None"
-  if (plain) {
-    const cached = urls.get(request.url)
-    if (cached !== undefined) return cached
-  }
-  const url = UrlParams.makeUrl(request.url, request.urlParams, request.hash)
-  if (url._tag === "Left") {
-    return new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: url.left })
-  }
-  const href = url.right.href
-  if (plain) {
-    if (urls.size >= maxUrls) urls.clear()
-    urls.set(request.url, href)
-  }
-  return href
-}
+// Its normal form (fetch parses the string once more anyway).
+const resolveUrl = UrlCache.make((url) => url.href)
 
 /** The request's headers as fetch takes them: `content-length` is fetch's own (from the body), as in the platform. */
 const fetchHeaders = (headers: Headers.Headers, init: RequestInit | undefined): Record<string, string> => {

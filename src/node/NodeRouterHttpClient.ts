@@ -21,7 +21,7 @@ import * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
-import * as UrlParams from "@effect/platform/UrlParams"
+import type * as UrlParams from "@effect/platform/UrlParams"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
@@ -34,6 +34,7 @@ import type { Readable } from "node:stream"
 import * as BodyParse from "../internal/bodyParse.js"
 import * as ByteSource from "../internal/byteSource.js"
 import * as UntracedClient from "../internal/untracedClient.js"
+import * as UrlCache from "../internal/urlCache.js"
 
 const noop = () => {}
 
@@ -90,27 +91,10 @@ interface Target {
   readonly path: string
 }
 
-// `new URL` is a measurable part of a loopback call; a router sends to a handful of URLs, so remember their split.
-const targets = new Map<string, Target>()
-const maxTargets = 512
-
-const resolveTarget = (request: HttpClientRequest.HttpClientRequest): Target | HttpClientError.RequestError => {
-  const plain = request.urlParams.length === 0 && request.hash._tag === "None"
-  if (plain) {
-    const cached = targets.get(request.url)
-    if (cached !== undefined) return cached
-  }
-  const url = UrlParams.makeUrl(request.url, request.urlParams, request.hash)
-  if (url._tag === "Left") {
-    return new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: url.left })
-  }
-  const target: Target = { origin: url.right.origin, path: url.right.pathname + url.right.search + url.right.hash }
-  if (plain) {
-    if (targets.size >= maxTargets) targets.clear()
-    targets.set(request.url, target)
-  }
-  return target
-}
+const resolveTarget = UrlCache.make((url): Target => ({
+  origin: url.origin,
+  path: url.pathname + url.search + url.hash
+}))
 
 type RequestBody = Exclude<Undici.Dispatcher.DispatchOptions["body"], undefined>
 
