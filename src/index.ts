@@ -130,3 +130,10 @@ export * as Telemetry from "./Telemetry.js"
  * @since 0.1.0
  */
 export * as RouterError from "./RouterError.js"
+
+/**
+ * The router's default HTTP client: `node:http` on Node (taken from the runtime, no import), `fetch` elsewhere.
+ *
+ * @since 0.3.0
+ */
+export * as RouterHttpClient from "./RouterHttpClient.js"

@@ -16,6 +16,7 @@ import * as Schema from "effect/Schema"
 import { AiSdk } from "../src/ai-sdk/index.js"
 import { toMessages, toRequest } from "../src/ai-sdk/internal/request.js"
 import { Attempt } from "../src/Attempt.js"
+import * as FetchRouterHttpClient from "../src/FetchRouterHttpClient.js"
 import * as bridge from "../src/internal/bridge.js"
 import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
@@ -232,7 +233,8 @@ const suite = (clientName: string, httpClient: Layer.Layer<HttpClient.HttpClient
       ))
   })
 
-suite("its default HTTP client (FetchRouterHttpClient)", undefined)
+suite("its default HTTP client (RouterHttpClient: node:http on Node)", undefined)
+suite("FetchRouterHttpClient", FetchRouterHttpClient.layer)
 suite("FetchHttpClient", FetchHttpClient.layer)
 
 describe("AiSdk: generateObject, tools, chains", () => {

@@ -18,6 +18,7 @@ import * as Model from "../src/Model.js"
 import type * as Provider from "../src/Provider.js"
 import * as Router from "../src/Router.js"
 import type * as RouterError from "../src/RouterError.js"
+import * as RouterHttpClient from "../src/RouterHttpClient.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as S from "../src/testing/UpstreamScript.js"
 import { runWith } from "./support/live.js"
@@ -332,6 +333,7 @@ const suite = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>) =
 
 suite("FetchHttpClient", FetchHttpClient.layer)
 suite("FetchRouterHttpClient", FetchRouterHttpClient.layer)
+suite("RouterHttpClient (node:http)", Layer.orDie(RouterHttpClient.layerNodeHttp))
 
 // Last: importing @effect/platform-node installs undici as the process-wide fetch dispatcher.
 suite(

@@ -8,6 +8,7 @@ import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
@@ -19,6 +20,7 @@ import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
 import * as Router from "../src/Router.js"
 import type * as RouterError from "../src/RouterError.js"
+import * as RouterHttpClient from "../src/RouterHttpClient.js"
 import type * as Selection from "../src/Selection.js"
 import * as FakeHttpClient from "../src/testing/FakeHttpClient.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
@@ -244,6 +246,7 @@ for (
   const [name, runIt] of [
     ["fetch", run],
     ["fetchr", runWith(FetchRouterHttpClient.layer)],
+    ["node:http", runWith(Layer.orDie(RouterHttpClient.layerNodeHttp))],
     ["undici", runWith(NodeRouterHttpClient.layerUndici)]
   ] as const
 ) {

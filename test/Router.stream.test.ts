@@ -30,6 +30,7 @@ import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
 import * as Router from "../src/Router.js"
 import type * as RouterError from "../src/RouterError.js"
+import * as RouterHttpClient from "../src/RouterHttpClient.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as S from "../src/testing/UpstreamScript.js"
 import { promise, run, runWith } from "./support/live.js"
@@ -364,6 +365,7 @@ const core = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>) =>
 
 core("FetchHttpClient", FetchHttpClient.layer)
 core("FetchRouterHttpClient", FetchRouterHttpClient.layer)
+core("RouterHttpClient (node:http)", Layer.orDie(RouterHttpClient.layerNodeHttp))
 
 // ---------------------------------------------------------------------------------------------------------------------
 // SSE edge cases

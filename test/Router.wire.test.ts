@@ -23,6 +23,7 @@ import * as Model from "../src/Model.js"
 import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
 import * as Router from "../src/Router.js"
 import type * as RouterError from "../src/RouterError.js"
+import * as RouterHttpClient from "../src/RouterHttpClient.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as S from "../src/testing/UpstreamScript.js"
 import { promise, run, runWith } from "./support/live.js"
@@ -346,6 +347,7 @@ const endToEnd = (clientName: string, client: Layer.Layer<HttpClient.HttpClient>
 
 endToEnd("FetchHttpClient", FetchHttpClient.layer)
 endToEnd("FetchRouterHttpClient", FetchRouterHttpClient.layer)
+endToEnd("RouterHttpClient (node:http)", Layer.orDie(RouterHttpClient.layerNodeHttp))
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Status → tag

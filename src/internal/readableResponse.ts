@@ -48,8 +48,12 @@ const unreadBodies = globalValue(
  */
 export type IncomingHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 
-/** Reads `body` to its end, in one buffer; a body destroyed before its end is a failure, never a short read. */
-const readAll = (body: Readable): Promise<Buffer> =>
+/**
+ * Reads `body` to its end, in one buffer; a body destroyed before its end is a failure, never a short read.
+ *
+ * @internal
+ */
+export const readAll = (body: Readable): Promise<Buffer> =>
   new Promise((resolve, reject) => {
     if (body.errored !== null) return reject(body.errored)
     if (body.destroyed && !body.readableEnded) return reject(new Error("the response body was aborted"))
@@ -108,14 +112,16 @@ export class ReadableResponse extends Inspectable.Class implements HttpClientRes
     status: number,
     private readonly rawHeaders: IncomingHeaders,
     private readonly body: Readable,
-    collectable: boolean
+    collectable: boolean,
+    /** The whole body, when the client read it before handing the response over (its `body` has then ended). */
+    private readonly prefetched?: Buffer
   ) {
     super()
     this.status = status
     // A socket error while nobody reads the body must not become an unhandled 'error' event.
     this.body.on("error", noop)
-    this.collectable = collectable
-    if (collectable) unreadBodies.register(this, this.body, this)
+    this.collectable = collectable && prefetched === undefined
+    if (this.collectable) unreadBodies.register(this, this.body, this)
   }
 
   /** The body is being read: from now on its reader owns it (and aborts it if the read is cut short). */
@@ -154,6 +160,11 @@ export class ReadableResponse extends Inspectable.Class implements HttpClientRes
   get text(): Effect.Effect<string, HttpClientError.ResponseError> {
     return Effect.suspend(() => {
       if (this.textResult !== undefined) return Effect.succeed(this.textResult)
+      if (this.prefetched !== undefined) {
+        const text = this.textResult = decodeText(this.prefetched)
+        this.bodyText = Promise.resolve(text)
+        return Effect.succeed(text)
+      }
       const buffered = this.bufferedText()
       return buffered === undefined ? this.readText : Effect.succeed(buffered)
     })
@@ -207,7 +218,12 @@ export class ReadableResponse extends Inspectable.Class implements HttpClientRes
   get arrayBuffer(): Effect.Effect<ArrayBuffer, HttpClientError.ResponseError> {
     return Effect.async((resume) => {
       this.claim()
-      const bytes = this.bodyBytes ??= this.bodyText === undefined
+      const prefetched = this.prefetched
+      const bytes = this.bodyBytes ??= prefetched !== undefined
+        ? Promise.resolve(
+          prefetched.buffer.slice(prefetched.byteOffset, prefetched.byteOffset + prefetched.byteLength) as ArrayBuffer
+        )
+        : this.bodyText === undefined
         ? readAll(this.body).then((bytes) =>
           bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
         )
@@ -239,6 +255,7 @@ export class ReadableResponse extends Inspectable.Class implements HttpClientRes
   /** The router's fast path: the body as a plain pull, without a stream executor of its own. */
   [ByteSource.TypeId](): ByteSource.ByteSource {
     this.claim()
+    if (this.prefetched !== undefined) return bytesSource(this.prefetched)
     return makeByteSource(this.body, (cause) => this.decodeError(cause))
   }
 
@@ -374,3 +391,21 @@ export const makeByteSource = (
 const failedSource = (
   error: Option.Option<HttpClientError.ResponseError>
 ): ByteSource.ByteSource => ({ pull: Effect.fail(error), close: noop, release: noop })
+
+/** A body already read whole: its bytes in one pull, then the end. */
+const bytesSource = (bytes: Buffer): ByteSource.ByteSource => {
+  let done = bytes.length === 0
+  return {
+    pull: Effect.suspend(() => {
+      if (done) return Effect.fail(Option.none())
+      done = true
+      return Effect.succeed(Chunk.of<Uint8Array>(bytes))
+    }),
+    close: () => {
+      done = true
+    },
+    release: () => {
+      done = true
+    }
+  }
+}

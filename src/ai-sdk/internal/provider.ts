@@ -29,10 +29,10 @@ import type { Attempt } from "../../Attempt.js"
 import type { ChatChunk } from "../../ChatChunk.js"
 import type * as ChatRequest from "../../ChatRequest.js"
 import type { ChatResponse } from "../../ChatResponse.js"
-import * as FetchRouterHttpClient from "../../FetchRouterHttpClient.js"
 import * as bridge from "../../internal/bridge.js"
 import * as Router from "../../Router.js"
 import * as RouterError from "../../RouterError.js"
+import * as RouterHttpClient from "../../RouterHttpClient.js"
 import type { Options, Provider } from "../AiSdk.js"
 import { toRequest } from "./request.js"
 
@@ -290,7 +290,7 @@ const openStream = async (
 /** The provider: `provider(chain)`, `languageModel(chain)`, `dispose()`. */
 export const make = (options: Options): Provider => {
   const name = options.name ?? defaultName
-  const runtime = ManagedRuntime.make(options.httpClient ?? FetchRouterHttpClient.layer)
+  const runtime = ManagedRuntime.make(options.httpClient ?? RouterHttpClient.layer)
   const routers = new Map<string, Promise<Router.Service>>()
 
   const routerOf = (chain: string): Promise<Router.Service> => {
