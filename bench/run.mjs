@@ -10,7 +10,8 @@
 //                         in an order rotated by one each round.
 //   --clients a,b         subset of: raw-fetch, raw-undici, openai-node, ai, langchain, effect-ai, ours-fetch, ours-undici,
 //                         effect-ai-ours, ai-ours (the bridges), and (only when named) ours-fetchr
-//                         (FetchRouterHttpClient), effect-ai-ours-undici, ai-ours-undici, effect-ai-ours-fetchr,
+//                         (FetchRouterHttpClient), ours-nodehttp (RouterHttpClient), effect-ai-ours-undici,
+//                         ai-ours-undici, effect-ai-ours-fetchr, effect-ai-ours-nodehttp, ai-ours-fetchr,
 //                         ai-ours-platformfetch (ai-ours on FetchHttpClient), and the opt-in variants
 //                         ours-fetch-nohealth, ours-undici-nohealth (health: false), ours-undici-redis
 //                         (RedisHealthStore on a redis-server the runner starts, admission "local"; -redisrt:
@@ -101,8 +102,16 @@ const CLIENTS = {
     benchDeps: false,
     about: "this library, FetchRouterHttpClient.layer (its own layer on globalThis.fetch)"
   },
+  "ours-nodehttp": {
+    file: "ours.mjs",
+    variant: "nodehttp",
+    ours: true,
+    optIn: true,
+    benchDeps: false,
+    about: "this library, RouterHttpClient.layer (node:http from the runtime, no import)"
+  },
   // The bridges (clients/bridges.mjs), beside the stock provider of their ecosystem: `effect-ai-ours` beside
-  // `effect-ai`, `ai-ours` beside `ai` (on the AI SDK provider's default client, FetchRouterHttpClient); the variants
+  // `effect-ai`, `ai-ours` beside `ai` (on the AI SDK provider's default client, RouterHttpClient: node:http); the variants
   // on other HTTP clients only when named.
   "effect-ai-ours": {
     file: "bridges.mjs",
@@ -119,7 +128,25 @@ const CLIENTS = {
     dist: ["dist/src/index.js", "dist/src/ai-sdk/index.js"],
     benchDeps: true,
     about: "Vercel AI SDK generateText/streamText with the effect-llm-router/ai-sdk provider on its default HTTP " +
-      "client (FetchRouterHttpClient)"
+      "client (RouterHttpClient.layer: node:http on Node)"
+  },
+  "ai-ours-fetchr": {
+    file: "bridges.mjs",
+    variant: "aisdk-fetchr",
+    ours: true,
+    optIn: true,
+    dist: ["dist/src/index.js", "dist/src/ai-sdk/index.js"],
+    benchDeps: true,
+    about: "ai-ours on FetchRouterHttpClient.layer (globalThis.fetch: the bridge's default off Node)"
+  },
+  "effect-ai-ours-nodehttp": {
+    file: "bridges.mjs",
+    variant: "effectai-nodehttp",
+    ours: true,
+    optIn: true,
+    dist: ["dist/src/index.js", "dist/src/ai/index.js"],
+    benchDeps: false,
+    about: "effect-ai-ours on RouterHttpClient.layer (node:http)"
   },
   "ai-ours-platformfetch": {
     file: "bridges.mjs",

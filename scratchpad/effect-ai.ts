@@ -8,10 +8,9 @@
  *    the partial text, handled by our own tag after `EffectAi.unwrapError`.
  */
 import { Chat, LanguageModel, Tool, Toolkit } from "@effect/ai"
-import { FetchHttpClient } from "@effect/platform"
 import { Effect, Layer, Redacted, Schema, Stream } from "effect"
 import { EffectAi } from "../src/ai/index.js"
-import { Attempt, Model, OpenAiCompatible } from "../src/index.js"
+import { Attempt, Model, OpenAiCompatible, RouterHttpClient } from "../src/index.js"
 import * as SimulatedUpstream from "../src/testing/SimulatedUpstream.js"
 import * as Script from "../src/testing/UpstreamScript.js"
 
@@ -51,7 +50,7 @@ const main = Effect.gen(function*() {
     retry: { maxAttempts: 2, initialDelay: "100 millis", minDelay: "100 millis", jitter: 0 },
     timeout: { firstToken: "500 millis" },
     health: false
-  }).pipe(Layer.provide(FetchHttpClient.layer))
+  }).pipe(Layer.provide(RouterHttpClient.layer))
 
   const run = Effect.gen(function*() {
     yield* out("1. generateObject\n")

@@ -13,7 +13,12 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
 import type * as Http from "node:http"
+import * as Https from "node:https"
+import type * as Net from "node:net"
+import type * as Tls from "node:tls"
+import * as Url from "node:url"
 import * as internal from "../src/internal/nodeHttpClient.js"
 import * as RouterHttpClient from "../src/RouterHttpClient.js"
 import { roundTripRules, scopeRules } from "./support/clientLayerRules.js"
@@ -123,6 +128,46 @@ describe("RouterHttpClient.layerNodeHttp: a kept-alive connection the server clo
   }
 })
 
+/**
+ * Runs `RouterHttpClient.layerNodeHttp` in a process of its own (through tsx, on the sources) that GETs each URL in
+ * turn and prints each body (or the error's tag, reason and cause's code), then ends without releasing the layer.
+ */
+const callsFromAnotherProcess = (urls: ReadonlyArray<string>, env: Record<string, string>) =>
+  Effect.gen(function*() {
+    const script = [
+      `import * as HttpClient from "@effect/platform/HttpClient"`,
+      `import { Effect, Layer } from "effect"`,
+      `import * as RouterHttpClient from "./src/RouterHttpClient.ts"`,
+      `const get = (url) => Effect.flatMap(HttpClient.HttpClient, (c) => Effect.flatMap(c.get(url), (r) => r.text))`,
+      `const program = Effect.forEach(${
+        JSON.stringify(urls)
+      }, (url) => Effect.tap(get(url), (t) => Effect.sync(() => console.log(t))))`,
+      `await Effect.runPromise(program.pipe(`,
+      `  Effect.catchAll((e) => Effect.sync(() => console.log([e._tag, e.reason, e.cause?.code].join(" ")))),`,
+      `  Effect.provide(Layer.orDie(RouterHttpClient.layerNodeHttp))))`
+    ].join("\n")
+    const child = ChildProcess.spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: process.cwd(),
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(() => child.kill()))
+    return yield* Effect.promise(() =>
+      new Promise<{ lines: Array<string>; answered: number; exited: number }>((resolve) => {
+        let out = ""
+        let answered = 0
+        child.stdout.on("data", (data: Buffer) => {
+          out += data.toString()
+          answered = Date.now()
+        })
+        child.on(
+          "exit",
+          () => resolve({ lines: out.split("\n").filter((l) => l !== ""), answered, exited: Date.now() })
+        )
+      })
+    )
+  })
+
 describe("RouterHttpClient.layerNodeHttp: its pools", () => {
   it.live("releasing the layer closes its kept-alive connections", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -141,33 +186,71 @@ describe("RouterHttpClient.layerNodeHttp: its pools", () => {
     Effect.scoped(Effect.gen(function*() {
       const server = yield* serve((_, res) => res.end("{\"ok\":true}"))
       // A process that makes one call and never releases the layer, while the server keeps the connection open (5 s).
-      const script = [
-        `import * as HttpClient from "@effect/platform/HttpClient"`,
-        `import { Effect } from "effect"`,
-        `import * as RouterHttpClient from "./src/RouterHttpClient.ts"`,
-        `const body = await Effect.runPromise(Effect.flatMap(HttpClient.HttpClient, (c) =>`,
-        `  Effect.flatMap(c.get(${JSON.stringify(`${server.url}/ok`)}), (r) => r.text)).pipe(`,
-        `  Effect.provide(Layer.orDie(RouterHttpClient.layerNodeHttp))))`,
-        `console.log(body)`
-      ].join("\n").replace(`import { Effect }`, `import { Effect, Layer }`)
-      const child = ChildProcess.spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
-        cwd: process.cwd(),
-        stdio: ["ignore", "pipe", "inherit"]
-      })
-      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill()))
-      const { answered, exited } = yield* Effect.promise(() =>
-        new Promise<{ answered: number; exited: number }>((resolve) => {
-          let answered = 0
-          child.stdout.on("data", (data: Buffer) => {
-            if (data.toString().includes("{\"ok\":true}")) answered = Date.now()
+      const child = yield* callsFromAnotherProcess([`${server.url}/ok`], {})
+      expect(child.lines).toEqual(["{\"ok\":true}"])
+      // Well before the server's keep-alive timeout (5 s) would have closed the connection.
+      expect(child.exited - child.answered).toBeLessThan(2_500)
+    })), 20_000)
+})
+
+describe("RouterHttpClient.layerNodeHttp: https", () => {
+  /** A TLS server on 127.0.0.1:0 with the certificate in test/support/tls (self-signed, for 127.0.0.1; tests only). */
+  const serveTls = Effect.acquireRelease(
+    Effect.promise(() =>
+      new Promise<{ server: Https.Server; url: string; connections: () => number }>((resolve) => {
+        let connections = 0
+        const server = Https.createServer({
+          key: Fs.readFileSync(new URL("./support/tls/key.pem", import.meta.url)),
+          cert: Fs.readFileSync(new URL("./support/tls/cert.pem", import.meta.url))
+        }, (req, res) => {
+          req.resume()
+          req.on("end", () => {
+            // JSON, as an LLM API answers: read whole before it is handed over, so its connection is free for the next.
+            res.setHeader("content-type", "application/json")
+            res.end(JSON.stringify({ path: req.url, tls: (req.socket as Tls.TLSSocket).encrypted }))
           })
-          child.on("exit", () => resolve({ answered, exited: Date.now() }))
+        })
+        server.on("secureConnection", () => connections++)
+        server.listen(0, "127.0.0.1", () => {
+          const port = (server.address() as Net.AddressInfo).port
+          resolve({ server, url: `https://127.0.0.1:${port}`, connections: () => connections })
+        })
+      })
+    ),
+    ({ server }) =>
+      Effect.promise(() =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections()
+          server.close(() => resolve())
         })
       )
-      expect(answered).toBeGreaterThan(0)
-      // Well before the server's keep-alive timeout (5 s) would have closed the connection.
-      expect(exited - answered).toBeLessThan(2_500)
-    })), 20_000)
+  )
+
+  it.live(
+    "two calls on one TLS connection, the certificate checked against 127.0.0.1",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const tls = yield* serveTls
+        // The child trusts the test certificate (NODE_EXTRA_CA_CERTS), so the default verification applies.
+        const child = yield* callsFromAnotherProcess([`${tls.url}/a`, `${tls.url}/b`], {
+          NODE_EXTRA_CA_CERTS: Url.fileURLToPath(new URL("./support/tls/cert.pem", import.meta.url))
+        })
+        expect(child.lines).toEqual(["{\"path\":\"/a\",\"tls\":true}", "{\"path\":\"/b\",\"tls\":true}"])
+        expect(tls.connections()).toBe(1)
+      })),
+    20_000
+  )
+
+  it.live(
+    "a certificate nobody vouches for: RequestError \"Transport\" with Node's TLS error code",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const tls = yield* serveTls
+        const child = yield* callsFromAnotherProcess([`${tls.url}/a`], {})
+        expect(child.lines).toEqual(["RequestError Transport DEPTH_ZERO_SELF_SIGNED_CERT"])
+      })),
+    20_000
+  )
 })
 
 describe("RouterHttpClient.layer: which client", () => {

@@ -2,10 +2,11 @@
 //   --variant effectai-fetch   @effect/ai LanguageModel.generateText / streamText through effect-llm-router/ai
 //                              (EffectAi.layerRouter on FetchHttpClient), client "effect-ai-ours"; beside "effect-ai"
 //   --variant aisdk-default    the `ai` package's generateText / streamText with the effect-llm-router/ai-sdk provider
-//                              (AiSdk.make with no `httpClient`: its default, FetchRouterHttpClient), client "ai-ours";
-//                              beside "ai"
+//                              (AiSdk.make with no `httpClient`: its default, RouterHttpClient.layer, node:http on
+//                              Node), client "ai-ours"; beside "ai"
 // and for each `-fetch` (the platform's FetchHttpClient.layer: "ai-ours-platformfetch"), `-fetchr`
-// (FetchRouterHttpClient.layer: "effect-ai-ours-fetchr") and `-undici` (NodeRouterHttpClient.layerUndici).
+// (FetchRouterHttpClient.layer: "effect-ai-ours-fetchr", "ai-ours-fetchr"), `-nodehttp` (RouterHttpClient.layer:
+// "effect-ai-ours-nodehttp") and `-undici` (NodeRouterHttpClient.layerUndici).
 //
 // The router is the one ours.mjs measures: models [m, m2], retry maxAttempts 3, health on; for failover
 // [fail-first, m], one attempt per model, health off. effect, @effect/platform and @effect/ai come from the TOP-LEVEL
@@ -37,6 +38,7 @@ runClient("bridges", async ({ url, variant = "effectai-fetch", workload }) => {
   let HttpLive
   if (http === "fetch") HttpLive = (await importTopLevel("@effect/platform", "./FetchHttpClient")).layer
   else if (http === "fetchr") HttpLive = (await dist("index.js")).FetchRouterHttpClient.layer
+  else if (http === "nodehttp") HttpLive = (await dist("index.js")).RouterHttpClient.layer
   else if (http === "undici") HttpLive = (await dist("node/index.js")).NodeRouterHttpClient.layerUndici
   else if (http === "default" && bridge === "aisdk") HttpLive = undefined
   else throw new Error(`unknown variant ${variant}`)

@@ -67,7 +67,7 @@ const UNBINDING_LIMITS = { maxConcurrent: 100_000, requestsPerMinute: 1e9, token
 runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec, args }) => {
   const [variant, flag, more] = variantArg.split("-")
   if ((flag !== undefined && !FLAGS.includes(flag)) || more !== undefined) {
-    throw new Error(`unknown variant ${variantArg} (<fetch|undici|fetchr>[-${FLAGS.join("|")}])`)
+    throw new Error(`unknown variant ${variantArg} (<fetch|undici|fetchr|nodehttp>[-${FLAGS.join("|")}])`)
   }
   const health = flag === "nohealth" ? false : undefined
   const protocol = flag === "anthropic" || flag === "gemini" ? flag : "openai"
@@ -93,8 +93,11 @@ runClient("ours", async ({ url, variant: variantArg = "fetch", workload, spec, a
   } else if (variant === "fetchr") {
     const { FetchRouterHttpClient } = await import(pathToFileURL(DIST_MAIN).href)
     HttpLive = FetchRouterHttpClient.layer
+  } else if (variant === "nodehttp") {
+    const { RouterHttpClient } = await import(pathToFileURL(DIST_MAIN).href)
+    HttpLive = RouterHttpClient.layer
   } else {
-    throw new Error(`unknown variant ${variant} (fetch | undici | fetchr)`)
+    throw new Error(`unknown variant ${variant} (fetch | undici | fetchr | nodehttp)`)
   }
 
   const apiKey = Redacted.make("sk-bench")

@@ -1,11 +1,12 @@
-// The AI SDK bridge (effect-llm-router/ai-sdk on its default FetchRouterHttpClient) against the stock provider
+// The AI SDK bridge (effect-llm-router/ai-sdk on its default RouterHttpClient, node:http on Node; `--fetch` on
+// FetchRouterHttpClient) against the stock provider
 // (@ai-sdk/openai), both through `ai`'s generateText, at steady state: 32 calls at a time against bench/upstream.mjs
 // (its own process, on loopback), client CPU per call after a long warm-up. The bench's throughput workload measures
 // about 300 calls after start, where both sides are still far from their steady state (and the longer code path, ours,
 // further from it); this one measures what a long-running server pays.
 //
 //   npm run build && cd bench && npm ci
-//   node bench/micro/ai-sdk-bridge.mjs [--warmup 3000] [--calls 3000] [--rounds 4]
+//   node bench/micro/ai-sdk-bridge.mjs [--warmup 3000] [--calls 3000] [--rounds 4] [--fetch]
 import { createOpenAI } from "@ai-sdk/openai"
 import { generateText } from "ai"
 import { spawn } from "node:child_process"
@@ -32,7 +33,9 @@ const { Model, OpenAiCompatible } = await dist("index.js")
 const { AiSdk } = await dist("ai-sdk/index.js")
 const Redacted = await importTopLevel("effect", "./Redacted")
 const endpoint = OpenAiCompatible.endpoint({ baseUrl: `${url}/v1`, apiKey: Redacted.make("sk-bench") })
+const httpClient = process.argv.includes("--fetch") ? (await dist("index.js")).FetchRouterHttpClient.layer : undefined
 const router = AiSdk.make({
+  ...(httpClient === undefined ? {} : { httpClient }),
   chains: { main: { models: [Model.make({ name: "m", endpoint }), Model.make({ name: "m2", endpoint })] } }
 })
 const models = { stock: createOpenAI({ baseURL: `${url}/v1`, apiKey: "sk-bench" }).chat("m"), ours: router("main") }

@@ -40,9 +40,9 @@ export interface Options {
   /** The chains a model id can name: a router's options, or just its priority list (models and groups). */
   readonly chains: Readonly<Record<string, Router.Options | ReadonlyArray<Model.Entry>>>
   /**
-   * The HTTP client of the routers: `FetchRouterHttpClient.layer` by default (`globalThis.fetch`, any runtime);
-   * `NodeRouterHttpClient.layerUndici` from `effect-llm-router/node` on Node, faster still; or any other layer, such as
-   * the platform's `FetchHttpClient.layer`.
+   * The HTTP client of the routers: `RouterHttpClient.layer` by default (`node:http` on Node, `fetch` on any other
+   * runtime); or any other layer, such as `NodeRouterHttpClient.layerUndici` from `effect-llm-router/node` or the
+   * platform's `FetchHttpClient.layer`.
    */
   readonly httpClient?: Layer.Layer<HttpClient.HttpClient> | undefined
   /** The provider name the SDK reports (`effect-llm-router` by default). */

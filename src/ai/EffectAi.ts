@@ -90,9 +90,8 @@ export const layer = (config: Config = {}): Layer.Layer<LanguageModel.LanguageMo
  * @example
  * ```ts
  * import { LanguageModel } from "@effect/ai"
- * import { FetchHttpClient } from "@effect/platform"
  * import { Effect, Layer, Redacted } from "effect"
- * import { Model, OpenAiCompatible } from "effect-llm-router"
+ * import { Model, OpenAiCompatible, RouterHttpClient } from "effect-llm-router"
  * import { EffectAi } from "effect-llm-router/ai"
  *
  * const openai = OpenAiCompatible.endpoint({ baseUrl: "https://api.openai.com/v1", apiKey: Redacted.make("sk-...") })
@@ -100,7 +99,7 @@ export const layer = (config: Config = {}): Layer.Layer<LanguageModel.LanguageMo
  * const Routed = EffectAi.layerRouter({
  *   models: [Model.make({ name: "gpt-4o-mini", endpoint: openai }), Model.make({ name: "gpt-4o", endpoint: openai })],
  *   timeout: { deadline: "1 minute" }
- * }).pipe(Layer.provide(FetchHttpClient.layer))
+ * }).pipe(Layer.provide(RouterHttpClient.layer))
  *
  * const haiku = LanguageModel.generateText({ prompt: "A haiku about retries" }).pipe(
  *   Effect.map((response) => response.text),
