@@ -305,6 +305,20 @@ describe("RouterHttpClient.layer: which client", () => {
     expect(internal.modules({ versions: { node: "22.0.0", deno: "2.0.0" }, getBuiltinModule })).toBeUndefined()
     expect(internal.modules({})).toBeUndefined()
     expect(internal.modules({ versions: { node: "22.0.0" }, getBuiltinModule: () => undefined })).toBeUndefined()
+    // Runtimes that hand over a `node:http` of their own.
+    const node = { versions: { node: "22.0.0" }, getBuiltinModule }
+    const global = globalThis as Record<string, unknown>
+    for (const [name, value] of [["EdgeRuntime", "edge-runtime"], ["navigator", { userAgent: "Cloudflare-Workers" }]]) {
+      const had = Object.getOwnPropertyDescriptor(globalThis, name as string)
+      Object.defineProperty(globalThis, name as string, { value, configurable: true })
+      try {
+        expect(internal.modules(node)).toBeUndefined()
+      } finally {
+        if (had === undefined) delete global[name as string]
+        else Object.defineProperty(globalThis, name as string, had)
+      }
+    }
+    expect(internal.modules(node)).toBeDefined()
   })
 
   it.live("a URL that is not http: or https: is RequestError \"InvalidUrl\", in every mode", () =>

@@ -28,9 +28,17 @@ interface Runtime {
   readonly getBuiltinModule?: (id: string) => unknown
 }
 
+/** Runtimes with a Node compatibility layer, whose `node:http` is their own (often over their fetch). */
+const otherRuntime = (): boolean => {
+  const global = globalThis as { readonly Deno?: unknown; readonly EdgeRuntime?: unknown; readonly navigator?: unknown }
+  return global.Deno !== undefined || global.EdgeRuntime !== undefined ||
+    (global.navigator as { readonly userAgent?: unknown } | undefined)?.userAgent === "Cloudflare-Workers"
+}
+
 /**
  * `node:http` and `node:https` when the runtime is Node and can hand them over without an import (Node ≥ 20.16, 22.3);
- * `undefined` elsewhere (browsers, edge runtimes, Deno, Bun: they get fetch, their own fast path).
+ * `undefined` elsewhere (browsers, Deno, Bun, Cloudflare Workers, Vercel's edge runtime: they get fetch, their own fast
+ * path).
  *
  * @internal
  */
@@ -39,7 +47,7 @@ export const modules = (
 ): Modules | undefined => {
   const versions = runtime?.versions
   if (versions?.node === undefined || versions.bun !== undefined || versions.deno !== undefined) return undefined
-  if (typeof runtime?.getBuiltinModule !== "function" || "Deno" in globalThis) return undefined
+  if (typeof runtime?.getBuiltinModule !== "function" || otherRuntime()) return undefined
   const http = runtime.getBuiltinModule("node:http") as typeof Http | undefined
   const https = runtime.getBuiltinModule("node:https") as typeof Https | undefined
   return typeof http?.request === "function" && typeof https?.request === "function" ? { http, https } : undefined
