@@ -37,16 +37,18 @@ const nodeLayer: LayerUnderTest = {
 }
 roundTripRules(nodeLayer)
 
-/** The client on pools of its own, which the test can inspect. */
-const withPools = Effect.acquireRelease(
-  Effect.sync(() => {
-    const modules = internal.modules()
-    if (modules === undefined) throw new Error("this Node does not hand over node:http")
-    const agents = internal.makeAgents(modules)
-    return { agents, client: internal.make(modules, agents) }
-  }),
-  ({ agents }) => Effect.sync(() => internal.destroyAgents(agents))
-)
+/** The client on pools of its own (idle connections closed after `idle` ms), which the test can inspect. */
+const withPoolsIdle = (idle: number = internal.idleMillis) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const modules = internal.modules()
+      if (modules === undefined) throw new Error("this Node does not hand over node:http")
+      const agents = internal.makeAgents(modules, idle)
+      return { agents, client: internal.make(modules, agents) }
+    }),
+    ({ agents }) => Effect.sync(() => internal.destroyAgents(agents))
+  )
+const withPools = withPoolsIdle()
 
 const count = (sockets: NodeJS.ReadOnlyDict<ReadonlyArray<unknown>>) =>
   Object.values(sockets).reduce((n, list) => n + (list?.length ?? 0), 0)
@@ -181,6 +183,64 @@ describe("RouterHttpClient.layerNodeHttp: its pools", () => {
       yield* Scope.close(scope, Exit.void)
       yield* waitUntil("the server to see the connection close", () => server.closed() === 1)
     })))
+
+  /** When the server sees its connection close, in ms after the response was read; `undefined` if not within 3 s. */
+  const closedAfter = (server: { readonly closed: () => number }) =>
+    Effect.promise(() =>
+      new Promise<number | undefined>((resolve) => {
+        const start = Date.now()
+        const tick = () => {
+          if (server.closed() > 0) resolve(Date.now() - start)
+          else if (Date.now() - start > 3_000) resolve(undefined)
+          else setTimeout(tick, 5)
+        }
+        tick()
+      })
+    )
+
+  it.live(
+    "an idle connection is closed after the pool's idle time, or a second before the server's hint",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const plain = yield* serve((_, res) => res.end("{}"))
+        const hinted = yield* serve((_, res) => {
+          res.setHeader("keep-alive", "timeout=2")
+          res.end("{}")
+        })
+        // The hint (2 s, less the second's margin) is sooner than the pool's idle time (2.5 s here).
+        const { client } = yield* withPoolsIdle(2_500)
+        yield* Effect.flatMap(direct(client).get(`${hinted.url}/x`), (r) => r.text)
+        const afterHint = yield* closedAfter(hinted)
+        expect(afterHint).toBeGreaterThanOrEqual(900)
+        expect(afterHint).toBeLessThan(1_800)
+        // Without a hint: the pool's idle time.
+        const { client: short } = yield* withPoolsIdle(300)
+        yield* Effect.flatMap(direct(short).get(`${plain.url}/x`), (r) => r.text)
+        const afterIdle = yield* closedAfter(plain)
+        expect(afterIdle).toBeGreaterThanOrEqual(250)
+        expect(afterIdle).toBeLessThan(1_000)
+      })),
+    10_000
+  )
+
+  it.live(
+    "a connection in use is never cut by the idle time: a slow answer and a pause mid-body arrive whole",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve((_, res) => {
+          setTimeout(() => {
+            res.writeHead(200, { "content-type": "text/plain" })
+            res.write("first ", () => setTimeout(() => res.end("second"), 400))
+          }, 400)
+        })
+        const { client } = yield* withPoolsIdle(100)
+        for (const [, mode] of modes) {
+          expect(yield* Effect.flatMap(mode(client).get(`${server.url}/slow`), (r) => r.text)).toBe("first second")
+        }
+        expect(server.aborted()).toBe(0)
+      })),
+    10_000
+  )
 
   it.live("an idle kept-alive connection does not keep the process alive", () =>
     Effect.scoped(Effect.gen(function*() {

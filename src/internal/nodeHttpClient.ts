@@ -57,6 +57,11 @@ export const modules = (
  * The connection pools of one layer: keep-alive (a router sends to a handful of origins, again and again), no limit
  * on connections per origin (as fetch). Idle connections do not keep the process alive.
  *
+ * An idle connection is closed after `idleMillis`, or a second before the server's own `Keep-Alive: timeout=…` when
+ * that is sooner, as fetch (undici) does: a request sent on a connection the server is closing fails, and a POST is
+ * not sent again. (The agent's `timeout` is what enables both; on a connection in use it only emits an event nobody
+ * listens to, so a long answer is never cut.)
+ *
  * @internal
  */
 export interface Agents {
@@ -65,10 +70,17 @@ export interface Agents {
 }
 
 /** @internal */
-export const makeAgents = (modules: Modules): Agents => ({
-  http: new modules.http.Agent({ keepAlive: true }),
-  https: new modules.https.Agent({ keepAlive: true })
+export const makeAgents = (modules: Modules, idle: number = idleMillis): Agents => ({
+  http: new modules.http.Agent({ keepAlive: true, timeout: idle }),
+  https: new modules.https.Agent({ keepAlive: true, timeout: idle })
 })
+
+/**
+ * How long an idle kept-alive connection stays open: undici's default, under the 5 s of Node's own servers.
+ *
+ * @internal
+ */
+export const idleMillis = 4_000
 
 /** @internal */
 export const destroyAgents = (agents: Agents): void => {
