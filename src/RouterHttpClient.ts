@@ -6,9 +6,11 @@
  * `node:http` from the runtime (`process.getBuiltinModule`, Node ≥ 20.16), without importing it, so the main entry
  * still loads in browsers and edge runtimes, and without `@effect/platform-node`.
  *
- * Measured 2026-11-30 (`bench/micro/ai-sdk-bridge.mjs`, one process, 32 calls at a time after 3 000 warm-up calls,
- * client CPU per call): the AI SDK bridge's `doGenerate` on this layer 116 µs, on `FetchRouterHttpClient` 612 µs, the
- * stock `@ai-sdk/openai` provider (on fetch) 478 µs.
+ * Measured 2026-11-30 on Node 20.20.2, 2 cores: the bench's router alone at c=32 (`ours-nodehttp` against
+ * `ours-fetchr`, `bench/results/session6-bridges-2026-11-30.md`) 396 against 1 213 µs of client CPU per call, 3 549
+ * against 1 157 calls/s, 0.65 against 1.05 ms at c=1; the AI SDK bridge's `doGenerate` alone at steady state (one
+ * process, 32 at a time after 3 000 warm-up calls) 153–173 µs on this layer, 612–642 µs on `FetchRouterHttpClient`,
+ * and 335–511 µs for the stock `@ai-sdk/openai` provider on fetch.
  *
  * @since 0.3.0
  */
