@@ -17,8 +17,8 @@
  *   go into `generationConfig` as `temperature`, `topP`, `maxOutputTokens`, `stopSequences`, `candidateCount`,
  *   `presencePenalty`, `frequencyPenalty`, `seed`, `topK`; `response_format` `json_object` and `json_schema` become
  *   `responseMimeType` (and `responseJsonSchema`);
- * - `tools` (and legacy `functions`) become one tool of `functionDeclarations` (the `parameters` schema sent as it is:
- *   Gemini takes an OpenAPI subset there); `tool_choice` `auto`, `required`, `none` and a named function become
+ * - `tools` (and legacy `functions`) become one tool of `functionDeclarations` (the `parameters` JSON Schema sent as
+ *   it is, as `parametersJsonSchema`: Gemini's `parameters` takes only an OpenAPI subset); `tool_choice` `auto`, `required`, `none` and a named function become
  *   `toolConfig.functionCallingConfig` modes `AUTO`, `ANY` (with `allowedFunctionNames` for a name) and `NONE`;
  * - `user`, `logit_bias`, `logprobs`, `top_logprobs`, `parallel_tool_calls` and `stream_options` have no Gemini
  *   counterpart and are left out; every other field and `model_kwargs` is sent as it is (`safetySettings`,
@@ -351,7 +351,9 @@ export const toWire = (request: ChatRequest): Record<string, unknown> => {
       functionDeclarations: definitions.map((f) => ({
         name: f.name,
         ...(f.description === undefined ? {} : { description: f.description }),
-        ...(f.parameters === undefined ? {} : { parameters: f.parameters })
+        // JSON Schema, as OpenAI's tools carry it (Gemini's `parameters` takes only an OpenAPI subset, and rejects
+        // `additionalProperties`, `$ref`, `anyOf`, … that JSON Schema tools use).
+        ...(f.parameters === undefined ? {} : { parametersJsonSchema: f.parameters })
       }))
     }]
   }

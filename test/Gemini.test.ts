@@ -131,7 +131,9 @@ describe("Gemini: request translation", () => {
         responseJsonSchema: { type: "object" },
         topK: 4
       },
-      tools: [{ functionDeclarations: [{ name: "f", description: "does f", parameters: { type: "object" } }] }],
+      tools: [{
+        functionDeclarations: [{ name: "f", description: "does f", parametersJsonSchema: { type: "object" } }]
+      }],
       toolConfig: { functionCallingConfig: { mode: "ANY", allowedFunctionNames: ["f"] } },
       safetySettings: [{ category: "HARM_CATEGORY_HATE_SPEECH", threshold: "BLOCK_NONE" }]
     })
