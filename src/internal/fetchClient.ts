@@ -387,15 +387,7 @@ class FetchResponse extends Inspectable.Class implements HttpClientResponse.Http
   }
 
   toJSON(): unknown {
-    // Only what is already known: inspecting a response must not start reading its body.
-    return {
-      _id: "@effect/platform/HttpClientResponse",
-      request: this.request.toJSON(),
-      status: this.status,
-      headers: Inspectable.redact(this.headers),
-      remoteAddress: Option.none<string>().toJSON(),
-      ...(this.textResult === undefined ? {} : { body: this.textResult })
-    }
+    return BodyParse.inspect(this, this.textResult)
   }
 }
 

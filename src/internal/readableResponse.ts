@@ -260,15 +260,7 @@ export class ReadableResponse extends Inspectable.Class implements HttpClientRes
   }
 
   toJSON(): unknown {
-    // Only what is already known: inspecting a response must not start reading its body.
-    return {
-      _id: "@effect/platform/HttpClientResponse",
-      request: this.request.toJSON(),
-      status: this.status,
-      headers: Inspectable.redact(this.headers),
-      remoteAddress: Option.none<string>().toJSON(),
-      ...(this.textResult === undefined ? {} : { body: this.textResult })
-    }
+    return BodyParse.inspect(this, this.textResult)
   }
 }
 
