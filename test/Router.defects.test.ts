@@ -112,3 +112,34 @@ describe("keys the upstream echoes are redacted even when we did not send them",
       script: { a: [S.unauthorized({ message: `keys seen: ${others.join(", ")}` })] }
     }))))
 })
+
+describe("a short placeholder key (a local server's) is redacted as a word, not inside other words", () => {
+  const local = OpenAiCompatible.endpoint({ baseUrl: FakeHttpClient.openAiBaseUrl, apiKey: Redacted.make("x") })
+  const body = "invalid key x for max_tokens; x-request-id: 7; key=x&retry=no"
+
+  it.effect("the error keeps max_tokens and x-request-id whole, and blanks the key where it stands alone", () =>
+    Effect.gen(function*() {
+      const router = yield* Router.make({
+        models: [Model.make({ name: "a", endpoint: local })],
+        retry: { maxAttempts: 1 }
+      })
+      const error = yield* Effect.flip(router.generate({ messages: hi }))
+      expect(error._tag).toBe("AuthenticationFailed")
+      expect(error.message).toContain("invalid key <redacted> for max_tokens; x-request-id: 7; key=<redacted>&retry=no")
+    }).pipe(Effect.provide(FakeHttpClient.layer({ script: { a: [S.unauthorized({ message: body })] } }))))
+
+  it.effect("a real key's length is redacted wherever it appears, even inside other text", () =>
+    Effect.gen(function*() {
+      const secret = "k3y0123456789abcdef"
+      const keyed = OpenAiCompatible.endpoint({ baseUrl: FakeHttpClient.openAiBaseUrl, apiKey: Redacted.make(secret) })
+      const router = yield* Router.make({
+        models: [Model.make({ name: "a", endpoint: keyed })],
+        retry: { maxAttempts: 1 }
+      })
+      const error = yield* Effect.flip(router.generate({ messages: hi }))
+      expect(error.message).not.toContain(secret)
+      expect(error.message).toContain("prefix<redacted>suffix")
+    }).pipe(Effect.provide(FakeHttpClient.layer({
+      script: { a: [S.unauthorized({ message: "seen: prefixk3y0123456789abcdefsuffix" })] }
+    }))))
+})

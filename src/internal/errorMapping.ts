@@ -27,12 +27,26 @@ const EXCERPT_LENGTH = 400
 const keyPattern =
   /\b(sk-[A-Za-z0-9_-]{6,}|sk-ant-[A-Za-z0-9_-]{6,}|gsk_[A-Za-z0-9]{6,}|Bearer\s+[A-Za-z0-9._~+/-]{6,}=*)/g
 
+/**
+ * Below this length a secret is redacted where it stands as a word of its own, not inside other words: a placeholder
+ * key for a local server (`"x"`, `"ollama"`) would otherwise blank that text out of every error message (`max_tokens`
+ * becoming `ma<redacted>_tokens`). No real API key is this short.
+ */
+const SHORT_SECRET = 12
+
+const escape = (value: string) => value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+
 /** @internal */
 export const makeRedactor = (secrets: ReadonlyArray<Redacted.Redacted<string>>): (text: string) => string => {
-  const values = secrets.map((s) => Redacted.value(s)).filter((s) => s.length > 0)
+  const values = secrets.map((s) => Redacted.value(s)).filter((s) => s.length >= SHORT_SECRET)
+  const short = secrets.map((s) => Redacted.value(s)).filter((s) => s.length > 0 && s.length < SHORT_SECRET)
+  const shortPattern = short.length === 0
+    ? undefined
+    : new RegExp(`(?<![A-Za-z0-9_-])(?:${short.map(escape).join("|")})(?![A-Za-z0-9_-])`, "g")
   return (text) => {
     let out = text
     for (const value of values) out = out.split(value).join("<redacted>")
+    if (shortPattern !== undefined) out = out.replace(shortPattern, "<redacted>")
     return out.replace(keyPattern, "<redacted>")
   }
 }
