@@ -159,6 +159,41 @@ describe("Router under the TestClock: retries", () => {
       outcomes: ["fallback", "retry", "success"],
       waits: [1000],
       ends: "success"
+    },
+    {
+      name:
+        "retryOn [RateLimited]: a 429 is retried, then a 503 (not in the list) goes to the next model at once (AI SDK #4842)",
+      models: [model("a"), model("b")],
+      retry: {
+        initialDelay: "100 millis",
+        factor: 1,
+        minDelay: 0,
+        jitter: 0,
+        maxAttempts: 3,
+        retryOn: ["RateLimited"]
+      },
+      script: { a: [S.rateLimited(), S.unavailable()], b: [S.succeed()] },
+      arrivals: [["a", 0], ["a", 100], ["b", 100]],
+      outcomes: ["retry", "fallback", "success"],
+      waits: [100],
+      ends: "success"
+    },
+    {
+      name: "retryOn: a failure in the list (429) is retried after the policy's wait",
+      models: [model("a"), model("b")],
+      retry: {
+        initialDelay: "100 millis",
+        factor: 1,
+        minDelay: 0,
+        jitter: 0,
+        maxAttempts: 3,
+        retryOn: ["RateLimited"]
+      },
+      script: { a: [S.rateLimited(), S.succeed()], b: [S.succeed()] },
+      arrivals: [["a", 0], ["a", 100]],
+      outcomes: ["retry", "success"],
+      waits: [100],
+      ends: "success"
     }
   ]
   it.effect.each(retryCases.map((c) => [c.name, c] as const))("%s", ([, c]) =>
@@ -800,4 +835,88 @@ describe("FakeHttpClient", () => {
       expect(textOf(received)).toBe("Hello from a")
       yield* Fiber.join(fiber)
     }).pipe(Effect.provide(fake({ a: [S.succeed({ firstTokenDelayMs: 500, chunkDelayMs: 250 })] }))))
+})
+
+describe("Router under the TestClock: what the peers' users reported (../shared/research/peers.md)", () => {
+  const collectText = (stream: Stream.Stream<ChatChunk, RouterError.RouterStreamError>) =>
+    Effect.map(Stream.runCollect(stream), (chunks) => [...chunks])
+
+  it.effect("a stream longer than the attempt timeout and the deadline is not cut: 10 s of chunks (openai-node #419)", () =>
+    Effect.gen(function*() {
+      const router = yield* Router.make({
+        models: [model("a"), model("b")],
+        retry: RetryPolicy.none,
+        timeout: { attempt: "1 second", deadline: "3 seconds", stall: "2 seconds" }
+      })
+      const fiber = yield* Effect.fork(collectText(router.stream(hi)))
+      const chunks = success(yield* doneExactlyAt(fiber, 9000))
+      expect(textOf(chunks)).toBe("x".repeat(10))
+      expect(chunks.at(-1)?._tag).toBe("Usage")
+      expect(yield* arrivals).toEqual([["a", 0]])
+    }).pipe(
+      Effect.provide(fake({ a: [S.succeed({ chunks: Array(10).fill("x"), chunkDelayMs: 1000 })], b: [S.succeed()] }))
+    ))
+
+  it.effect("an in-band quota error before content is not retried: the next model at once, the key's breaker open (AI SDK #21345)", () =>
+    Effect.gen(function*() {
+      const router = yield* Router.make({ models: [model("a"), model("b")] })
+      const fiber = yield* Effect.fork(collectText(router.stream(hi)))
+      yield* adjust(0)
+      const chunks = success(yield* Fiber.await(fiber))
+      expect(textOf(chunks)).toBe("Hello from b")
+      expect(yield* arrivals).toEqual([["a", 0], ["b", 0]])
+      const started = chunks[0]!
+      if (started._tag !== "Started") throw new Error("expected Started first")
+      expect(outcomes(started.trail)).toEqual(["fallback", "success"])
+      expect(started.trail[0]!.error?._tag).toBe("QuotaExhausted")
+      expect((yield* router.health)[0]).toMatchObject({ state: "open", reason: "QuotaExhausted" })
+    }).pipe(Effect.provide(fake({
+      a: [S.inBandError({ afterChunks: 0, type: "insufficient_quota", message: "You exceeded your current quota" })],
+      b: [S.succeed()]
+    }))))
+
+  it.effect("tool calls under way when a stream is cut are kept in StreamInterrupted, as received (AI SDK #18667)", () =>
+    Effect.gen(function*() {
+      const router = yield* Router.make({ models: [model("a"), model("b")] })
+      const fiber = yield* Effect.fork(collectText(router.stream(hi)))
+      yield* adjust(0)
+      const error = failure(yield* Fiber.await(fiber))
+      expect(error._tag).toBe("StreamInterrupted")
+      if (error._tag !== "StreamInterrupted") return
+      expect(error.reason).toBe("cut")
+      expect(error.toolCalls).toEqual([{ index: 0, id: "call_1", name: "get_weather", arguments: "{\"city\":" }])
+      expect(yield* arrivals).toEqual([["a", 0]])
+    }).pipe(Effect.provide(fake({
+      a: [
+        S.cut({ toolCalls: [{ id: "call_1", name: "get_weather", arguments: "{\"city\":\"Paris\"}" }], afterChunks: 2 })
+      ],
+      b: [S.succeed()]
+    }))))
+
+  it.effect("fallbackOn applies to streams: fallbackOn [] ends the stream with a's 503, b never asked (LiteLLM #19077)", () =>
+    Effect.gen(function*() {
+      const router = yield* Router.make({ models: [model("a"), model("b")], retry: RetryPolicy.none, fallbackOn: [] })
+      const fiber = yield* Effect.fork(collectText(router.stream(hi)))
+      yield* adjust(0)
+      const error = failure(yield* Fiber.await(fiber))
+      expect(error._tag).toBe("ServiceUnavailable")
+      expect(yield* arrivals).toEqual([["a", 0]])
+    }).pipe(Effect.provide(fake({ a: [S.unavailable()], b: [S.succeed()] }))))
+
+  for (const random of [0, 0.999]) {
+    it.effect(`jitter never shortens a Retry-After: the retry at exactly 7000 with the random fixed at ${random} (LiteLLM #20722)`, () =>
+      Effect.gen(function*() {
+        const router = yield* Router.make({
+          models: [model("a")],
+          retry: { initialDelay: "4 seconds", minDelay: 0, jitter: 0.5, maxAttempts: 2 }
+        })
+        const fiber = yield* Effect.fork(router.generate(hi))
+        const response = success(yield* doneExactlyAt(fiber, 7000))
+        expect(yield* arrivals).toEqual([["a", 0], ["a", 7000]])
+        expect(waits(response.trail)).toEqual([7000])
+      }).pipe(
+        Effect.provide(fake({ a: [S.rateLimited({ retryAfter: 7 }), S.succeed()] })),
+        Effect.withRandomFixed([random])
+      ))
+  }
 })

@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
@@ -67,6 +68,26 @@ const steady = RetryPolicy.exponential({
 })
 
 describe("groups: a failure moves to another deployment at once; the backoff only when none is left", () => {
+  it.effect("every deployment rate limited with Retry-After 7 s (one shared quota): the next round at 7000 (LiteLLM #34399)", () =>
+    Effect.gen(function*() {
+      const r = yield* router({ strategy: "round-robin", retry: steady })
+      const call = yield* Effect.fork(r.generate(hi))
+      yield* adjust(6999)
+      expect(yield* arrivals).toEqual(["g1@0", "g2@0"])
+      expect(Option.isNone(yield* Fiber.poll(call))).toBe(true)
+      yield* adjust(1)
+      const response = yield* Fiber.join(call)
+      expect((yield* arrivals).slice(2)).toHaveLength(1)
+      expect((yield* arrivals)[2]).toMatch(/^g[12]@7000$/)
+      expect(response.trail.map((a) => a.outcome)).toEqual(["retry", "retry", "success"])
+      expect(response.trail.map((a) => a.waitMillis)).toEqual([0, 7000, undefined])
+      expect(response.model).not.toBe("b")
+    }).pipe(Effect.provide(fake({
+      g1: [S.rateLimited({ retryAfter: 7 }), S.succeed()],
+      g2: [S.rateLimited({ retryAfter: 7 }), S.succeed()],
+      b: [S.succeed()]
+    }))))
+
   it.effect("a 503 on g1 goes to g2 in the same instant; both failing: one wait per round, then the next entry", () =>
     Effect.gen(function*() {
       const r = yield* router({ strategy: "round-robin", retry: steady, health: false })
