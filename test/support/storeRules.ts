@@ -93,6 +93,21 @@ export const storeRules = (makeStore: MakeStore): void => {
       expect((yield* onServer).length).toBeGreaterThan(0)
     }))
 
+  it.scoped("a fatal failure reported while open reopens at its own, later instant; no later report shortens it (LiteLLM #40130)", () =>
+    Effect.gen(function*() {
+      const { store } = yield* makeStore()
+      const p = policy({ consecutiveFailures: 1, cooldown: "1 second", fatalCooldown: "10 seconds" })
+      yield* request(store, p, 0, failure)
+      expect((yield* store.snapshot(0))[0]).toMatchObject({ state: "open", reopensAt: 1000 })
+      // A request admitted before the trip ends late, with a rejected key.
+      yield* store.report(model!, p, 500, { _tag: "Failure", kind: "fatal", tag: "AuthenticationFailed" }, verdictOnly)
+      expect((yield* store.snapshot(500))[0]).toMatchObject({ state: "open", reopensAt: 10_500 })
+      // Then another late one, transient: the reopening stays.
+      yield* store.report(model!, p, 600, failure, verdictOnly)
+      expect((yield* store.snapshot(600))[0]).toMatchObject({ state: "open", reopensAt: 10_500 })
+      expect(yield* store.admit(model!, p, 10_499, 0)).toMatchObject({ _tag: "Skipped", until: 10_500 })
+    }))
+
   it.scoped("half-open: the probe is taken once; a released probe lets the next caller probe; success closes", () =>
     Effect.gen(function*() {
       const { onServer, store } = yield* makeStore()
