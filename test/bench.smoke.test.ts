@@ -4,7 +4,7 @@
 // ours-fetch needs the library: the runner builds it first (`npm run build`), so a library that does not build or
 // a client that fails shows here as a missing or failed ours-fetch result.
 // Then the opt-in variants ours-undici-redis, ours-undici-redisrt, ours-undici-limits and ours-undici-group4rr beside
-// ours-undici, on the latency workload only (concurrency 1, cheap), with the build of the first run: each reports
+// ours-undici, and ours-nodehttp (RouterHttpClient), on the latency workload only (concurrency 1, cheap), with the build of the first run: each reports
 // numbers, the Redis store ran on the redis-server the runner started (and stopped): two scripts per call with
 // admission "redis", far fewer with "local" (and the client checked that it never fell back), and the summary compares each
 // with ours-undici; in the same run the opt-in slow-tail workload (ours-undici only, about 5 s at the tiny size).
@@ -175,7 +175,7 @@ describe("bench harness (tiny): opt-in variants against their base client", () =
           "1",
           "--no-build",
           "--clients",
-          "ours-undici,ours-undici-redis,ours-undici-redisrt,ours-undici-limits,ours-undici-group4rr",
+          "ours-undici,ours-undici-redis,ours-undici-redisrt,ours-undici-limits,ours-undici-group4rr,ours-nodehttp",
           "--workloads",
           "latency,slow-tail",
           "--results-dir",
@@ -210,7 +210,8 @@ describe("bench harness (tiny): opt-in variants against their base client", () =
         "ours-undici-redis",
         "ours-undici-redisrt",
         "ours-undici-limits",
-        "ours-undici-group4rr"
+        "ours-undici-group4rr",
+        "ours-nodehttp"
       ]
     ) {
       expectNumbers(c, ["latency"], vrecords, voutput)
