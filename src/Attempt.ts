@@ -179,6 +179,9 @@ const describeError = (error: AttemptError): string => {
     case "MalformedResponse":
       what = `malformed response (${oneLine(error.reason)})`
       break
+    case "ResponseRejected":
+      what = `answer rejected (${oneLine(error.reason)})`
+      break
     default:
       what = tagInWords(error._tag)
   }

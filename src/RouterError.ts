@@ -335,6 +335,25 @@ export class MalformedResponse extends AttemptFailure<MalformedResponse>()("Malf
 }) {}
 
 /**
+ * The answer arrived but the router's answer check (`Router.Options.accept`) rejected it: an empty or refused answer,
+ * JSON that does not parse, whatever the check looks for. Not retried (add it to `retry.retryOn` to ask the same model
+ * again); falls back; says nothing about the deployment's health.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class ResponseRejected extends AttemptFailure<ResponseRejected>()("ResponseRejected", {
+  summary: (self) => `answer rejected: ${self.reason}`,
+  retryable: false,
+  fallsBack: true,
+  health: "ignored",
+  statuses: []
+}, {
+  /** Why the check rejected it (its own words, or that it returned `false` or threw). */
+  reason: Schema.String
+}) {}
+
+/**
  * The request was rejected before anything was sent: no model could accept it.
  *
  * @since 0.1.0
@@ -532,7 +551,8 @@ export const AttemptError = Schema.Union(
   ServiceUnavailable,
   Timeout,
   NetworkError,
-  MalformedResponse
+  MalformedResponse,
+  ResponseRejected
 )
 
 /**

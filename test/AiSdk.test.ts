@@ -238,6 +238,44 @@ suite("FetchRouterHttpClient", FetchRouterHttpClient.layer)
 suite("FetchHttpClient", FetchHttpClient.layer)
 
 describe("AiSdk: generateObject, tools, chains", () => {
+  it("a chain's answer check: generateObject's JSON from b after a answered with prose (the trail says why)", () =>
+    withRouter(
+      undefined,
+      {
+        a: [S.succeed({ text: "Sure! The city is Paris." })],
+        b: [S.succeed({ text: JSON.stringify({ city: "Paris", temperature: 21 }) })]
+      },
+      {
+        accept: (response) => {
+          try {
+            JSON.parse(response.text)
+            return true
+          } catch {
+            return "not JSON"
+          }
+        }
+      },
+      async (router, up) => {
+        const { object, providerMetadata } = await generateObject({
+          model: router("main"),
+          schema: jsonSchema<{ city: string; temperature: number }>({
+            type: "object",
+            properties: { city: { type: "string" }, temperature: { type: "number" } },
+            required: ["city", "temperature"]
+          }),
+          prompt: "weather?",
+          maxRetries: 0
+        })
+        expect(object).toEqual({ city: "Paris", temperature: 21 })
+        expect(up.requests.map((r) => r.model)).toEqual(["a", "b"])
+        const trail = route(providerMetadata).trail as unknown as ReadonlyArray<
+          { outcome: string; error?: { _tag: string; reason: string } }
+        >
+        expect(trail.map((a) => a.outcome)).toEqual(["fallback", "success"])
+        expect(trail[0]!.error).toMatchObject({ _tag: "ResponseRejected", reason: "not JSON" })
+      }
+    ))
+
   it("generateObject with a JSON schema: response_format json_schema, the value decoded", () =>
     withRouter(
       undefined,

@@ -920,3 +920,90 @@ describe("Router under the TestClock: what the peers' users reported (../shared/
       ))
   }
 })
+
+describe("Router under the TestClock: the answer check (accept; Portkey #1205)", () => {
+  const yes = (response: ChatResponse) => response.text === "yes" || `wanted "yes", got "${response.text}"`
+
+  it.effect("a rejected answer falls back at once; the reason and the answer are in the trail; health is untouched", () =>
+    Effect.gen(function*() {
+      const router = yield* Router.make({
+        models: [model("a"), model("b")],
+        accept: yes,
+        health: { consecutiveFailures: 1 }
+      })
+      const response = yield* router.generate(hi)
+      expect(response.model).toBe("b")
+      expect(response.text).toBe("yes")
+      expect(yield* arrivals).toEqual([["a", 0], ["b", 0]])
+      expect(outcomes(response.trail)).toEqual(["fallback", "success"])
+      const rejected = response.trail[0]!.error
+      expect(rejected?._tag).toBe("ResponseRejected")
+      if (rejected?._tag !== "ResponseRejected") return
+      expect(rejected.reason).toBe("wanted \"yes\", got \"I cannot help with that\"")
+      expect(rejected.body).toBe("I cannot help with that")
+      expect(rejected.message).toContain("answer rejected")
+      // One failure in a row would open a's breaker; a rejected answer is not a failure of the deployment.
+      expect((yield* router.health)[0]).toMatchObject({ state: "closed" })
+    }).pipe(
+      Effect.provide(fake({ a: [S.succeed({ text: "I cannot help with that" })], b: [S.succeed({ text: "yes" })] }))
+    ))
+
+  it.effect("retryOn naming ResponseRejected asks the same model again after the policy's wait", () =>
+    Effect.gen(function*() {
+      const router = yield* Router.make({
+        models: [model("a"), model("b")],
+        accept: yes,
+        retry: {
+          initialDelay: "100 millis",
+          factor: 1,
+          minDelay: 0,
+          jitter: 0,
+          maxAttempts: 3,
+          retryOn: ["ResponseRejected"]
+        }
+      })
+      const fiber = yield* Effect.fork(router.generate(hi))
+      const response = success(yield* doneExactlyAt(fiber, 100))
+      expect(response.model).toBe("a")
+      expect(yield* arrivals).toEqual([["a", 0], ["a", 100]])
+      expect(outcomes(response.trail)).toEqual(["retry", "success"])
+    }).pipe(Effect.provide(fake({ a: [S.succeed({ text: "no" }), S.succeed({ text: "yes" })], b: [S.succeed()] }))))
+
+  it.effect("every answer rejected: the call fails with the last ResponseRejected and the whole trail", () =>
+    Effect.gen(function*() {
+      const router = yield* Router.make({ models: [model("a"), model("b")], accept: () => false })
+      const error = yield* Effect.flip(router.generate(hi))
+      expect(error._tag).toBe("ResponseRejected")
+      expect(error._tag === "ResponseRejected" && error.reason).toBe("the check returned false")
+      expect(outcomes(trailOf(error))).toEqual(["fallback", "failed"])
+    }).pipe(Effect.provide(fake({ a: [S.succeed()], b: [S.succeed()] }))))
+
+  it.effect("a check that throws rejects with what it threw", () =>
+    Effect.gen(function*() {
+      const router = yield* Router.make({
+        models: [model("a"), model("b")],
+        accept: (response) => {
+          if (response.model === "a") throw new Error("boom")
+          return true
+        }
+      })
+      const response = yield* router.generate(hi)
+      expect(response.model).toBe("b")
+      const rejected = response.trail[0]!.error
+      expect(rejected?._tag === "ResponseRejected" && rejected.reason).toBe("the check threw: boom")
+    }).pipe(Effect.provide(fake({ a: [S.succeed()], b: [S.succeed()] }))))
+
+  it.effect("streams are not checked: their content is delivered as it arrives", () =>
+    Effect.gen(function*() {
+      const router = yield* Router.make({ models: [model("a"), model("b")], accept: () => false })
+      const chunks = yield* Stream.runCollect(router.stream(hi))
+      expect(textOf(chunks)).toBe("Hello from a")
+      expect(yield* arrivals).toEqual([["a", 0]])
+    }).pipe(Effect.provide(fake({ a: [S.succeed()], b: [S.succeed()] }))))
+
+  it.effect("an accept that is not a function fails Router.make with RouterConfigError", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Router.make({ models: [model("a")], accept: "yes" as never }))
+      expect([error._tag, error.option]).toEqual(["RouterConfigError", "accept"])
+    }).pipe(Effect.provide(fake({}))))
+})

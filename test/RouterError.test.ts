@@ -52,7 +52,7 @@ describe("failure modes: one declaration each", () => {
     expect([...Router.defaultFallbackOn].sort()).toEqual(
       RouterError.attemptErrorTagList.filter((tag) => tag !== "BadRequest").sort()
     )
-    expect(RouterError.attemptErrorTagList).toHaveLength(13)
+    expect(RouterError.attemptErrorTagList).toHaveLength(14)
   })
 
   it("the README's failure-mode table says what each mode's declaration says", () => {
@@ -140,7 +140,8 @@ describe("failure modes: classes", () => {
     new RouterError.ServiceUnavailable(call),
     new RouterError.Timeout({ ...call, phase: "first-token", afterMillis: 2000 }),
     new RouterError.NetworkError({ ...call, reason: "ECONNRESET" }),
-    new RouterError.MalformedResponse({ ...call, reason: "body is not JSON" })
+    new RouterError.MalformedResponse({ ...call, reason: "body is not JSON" }),
+    new RouterError.ResponseRejected({ ...call, reason: "not JSON" })
   ]
 
   it("one instance per mode, in the table's order", () => {

@@ -538,10 +538,11 @@ describe("llm-router CLI", () => {
       ...RouterError.attemptErrorTagList,
       "NoModelAvailable",
       "DeadlineExceeded",
-      "StreamInterrupted"
+      "StreamInterrupted",
+      "BudgetExceeded"
     ] as const
     expect(tags.map((tag) => Cli.exitCodes[tag].code)).toEqual(
-      [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+      [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 21, 17, 18, 19, 20]
     )
     expect(Cli.exitCodeOf(new RouterError.RouterConfigError({ option: "models", reason: "x" }))).toBe(2)
     expect(Cli.exitCodeOf(new RouterError.NoModelAvailable({ reason: "x" }))).toBe(17)

@@ -17,7 +17,7 @@
  * | `InvalidRequest` | `MalformedInput` |
  * | an attempt's failure with an HTTP status (`RateLimited`, `ServerError`, `BadRequest`, `Timeout` 408, …) | `HttpResponseError` (`StatusCode`, the status, the redacted body excerpt) |
  * | `NetworkError`, `Timeout` without a status, `StreamInterrupted` `cut` or `stall` | `HttpRequestError` (`Transport`) |
- * | `MalformedResponse`, `StreamInterrupted` `truncated` or `malformed` | `MalformedOutput` |
+ * | `MalformedResponse`, `ResponseRejected`, `StreamInterrupted` `truncated` or `malformed` | `MalformedOutput` |
  * | `DeadlineExceeded`, `NoModelAvailable`, `BudgetExceeded`, in-band failures without a status, `StreamInterrupted` `in-band-error` | `UnknownError` |
  *
  * `Effect.mapError(EffectAi.unwrapError)` gives back the router's own error (with its trail) wherever an `AiError`

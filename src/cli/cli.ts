@@ -60,6 +60,7 @@ export const exitCodes = {
   DeadlineExceeded: { code: 18, meaning: "--deadline passed" },
   StreamInterrupted: { code: 19, meaning: "the stream broke after output began (what was printed is partial)" },
   BudgetExceeded: { code: 20, meaning: "the router's budget for this period is spent" },
+  ResponseRejected: { code: 21, meaning: "every answer was rejected by the router's answer check" },
   Interrupted: { code: 130, meaning: "interrupted (Ctrl-C)" }
 } as const
 

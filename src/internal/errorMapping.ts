@@ -142,7 +142,7 @@ const tagFromStatus = (status: number, overrides: Readonly<Record<number, Attemp
 
 /**
  * An attempt error of the given mode. The modes with fields of their own get a neutral value for them: `Timeout` is
- * the server's (HTTP 408), `NetworkError` and `MalformedResponse` take `reason`.
+ * the server's (HTTP 408), `NetworkError`, `MalformedResponse` and `ResponseRejected` take `reason`.
  *
  * @internal
  */
@@ -163,6 +163,7 @@ export const make = (
   if (tag === "Timeout") fields.phase = "server"
   else if (tag === "NetworkError") fields.reason = extra.reason ?? "connection failed"
   else if (tag === "MalformedResponse") fields.reason = extra.reason ?? "unexpected response"
+  else if (tag === "ResponseRejected") fields.reason = extra.reason ?? "rejected"
   const Class = RouterError.classes[tag] as unknown as new(
     fields: object,
     options: { readonly disableValidation: boolean }

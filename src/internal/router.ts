@@ -21,7 +21,7 @@ import * as ChatRequest from "../ChatRequest.js"
 import { ChatResponse } from "../ChatResponse.js"
 import * as Health from "../Health.js"
 import * as Model from "../Model.js"
-import type { Endpoint } from "../Provider.js"
+import type { Call, Endpoint, ResponseData } from "../Provider.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import type { Options, Service } from "../Router.js"
 import * as RouterError from "../RouterError.js"
@@ -209,6 +209,10 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       return yield* Effect.fail(configError("maxEventBytes", `must be a positive integer (got ${maxEventBytes})`))
     }
     const fallbackOn = new Set(options.fallbackOn ?? defaultFallbackOn)
+    const accept = options.accept
+    if (accept !== undefined && typeof accept !== "function") {
+      return yield* Effect.fail(configError("accept", `must be a function (got ${typeof accept})`))
+    }
     const healthConfig = yield* resolveHealth(options.health)
     if (healthConfig === undefined) {
       for (
@@ -280,6 +284,35 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     const redactedNames = Headers.currentRedactedNames
     const withWsSecret = (names: ReadonlyArray<string | RegExp>) => [...names, "ws-secret"]
 
+    /** An attempt's answer through `options.accept`, when there is one: a rejection is the attempt's failure. */
+    const checked = (
+      attempt: Effect.Effect<ResponseData, RouterError.AttemptError>,
+      call: Call,
+      ctx: transport.Context
+    ): Effect.Effect<ResponseData, RouterError.AttemptError> =>
+      accept === undefined ? attempt : Effect.flatMap(attempt, (data) => {
+        const answer = new ChatResponse({
+          id: data.id,
+          model: data.model,
+          provider: data.provider,
+          choices: data.choices,
+          ...(data.usage === undefined ? {} : { usage: data.usage }),
+          trail: []
+        }, { disableValidation: true })
+        let verdict: boolean | string
+        try {
+          verdict = accept(answer)
+        } catch (cause) {
+          verdict = `the check threw: ${cause instanceof Error ? cause.message : String(cause)}`
+        }
+        if (verdict === true) return Effect.succeed(data)
+        const reason = typeof verdict === "string" && verdict.length > 0 ? verdict : "the check returned false"
+        return Effect.fail(errors.make("ResponseRejected", call, {
+          reason: ctx.redact(reason),
+          body: errors.excerpt(answer.text, ctx.redact)
+        }))
+      })
+
     const generate = (request: ChatRequest.ChatRequest): Effect.Effect<ChatResponse, RouterError.RouterError> =>
       Effect.flatMap(Effect.tracer, (tracer) => {
         const validated = ChatRequest.validate(request)
@@ -294,10 +327,10 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
             traced
               ? (call, model) =>
                 Effect.tap(
-                  transport.generate(context(model), call),
+                  checked(transport.generate(context(model), call), call, context(model)),
                   (data) => telemetry.annotateResponse(tracedPlan.telemetry, data)
                 )
-              : (call, model) => transport.generate(context(model), call),
+              : (call, model) => checked(transport.generate(context(model), call), call, context(model)),
             "attempt",
             usageOf
           ),

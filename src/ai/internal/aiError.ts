@@ -48,6 +48,7 @@ export const toAiError =
       case "NetworkError":
         return transport()
       case "MalformedResponse":
+      case "ResponseRejected":
         return malformedOutput()
       case "DeadlineExceeded":
       case "NoModelAvailable":
