@@ -72,10 +72,13 @@ export interface Options {
    * An answer check for non-streaming calls (`generate`, and the bridges' non-streaming calls): called with each answer
    * before the router accepts it. `true` keeps it; `false`, or a reason in words, rejects it as `ResponseRejected`,
    * which falls back to the next model (retried on the same model only when `retry.retryOn` names it) and does not
-   * count against the deployment. A check that throws rejects the answer with what it threw. Streams are not checked:
-   * their content is delivered as it arrives. The answer it sees has no trail yet.
+   * count against the deployment. The check may be an effect (a moderation call, say): it runs within the attempt, so
+   * the attempt timeout and the deadline bound it. A check that throws (or dies) rejects the answer with what it threw.
+   * Streams are not checked: their content is delivered as it arrives. The answer it sees has no trail yet.
    */
-  readonly accept?: ((response: ChatResponse) => boolean | string) | undefined
+  readonly accept?:
+    | ((response: ChatResponse) => boolean | string | Effect.Effect<boolean | string>)
+    | undefined
   readonly timeout?: Timeouts | undefined
   /** Receives each attempt as it ends (LangChain's `run_manager.on_retry`). Its failures are logged and ignored. */
   readonly onAttempt?: ((attempt: Attempt) => void | Effect.Effect<void>) | undefined

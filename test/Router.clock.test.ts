@@ -993,6 +993,28 @@ describe("Router under the TestClock: the answer check (accept; Portkey #1205)",
       expect(rejected?._tag === "ResponseRejected" && rejected.reason).toBe("the check threw: boom")
     }).pipe(Effect.provide(fake({ a: [S.succeed()], b: [S.succeed()] }))))
 
+  it.effect("an effectful check runs within the attempt: rejected after its 100 ms, b at 100; one that dies rejects", () =>
+    Effect.gen(function*() {
+      const router = yield* Router.make({
+        models: [model("a"), model("b"), model("c")],
+        accept: (response) =>
+          response.model === "a"
+            ? Effect.as(Effect.sleep("100 millis"), "flagged by moderation")
+            : response.model === "b"
+            ? Effect.die(new Error("moderation is down"))
+            : Effect.succeed(true)
+      })
+      const fiber = yield* Effect.fork(router.generate(hi))
+      const response = success(yield* doneExactlyAt(fiber, 100))
+      expect(response.model).toBe("c")
+      expect(yield* arrivals).toEqual([["a", 0], ["b", 100], ["c", 100]])
+      expect(response.trail.map((a) => a.error?._tag === "ResponseRejected" ? a.error.reason : a.outcome)).toEqual([
+        "flagged by moderation",
+        "the check threw: moderation is down",
+        "success"
+      ])
+    }).pipe(Effect.provide(fake({ a: [S.succeed()], b: [S.succeed()], c: [S.succeed()] }))))
+
   it.effect("streams are not checked: their content is delivered as it arrives", () =>
     Effect.gen(function*() {
       const router = yield* Router.make({ models: [model("a"), model("b")], accept: () => false })

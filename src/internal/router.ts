@@ -284,6 +284,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     const redactedNames = Headers.currentRedactedNames
     const withWsSecret = (names: ReadonlyArray<string | RegExp>) => [...names, "ws-secret"]
 
+    const threw = (cause: unknown) => `the check threw: ${cause instanceof Error ? cause.message : String(cause)}`
     /** An attempt's answer through `options.accept`, when there is one: a rejection is the attempt's failure. */
     const checked = (
       attempt: Effect.Effect<ResponseData, RouterError.AttemptError>,
@@ -299,18 +300,23 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
           ...(data.usage === undefined ? {} : { usage: data.usage }),
           trail: []
         }, { disableValidation: true })
-        let verdict: boolean | string
+        const decide = (verdict: boolean | string): Effect.Effect<ResponseData, RouterError.AttemptError> => {
+          if (verdict === true) return Effect.succeed(data)
+          const reason = typeof verdict === "string" && verdict.length > 0 ? verdict : "the check returned false"
+          return Effect.fail(errors.make("ResponseRejected", call, {
+            reason: ctx.redact(reason),
+            body: errors.excerpt(answer.text, ctx.redact)
+          }))
+        }
+        let verdict: boolean | string | Effect.Effect<boolean | string>
         try {
           verdict = accept(answer)
         } catch (cause) {
-          verdict = `the check threw: ${cause instanceof Error ? cause.message : String(cause)}`
+          return decide(threw(cause))
         }
-        if (verdict === true) return Effect.succeed(data)
-        const reason = typeof verdict === "string" && verdict.length > 0 ? verdict : "the check returned false"
-        return Effect.fail(errors.make("ResponseRejected", call, {
-          reason: ctx.redact(reason),
-          body: errors.excerpt(answer.text, ctx.redact)
-        }))
+        return Effect.isEffect(verdict)
+          ? Effect.flatMap(Effect.catchAllDefect(verdict, (cause) => Effect.succeed(threw(cause))), decide)
+          : decide(verdict)
       })
 
     const generate = (request: ChatRequest.ChatRequest): Effect.Effect<ChatResponse, RouterError.RouterError> =>
