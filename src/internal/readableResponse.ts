@@ -36,9 +36,10 @@ export const abortBody = (body: Readable): void => {
 }
 
 // A response whose body is never read would hold its connection forever: abort it when the response is collected.
+// (This module is loaded by the main entry on every runtime, some without `FinalizationRegistry`; it only runs on Node.)
 const unreadBodies = globalValue(
   "effect-llm-router/NodeRouterHttpClient/unreadBodies",
-  () => new FinalizationRegistry<Readable>(abortBody)
+  () => typeof FinalizationRegistry === "function" ? new FinalizationRegistry<Readable>(abortBody) : undefined
 )
 
 /**
@@ -121,14 +122,14 @@ export class ReadableResponse extends Inspectable.Class implements HttpClientRes
     // A socket error while nobody reads the body must not become an unhandled 'error' event.
     this.body.on("error", noop)
     this.collectable = collectable && prefetched === undefined
-    if (this.collectable) unreadBodies.register(this, this.body, this)
+    if (this.collectable) unreadBodies?.register(this, this.body, this)
   }
 
   /** The body is being read: from now on its reader owns it (and aborts it if the read is cut short). */
   private claim(): void {
     if (this.collectable) {
       this.collectable = false
-      unreadBodies.unregister(this)
+      unreadBodies?.unregister(this)
     }
   }
 
