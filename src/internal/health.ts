@@ -572,6 +572,34 @@ const remaining = (limit: number | undefined, stored: number | undefined, at: nu
   limit === undefined ? undefined : Math.floor(limits.level(limit, stored, at, now) / limits.scale)
 
 /**
+ * A store's admission and report as plain functions, for a store that keeps its records in this process: the router
+ * calls them in place of `admit` and `report`, with no effect to build and run around either.
+ *
+ * @internal
+ */
+export interface SyncStore {
+  readonly admit: (model: Model, policy: Policy, now: number, tokens: number) => Health.Admission
+  readonly report: (
+    model: Model,
+    policy: Policy,
+    now: number,
+    outcome: Health.Report,
+    permit: Permit
+  ) => Health.Transition
+}
+
+// Keyed by the store object itself: a store built from ours (`{ ...store, admit }`) is another object, whose own
+// `admit` and `report` are used.
+const syncStores = new WeakMap<Health.Store, SyncStore>()
+
+/**
+ * The store's synchronous admission and report, when it is an in-memory store as `makeMemory` made it.
+ *
+ * @internal
+ */
+export const syncOf = (store: Health.Store): SyncStore | undefined => syncStores.get(store)
+
+/**
  * The in-memory store: one record per deployment, in this process.
  *
  * @internal
@@ -593,33 +621,38 @@ export const makeMemory = (): Health.Store => {
     byModel.set(model, record)
     return record
   }
-  return {
-    admit: (model, policy, now, tokens) =>
-      Effect.sync(() => {
-        const record = recordOf(model)
-        if (record.policy !== policy) {
-          record.policy = policy
-          policies.set(deploymentId(model), policy)
-        }
-        record.limits = model.limits ?? noLimits
-        return admit(record, policy, now, tokens)
-      }),
+  const sync: SyncStore = {
+    admit: (model, policy, now, tokens) => {
+      const record = recordOf(model)
+      if (record.policy !== policy) {
+        record.policy = policy
+        policies.set(deploymentId(model), policy)
+      }
+      record.limits = model.limits ?? noLimits
+      return admit(record, policy, now, tokens)
+    },
+    report: (model, policy, now, outcome, permit) => {
+      const record = recordOf(model)
+      const from = record.state
+      const to = report(record, policy, now, outcome, permit)
+      return from === to && to !== "open" ? unchanged[to] : {
+        from,
+        to,
+        reason: to === "open" ? record.reason : undefined,
+        reopensAt: to === "open" ? record.openUntil : undefined
+      }
+    }
+  }
+  const store: Health.Store = {
+    admit: (model, policy, now, tokens) => Effect.sync(() => sync.admit(model, policy, now, tokens)),
     report: (model, policy, now, outcome, permit) =>
-      Effect.sync(() => {
-        const record = recordOf(model)
-        const from = record.state
-        const to = report(record, policy, now, outcome, permit)
-        return from === to && to !== "open" ? unchanged[to] : {
-          from,
-          to,
-          reason: to === "open" ? record.reason : undefined,
-          reopensAt: to === "open" ? record.openUntil : undefined
-        }
-      }),
+      Effect.sync(() => sync.report(model, policy, now, outcome, permit)),
     snapshot: (now) =>
       Effect.sync(() => [...records].map(([id, record]) => toSnapshot(id, record, policies.get(id), now))),
     budgets: costs.makeMemory()
   }
+  syncStores.set(store, sync)
+  return store
 }
 
 /**

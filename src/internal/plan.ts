@@ -12,6 +12,7 @@
 // sleep, which `Effect.retry` does not expose: a `Retry-After` longer than the backoff replaces it, one over the cap or
 // one that would pass the deadline falls back at once instead of sleeping, and the trail records each attempt's outcome
 // and wait before the wait starts.
+import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -75,6 +76,8 @@ export interface BudgetConfig {
 export interface HealthConfig {
   readonly store: Health.Store
   readonly policy: health.Policy
+  /** The store's synchronous admission and report, when it keeps its records in this process (`health.syncOf`). */
+  readonly sync: health.SyncStore | undefined
 }
 
 /**
@@ -479,10 +482,25 @@ const admitAttempt = <A>(
     return skip(ctx, m, attemptNo, scheduleState, attemptStart, { _tag: "Skipped", reason, until: undefined })
   }
   const health = ctx.config.health
-  if (health === undefined) return send(ctx, m, attemptNo, scheduleState, attemptStart, undefined, identity)
   // From the admission until the attempt's report is registered nothing may interrupt: an admission never reported
   // would leave a probe taken, or a place under the limits, for good. Only the attempt itself, and what follows its
-  // report, are interruptible.
+  // report, are interruptible. Without health too the attempt runs in this mask: what follows it (its scope closed or
+  // handed over, the trail) is then sure to run, with no `onExit` of its own.
+  if (health === undefined) {
+    return Effect.uninterruptibleMask((restore) =>
+      send(ctx, m, attemptNo, scheduleState, attemptStart, undefined, restore)
+    )
+  }
+  const sync = health.sync
+  if (sync !== undefined) {
+    // A store in this process admits at once, inside the mask (no effect around it).
+    return Effect.uninterruptibleMask((restore) => {
+      const admission = sync.admit(m.model, health.policy, attemptStart, m.tokens)
+      return admission._tag === "Admitted"
+        ? send(ctx, m, attemptNo, scheduleState, attemptStart, admission, restore)
+        : restore(skip(ctx, m, attemptNo, scheduleState, attemptStart, admission))
+    })
+  }
   return Effect.uninterruptibleMask((restore) =>
     Effect.flatMap(
       health.store.admit(m.model, health.policy, attemptStart, m.tokens),
@@ -495,7 +513,6 @@ const admitAttempt = <A>(
 }
 
 type Restore = <X, E, R>(effect: Effect.Effect<X, E, R>) => Effect.Effect<X, E, R>
-const identity: Restore = (effect) => effect
 
 /**
  * Adds a served request's cost to the router's budget for the period.
@@ -623,6 +640,20 @@ const send = <A>(
         transition.from === transition.to ? Effect.void : announce(model, transition, now, config.telemetry)
     )
   }
+  // The success's report, where it is hot: a store in this process is told at once, and nothing is left to run
+  // unless the deployment's state changed (undefined).
+  const tellNow = (
+    report: Health.Report,
+    ends: boolean,
+    usedTokens: number | undefined
+  ): Effect.Effect<unknown> | undefined => {
+    const h = config.health
+    if (h === undefined) return undefined
+    if (h.sync === undefined) return tell(report, ends, usedTokens)
+    const now = ctx.clock.unsafeCurrentTimeMillis()
+    const transition = h.sync.report(model, h.policy, now, report, permit(ends, usedTokens))
+    return transition.from === transition.to ? undefined : announce(model, transition, now, config.telemetry)
+  }
   const call: Call = {
     model: model.name,
     provider: model.provider,
@@ -670,85 +701,100 @@ const send = <A>(
       ...(hedged === undefined ? {} : { hedge: hedged.request }),
       ...(probe ? { probe: true } : {})
     })
-    // Success leaves the scope open for the caller (a stream's body); anything else closes it now, which aborts the
-    // request. An interruption (the caller cancelled) tells health nothing about the deployment.
-    const settled = Effect.onExit(
-      restore(attempt),
-      (exit) => {
-        if (stats !== undefined) {
-          if (!Exit.isSuccess(exit) || !ctx.stream) ended()
-        }
-        if (Exit.isSuccess(exit)) return Effect.void
-        if (!Exit.isInterrupted(exit)) return Scope.close(scope, exit)
-        const closed = config.health === undefined
-          ? Scope.close(scope, exit)
-          : Effect.zipRight(Scope.close(scope, exit), tell(released))
-        // A hedged call's request that lost: the trail says so.
-        if (hedged === undefined) telemetry.abandon(ctx, ctx.clock)
-        return hedged === undefined ? closed : Effect.zipRight(
-          closed,
-          record(ctx, {
-            ...base(),
-            outcome: "cancelled",
-            note: hedged.shared.won === undefined
-              ? "the call was cancelled"
-              : `request ${hedged.shared.won + 1} of the call won`
-          })
+    // The attempt's end, however it ends: a group deployment's request is no longer in flight (a stream's is, until
+    // it ends).
+    const cleanup = (exit: Exit.Exit<A, RouterError.AttemptError | DeadlineCut>): Effect.Effect<void> => {
+      if (stats !== undefined) {
+        if (!Exit.isSuccess(exit) || !ctx.stream) ended()
+      }
+      if (Exit.isSuccess(exit)) return Effect.void
+      // Anything but success closes the scope now, which aborts the request. An interruption (the caller cancelled)
+      // tells health nothing about the deployment.
+      if (!Exit.isInterrupted(exit)) return Scope.close(scope, exit)
+      const closed = config.health === undefined
+        ? Scope.close(scope, exit)
+        : Effect.zipRight(Scope.close(scope, exit), tell(released))
+      // A hedged call's request that lost: the trail says so.
+      if (hedged === undefined) telemetry.abandon(ctx, ctx.clock)
+      return hedged === undefined ? closed : Effect.zipRight(
+        closed,
+        record(ctx, {
+          ...base(),
+          outcome: "cancelled",
+          note: hedged.shared.won === undefined
+            ? "the call was cancelled"
+            : `request ${hedged.shared.won + 1} of the call won`
+        })
+      )
+    }
+    const onFailure = (failure: RouterError.AttemptError | DeadlineCut): Outcome<A> => {
+      const fields = base()
+      if (failure._tag === "DeadlineCut") {
+        return Effect.zipRight(
+          tell(released),
+          restore(Effect.zipRight(
+            record(ctx, { ...fields, outcome: "failed", error: timedOut(), note: "cut by the deadline" }),
+            Effect.suspend(() => Effect.fail(deadlineExceeded(ctx, model)))
+          ))
         )
       }
-    )
-    return Effect.matchEffect(settled, {
-      // A stream's first content is the verdict on the deployment, but its request goes on: the stream's end settles it.
-      onSuccess: (value) => {
-        // A stream holds its admission until it ends only where a limit counts it (concurrency, or its tokens): a
-        // shared store is spared a round trip per stream otherwise.
-        const holds = ctx.stream && admission !== undefined &&
-          (model.limits?.maxConcurrent !== undefined || model.limits?.tokensPerMinute !== undefined)
-        const usage = ctx.stream ? undefined : ctx.usageOf?.(value)
-        const cost = usage === undefined || model.price === undefined ? undefined : costs.of(model.price, usage)
-        const fields = cost === undefined ? base() : { ...base(), cost }
-        if (stats !== undefined) config.selection.observe(model, fields.endedAt - attemptStart)
-        if (m.index === 0) config.hedge?.observe(fields.endedAt - attemptStart)
-        return Effect.zipRight(
-          Effect.zipRight(
-            ctx.stream ? tell(succeeded, !holds) : tell(succeeded, true, usage?.totalTokens),
-            cost === undefined ? Effect.void : charge(config, cost, fields.endedAt)
-          ),
-          // Interrupted after its success (a hedge that lost by a hair, or the caller): nobody will own the scope.
-          Effect.onInterrupt(
-            restore(Effect.as(record(ctx, { ...fields, outcome: "success" }), {
-              value,
-              model,
-              trail,
-              scope,
-              held: holds ? { ...permit(true, undefined), probe: false } : undefined,
-              inGroup: stats !== undefined,
-              onEnd: stats !== undefined && ctx.stream ? ended : undefined,
-              span: ctx.attemptSpan
-            })),
-            () => {
-              telemetry.abandon(ctx, ctx.clock)
-              return Scope.close(scope, Exit.void)
-            }
-          )
-        )
-      },
-      onFailure: (failure) => {
-        const fields = base()
-        if (failure._tag === "DeadlineCut") {
-          return Effect.zipRight(
-            tell(released),
-            restore(Effect.zipRight(
-              record(ctx, { ...fields, outcome: "failed", error: timedOut(), note: "cut by the deadline" }),
-              Effect.suspend(() => Effect.fail(deadlineExceeded(ctx, model)))
-            ))
-          )
-        }
-        ctx.lastError = failure
-        return Effect.flatMap(
-          tell(healthReport(failure)),
-          (transition) =>
-            restore(afterFailure(ctx, m, attemptNo, scheduleState, failure, fields, transition?.to === "open"))
+      ctx.lastError = failure
+      return Effect.flatMap(
+        tell(healthReport(failure)),
+        (transition) =>
+          restore(afterFailure(ctx, m, attemptNo, scheduleState, failure, fields, transition?.to === "open"))
+      )
+    }
+    // A stream's first content is the verdict on the deployment, but its request goes on: the stream's end settles it.
+    const onSuccess = (value: A): Outcome<A> => {
+      cleanup(Exit.succeed(value))
+      // A stream holds its admission until it ends only where a limit counts it (concurrency, or its tokens): a
+      // shared store is spared a round trip per stream otherwise.
+      const holds = ctx.stream && admission !== undefined &&
+        (model.limits?.maxConcurrent !== undefined || model.limits?.tokensPerMinute !== undefined)
+      const usage = ctx.stream ? undefined : ctx.usageOf?.(value)
+      const cost = usage === undefined || model.price === undefined ? undefined : costs.of(model.price, usage)
+      const fields = cost === undefined ? base() : { ...base(), cost }
+      if (stats !== undefined) config.selection.observe(model, fields.endedAt - attemptStart)
+      if (m.index === 0) config.hedge?.observe(fields.endedAt - attemptStart)
+      const success = {
+        value,
+        model,
+        trail,
+        scope,
+        held: holds ? { ...permit(true, undefined), probe: false } : undefined,
+        inGroup: stats !== undefined,
+        onEnd: stats !== undefined && ctx.stream ? ended : undefined,
+        span: ctx.attemptSpan
+      }
+      // Health is told first, then the budget charged, then the trail and its callbacks.
+      const told = ctx.stream ? tellNow(succeeded, !holds, undefined) : tellNow(succeeded, true, usage?.totalTokens)
+      const charged = cost === undefined ? undefined : charge(config, cost, fields.endedAt)
+      // Interrupted after its success (a hedge that lost by a hair, or the caller): nobody will own the scope. (What
+      // `Effect.onInterrupt` does, without a mask of its own: this runs in the attempt's.)
+      let out: Outcome<A> = Effect.matchCauseEffect(restore(record(ctx, { ...fields, outcome: "success" })), {
+        onFailure: (cause) => {
+          if (!Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
+          telemetry.abandon(ctx, ctx.clock)
+          return Effect.zipRight(Scope.close(scope, Exit.void), Effect.failCause(cause))
+        },
+        onSuccess: () => Effect.succeed(success)
+      })
+      if (charged !== undefined) out = Effect.zipRight(charged, out)
+      return told === undefined ? out : Effect.zipRight(told, out)
+    }
+    // What `Effect.onExit` then `Effect.matchEffect` did, in one step: the whole runs in the attempt's mask (see
+    // `admitAttempt`), so this handler runs however the attempt ends, and only `restore` lets an interruption in.
+    return Effect.matchCauseEffect(restore(attempt), {
+      onSuccess,
+      onFailure: (cause) => {
+        const exit = Exit.failCause(cause)
+        return Effect.matchEffect(
+          Effect.matchCauseEffect(cleanup(exit), {
+            onFailure: (cause2) => Effect.failCause(Cause.sequential(cause, cause2)),
+            onSuccess: () => exit
+          }),
+          { onFailure, onSuccess }
         )
       }
     })

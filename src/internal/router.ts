@@ -167,7 +167,10 @@ const resolveHealth = (
   // A store in context is shared (across routers, or processes); without one, this router keeps its own.
   return Effect.map(
     Effect.serviceOption(Health.HealthStore),
-    (store) => ({ store: Option.getOrElse(store, Health.makeMemory), policy })
+    (found) => {
+      const store = Option.getOrElse(found, Health.makeMemory)
+      return { store, policy, sync: healthInternal.syncOf(store) }
+    }
   )
 }
 
