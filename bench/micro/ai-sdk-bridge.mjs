@@ -6,7 +6,11 @@
 // further from it); this one measures what a long-running server pays.
 //
 //   npm run build && cd bench && npm ci
-//   node bench/micro/ai-sdk-bridge.mjs [--warmup 3000] [--calls 3000] [--rounds 4] [--fetch]
+//   node bench/micro/ai-sdk-bridge.mjs [--warmup 3000] [--calls 3000] [--rounds 4] [--fetch | --mem]
+//
+// `--mem`: both sides on an in-memory `fetch` answering at once with the upstream's body (the stock provider's `fetch`
+// option; the bridge on FetchRouterHttpClient with that `fetch` as FetchHttpClient.Fetch): no network, so the figures
+// are each side's own work per call (plus a `Response`'s), with far less noise than over loopback.
 import { createOpenAI } from "@ai-sdk/openai"
 import { generateText } from "ai"
 import { spawn } from "node:child_process"
@@ -33,12 +37,42 @@ const { Model, OpenAiCompatible } = await dist("index.js")
 const { AiSdk } = await dist("ai-sdk/index.js")
 const Redacted = await importTopLevel("effect", "./Redacted")
 const endpoint = OpenAiCompatible.endpoint({ baseUrl: `${url}/v1`, apiKey: Redacted.make("sk-bench") })
-const httpClient = process.argv.includes("--fetch") ? (await dist("index.js")).FetchRouterHttpClient.layer : undefined
+const mem = process.argv.includes("--mem")
+const memBody = JSON.stringify({
+  id: "chatcmpl-bench",
+  object: "chat.completion",
+  created: 1,
+  model: "m",
+  choices: [{
+    index: 0,
+    message: { role: "assistant", content: "Hello from the bench upstream.", refusal: null },
+    logprobs: null,
+    finish_reason: "stop"
+  }],
+  usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 }
+})
+const memHeaders = { "content-type": "application/json", "content-length": String(Buffer.byteLength(memBody)) }
+const memFetch = () => Promise.resolve(new Response(memBody, { headers: memHeaders }))
+const { FetchRouterHttpClient } = await dist("index.js")
+const httpClient = mem
+  ? (await importTopLevel("effect", "./Layer")).provide(
+    FetchRouterHttpClient.layer,
+    (await importTopLevel("effect", "./Layer")).succeed(
+      (await importTopLevel("@effect/platform", "./FetchHttpClient")).Fetch,
+      memFetch
+    )
+  )
+  : process.argv.includes("--fetch")
+  ? FetchRouterHttpClient.layer
+  : undefined
 const router = AiSdk.make({
   ...(httpClient === undefined ? {} : { httpClient }),
   chains: { main: { models: [Model.make({ name: "m", endpoint }), Model.make({ name: "m2", endpoint })] } }
 })
-const models = { stock: createOpenAI({ baseURL: `${url}/v1`, apiKey: "sk-bench" }).chat("m"), ours: router("main") }
+const models = {
+  stock: createOpenAI({ baseURL: `${url}/v1`, apiKey: "sk-bench", ...(mem ? { fetch: memFetch } : {}) }).chat("m"),
+  ours: router("main")
+}
 
 const run = async (model, n) => {
   let started = 0
