@@ -45,8 +45,9 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { ChatChunk } from "./ChatChunk.js"
 import type { ChatRequest, Message } from "./ChatRequest.js"
-import { Choice, ToolCall, Usage } from "./ChatResponse.js"
+import type { ToolCall } from "./ChatResponse.js"
 import { compile } from "./internal/compiledValidator.js"
+import * as construct from "./internal/construct.js"
 import { eventJson, notJson, notJsonOutcome } from "./internal/eventJson.js"
 import type {
   Call,
@@ -462,11 +463,11 @@ const decodeResponse = (call: Call, body: unknown): Either.Either<ResponseData, 
     if (block.type === "text" && block.text !== undefined) text += block.text
     else if (block.type === "tool_use") {
       toolCalls.push(
-        new ToolCall({
+        construct.toolCall({
           id: block.id ?? "",
           name: block.name ?? "",
           arguments: JSON.stringify(block.input ?? {})
-        }, { disableValidation: true })
+        })
       )
     }
   }
@@ -476,19 +477,19 @@ const decodeResponse = (call: Call, body: unknown): Either.Either<ResponseData, 
     model: body.model ?? call.model,
     provider: call.provider,
     choices: [
-      new Choice({
+      construct.choice({
         index: 0,
         text,
         role: body.role ?? "assistant",
         finishReason: body.stop_reason == null ? null : finishReason(body.stop_reason),
         toolCalls
-      }, { disableValidation: true })
+      })
     ],
-    usage: usage == null ? undefined : new Usage({
+    usage: usage == null ? undefined : construct.usage({
       promptTokens: promptTokens(usage),
       completionTokens: usage.output_tokens ?? 0,
       totalTokens: promptTokens(usage) + (usage.output_tokens ?? 0)
-    }, { disableValidation: true })
+    })
   })
 }
 

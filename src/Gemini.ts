@@ -49,8 +49,9 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { ChatChunk } from "./ChatChunk.js"
 import type { ChatRequest, Message } from "./ChatRequest.js"
-import { Choice, ToolCall, Usage } from "./ChatResponse.js"
+import type { ToolCall } from "./ChatResponse.js"
 import { compile } from "./internal/compiledValidator.js"
+import * as construct from "./internal/construct.js"
 import { eventJson, notJson, notJsonOutcome } from "./internal/eventJson.js"
 import type {
   Call,
@@ -437,15 +438,15 @@ const decodeResponse = (call: Call, body: unknown): Either.Either<ResponseData, 
         if (part.text !== undefined) text += part.text
         if (part.functionCall !== undefined) {
           toolCalls.push(
-            new ToolCall({
+            construct.toolCall({
               id: part.functionCall.id ?? `call_${toolCalls.length}`,
               name: part.functionCall.name,
               arguments: JSON.stringify(part.functionCall.args ?? {})
-            }, { disableValidation: true })
+            })
           )
         }
       }
-      return new Choice({
+      return construct.choice({
         index: candidate.index ?? i,
         text,
         role: "assistant",
@@ -453,11 +454,11 @@ const decodeResponse = (call: Call, body: unknown): Either.Either<ResponseData, 
           ? null
           : finishReason(candidate.finishReason, toolCalls.length > 0),
         toolCalls
-      }, { disableValidation: true })
+      })
     }),
     usage: body.usageMetadata === undefined
       ? undefined
-      : new Usage(toUsage(body.usageMetadata), { disableValidation: true })
+      : construct.usage(toUsage(body.usageMetadata))
   })
 }
 

@@ -12,8 +12,9 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { ChatChunk } from "./ChatChunk.js"
 import { toWireParams } from "./ChatRequest.js"
-import { Choice, FunctionCall } from "./ChatResponse.js"
+import { FunctionCall } from "./ChatResponse.js"
 import { compile } from "./internal/compiledValidator.js"
+import * as construct from "./internal/construct.js"
 import { eventJson, notJson, notJsonOutcome } from "./internal/eventJson.js"
 import { toUsage, toUsageChunk, WireUsage } from "./internal/wireUsage.js"
 import type { Call, Endpoint, EventOutcome, ResponseData, StreamDecoder } from "./Provider.js"
@@ -165,14 +166,14 @@ const decodeResponse = (call: Call, body: unknown): Either.Either<ResponseData, 
     model: body.modelId ?? body.model ?? call.model,
     provider: body.providerId ?? call.provider,
     choices: body.choices.map((c) =>
-      new Choice({
+      construct.choice({
         index: c.index,
         text: c.text ?? "",
         role: c.role ?? "assistant",
         finishReason: c.finish_reason ?? null,
         toolCalls: [],
         ...(c.function_call == null ? {} : { functionCall: new FunctionCall(c.function_call) })
-      }, { disableValidation: true })
+      })
     ),
     usage: usage == null ? undefined : toUsage(usage)
   })

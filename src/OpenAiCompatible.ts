@@ -10,8 +10,8 @@ import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { ChatChunk } from "./ChatChunk.js"
 import { toWireParams } from "./ChatRequest.js"
-import { Choice, FunctionCall, ToolCall } from "./ChatResponse.js"
 import { compile } from "./internal/compiledValidator.js"
+import * as construct from "./internal/construct.js"
 import { eventJson, notJson, notJsonOutcome } from "./internal/eventJson.js"
 import { toUsage, toUsageChunk, WireUsage } from "./internal/wireUsage.js"
 import type { Call, Endpoint, EventOutcome, ResponseData, StreamDecoder } from "./Provider.js"
@@ -150,18 +150,18 @@ export const endpoint = (options: Options): Endpoint => {
 const decodeResponse = (call: Call, body: unknown): Either.Either<ResponseData, string> => {
   if (!responseValidator.is(body)) return Either.left(responseValidator.explain(body))
   const choices = body.choices.map((c) =>
-    new Choice({
+    construct.choice({
       index: c.index,
       text: c.message.content ?? "",
       role: c.message.role ?? "assistant",
       finishReason: c.finish_reason ?? null,
       toolCalls: (c.message.tool_calls ?? []).map((t) =>
-        new ToolCall({ id: t.id, name: t.function.name, arguments: t.function.arguments }, { disableValidation: true })
+        construct.toolCall({ id: t.id, name: t.function.name, arguments: t.function.arguments })
       ),
       ...(c.message.function_call == null
         ? {}
-        : { functionCall: new FunctionCall(c.message.function_call, { disableValidation: true }) })
-    }, { disableValidation: true })
+        : { functionCall: construct.functionCall(c.message.function_call) })
+    })
   )
   return Either.right({
     id: body.id ?? "",

@@ -6,7 +6,8 @@
  */
 import type { Attempt } from "../Attempt.js"
 import type { ChatChunk } from "../ChatChunk.js"
-import { ChatResponse, Choice, FunctionCall, ToolCall, Usage } from "../ChatResponse.js"
+import type { ChatResponse } from "../ChatResponse.js"
+import * as construct from "./construct.js"
 
 interface ToolCallPart {
   index: number
@@ -110,29 +111,29 @@ export class Accumulator {
 
   toResponse(id: string): ChatResponse {
     const choices = [...this.choices.entries()].sort(([a], [b]) => a - b).map(([index, state]) =>
-      new Choice({
+      construct.choice({
         index,
         text: state.text,
         role: "assistant",
         finishReason: state.finish,
         toolCalls: [...state.toolCalls.values()].map((p) =>
-          new ToolCall({ id: p.id ?? "", name: p.name ?? "", arguments: p.arguments }, { disableValidation: true })
+          construct.toolCall({ id: p.id ?? "", name: p.name ?? "", arguments: p.arguments })
         ),
         ...(state.functionCall === undefined ? {} : {
-          functionCall: new FunctionCall({
+          functionCall: construct.functionCall({
             name: state.functionCall.name ?? "",
             arguments: state.functionCall.arguments
-          }, { disableValidation: true })
+          })
         })
-      }, { disableValidation: true })
+      })
     )
-    return new ChatResponse({
+    return construct.chatResponse({
       id,
       model: this.model,
       provider: this.provider,
       choices,
-      ...(this.usage === undefined ? {} : { usage: new Usage(this.usage, { disableValidation: true }) }),
+      ...(this.usage === undefined ? {} : { usage: construct.usage(this.usage) }),
       trail: this.trail
-    }, { disableValidation: true })
+    })
   }
 }

@@ -22,7 +22,7 @@ import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
-import { Attempt } from "../Attempt.js"
+import type { Attempt } from "../Attempt.js"
 import type { ChatRequest } from "../ChatRequest.js"
 import type { Usage } from "../ChatResponse.js"
 import type * as Health from "../Health.js"
@@ -31,6 +31,7 @@ import { isGroup } from "../Model.js"
 import type { Call } from "../Provider.js"
 import type { RetryPolicy } from "../RetryPolicy.js"
 import * as RouterError from "../RouterError.js"
+import * as construct from "./construct.js"
 import * as costs from "./cost.js"
 import { formatMillis } from "./format.js"
 import * as health from "./health.js"
@@ -207,7 +208,7 @@ interface Ctx<A> extends telemetry.SpanHolder {
 type Outcome<A> = Effect.Effect<Success<A> & { readonly scope: Scope.CloseableScope }, RouterError.RouterError>
 
 const record = <A>(ctx: Ctx<A>, fields: ConstructorParameters<typeof Attempt>[0]): Effect.Effect<void> => {
-  const attempt = new Attempt(fields, { disableValidation: true })
+  const attempt = construct.attempt(fields)
   ctx.trail.push(attempt)
   const told = ctx.config.telemetry.active
     ? telemetry.recorded(ctx.config.telemetry, attempt, ctx, ctx.stream, ctx.clock)

@@ -18,7 +18,7 @@ import type * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import type { ChatChunk } from "../ChatChunk.js"
 import * as ChatRequest from "../ChatRequest.js"
-import { ChatResponse } from "../ChatResponse.js"
+import type { ChatResponse } from "../ChatResponse.js"
 import * as Health from "../Health.js"
 import * as Model from "../Model.js"
 import type { Call, Endpoint, ResponseData } from "../Provider.js"
@@ -26,6 +26,7 @@ import * as RetryPolicy from "../RetryPolicy.js"
 import type { Options, Service } from "../Router.js"
 import * as RouterError from "../RouterError.js"
 import * as Telemetry from "../Telemetry.js"
+import * as construct from "./construct.js"
 import * as costs from "./cost.js"
 import * as errors from "./errorMapping.js"
 import * as healthInternal from "./health.js"
@@ -351,7 +352,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
               state.metrics
                 ? Effect.zipRight(Scope.close(success.scope, Exit.void), telemetry.answered(state, success.model, data))
                 : Scope.close(success.scope, Exit.void),
-              new ChatResponse({
+              construct.chatResponse({
                 id: data.id,
                 model: data.model,
                 provider: data.provider,
@@ -362,7 +363,7 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
                   ? {}
                   : { cost: costs.of(success.model.price, data.usage) }),
                 trail: success.trail
-              }, { disableValidation: true })
+              })
             )
           }
         )

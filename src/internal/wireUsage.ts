@@ -4,7 +4,8 @@
  * @internal
  */
 import * as Schema from "effect/Schema"
-import { Usage } from "../ChatResponse.js"
+import type { Usage } from "../ChatResponse.js"
+import * as construct from "./construct.js"
 
 /** @internal */
 export const WireUsage = Schema.Struct({
@@ -18,11 +19,11 @@ export type WireUsage = typeof WireUsage.Type
 
 /** @internal */
 export const toUsage = (u: WireUsage): Usage =>
-  new Usage({
+  construct.usage({
     promptTokens: u.prompt_tokens,
     completionTokens: u.completion_tokens,
     totalTokens: u.total_tokens ?? u.prompt_tokens + u.completion_tokens
-  }, { disableValidation: true })
+  })
 
 /** @internal */
 export const toUsageChunk = (u: WireUsage) => ({
