@@ -7,16 +7,20 @@
 //
 //   npm run build && cd bench && npm ci
 //   node bench/micro/ai-sdk-bridge.mjs [--warmup 3000] [--calls 3000] [--rounds 4] [--fetch | --mem]
+//                                      [--baseline <copy of dist>]
 //
 // `--mem`: both sides on an in-memory `fetch` answering at once with the upstream's body (the stock provider's `fetch`
 // option; the bridge on FetchRouterHttpClient with that `fetch` as FetchHttpClient.Fetch): no network, so the figures
 // are each side's own work per call (plus a `Response`'s), with far less noise than over loopback.
+// `--baseline <dir>`: a third side, the bridge built from that copy of an earlier dist/, run interleaved with the
+// others (a change's before and after in one run).
 import { createOpenAI } from "@ai-sdk/openai"
 import { generateText } from "ai"
 import { spawn } from "node:child_process"
+import { resolve } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { importTopLevel, REPO_ROOT } from "../lib/top-level.mjs"
-import { numArg } from "./lib.mjs"
+import { args, numArg } from "./lib.mjs"
 
 globalThis.AI_SDK_LOG_WARNINGS = false
 const warmup = numArg("warmup", 3000)
@@ -32,11 +36,7 @@ const port = await new Promise((resolve) =>
 )
 const url = `http://127.0.0.1:${port}`
 
-const dist = (path) => import(pathToFileURL(`${REPO_ROOT}/dist/src/${path}`).href)
-const { Model, OpenAiCompatible } = await dist("index.js")
-const { AiSdk } = await dist("ai-sdk/index.js")
 const Redacted = await importTopLevel("effect", "./Redacted")
-const endpoint = OpenAiCompatible.endpoint({ baseUrl: `${url}/v1`, apiKey: Redacted.make("sk-bench") })
 const mem = process.argv.includes("--mem")
 const memBody = JSON.stringify({
   id: "chatcmpl-bench",
@@ -53,25 +53,29 @@ const memBody = JSON.stringify({
 })
 const memHeaders = { "content-type": "application/json", "content-length": String(Buffer.byteLength(memBody)) }
 const memFetch = () => Promise.resolve(new Response(memBody, { headers: memHeaders }))
-const { FetchRouterHttpClient } = await dist("index.js")
-const httpClient = mem
-  ? (await importTopLevel("effect", "./Layer")).provide(
-    FetchRouterHttpClient.layer,
-    (await importTopLevel("effect", "./Layer")).succeed(
-      (await importTopLevel("@effect/platform", "./FetchHttpClient")).Fetch,
-      memFetch
-    )
-  )
-  : process.argv.includes("--fetch")
-  ? FetchRouterHttpClient.layer
-  : undefined
-const router = AiSdk.make({
-  ...(httpClient === undefined ? {} : { httpClient }),
-  chains: { main: { models: [Model.make({ name: "m", endpoint }), Model.make({ name: "m2", endpoint })] } }
-})
+// The bridge of one build of the library (`dir`/src).
+const bridgeOf = async (dir) => {
+  const dist = (path) => import(pathToFileURL(`${dir}/src/${path}`).href)
+  const { FetchRouterHttpClient, Model, OpenAiCompatible } = await dist("index.js")
+  const { AiSdk } = await dist("ai-sdk/index.js")
+  const endpoint = OpenAiCompatible.endpoint({ baseUrl: `${url}/v1`, apiKey: Redacted.make("sk-bench") })
+  const httpClient = mem
+    ? Layer.provide(FetchRouterHttpClient.layer, Layer.succeed(FetchHttpClient.Fetch, memFetch))
+    : process.argv.includes("--fetch")
+    ? FetchRouterHttpClient.layer
+    : undefined
+  return AiSdk.make({
+    ...(httpClient === undefined ? {} : { httpClient }),
+    chains: { main: { models: [Model.make({ name: "m", endpoint }), Model.make({ name: "m2", endpoint })] } }
+  })
+}
+const Layer = await importTopLevel("effect", "./Layer")
+const FetchHttpClient = await importTopLevel("@effect/platform", "./FetchHttpClient")
+const routers = { ours: await bridgeOf(`${REPO_ROOT}/dist`) }
+if (typeof args.baseline === "string") routers.base = await bridgeOf(resolve(args.baseline))
 const models = {
   stock: createOpenAI({ baseURL: `${url}/v1`, apiKey: "sk-bench", ...(mem ? { fetch: memFetch } : {}) }).chat("m"),
-  ours: router("main")
+  ...Object.fromEntries(Object.entries(routers).map(([side, router]) => [side, router("main")]))
 }
 
 const run = async (model, n) => {
@@ -88,23 +92,28 @@ const run = async (model, n) => {
   return (used.user + used.system) / n
 }
 
-for (const side of ["stock", "ours"]) await run(models[side], warmup)
-const results = { stock: [], ours: [] }
+const sides = Object.keys(models)
+for (const side of sides) await run(models[side], warmup)
+const results = Object.fromEntries(sides.map((side) => [side, []]))
 for (let r = 0; r < rounds; r++) {
-  for (const side of r % 2 === 0 ? ["stock", "ours"] : ["ours", "stock"]) {
+  for (let i = 0; i < sides.length; i++) {
+    const side = sides[(i + r) % sides.length]
     results[side].push(await run(models[side], calls))
   }
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
+const labels = { stock: "stock @ai-sdk/openai", ours: "effect-llm-router", base: "effect-llm-router (baseline)" }
 console.log(`client CPU per call at c=32 after ${warmup} warm-up calls each, median of ${rounds} rounds of ${calls}:`)
-console.log(
-  `  stock @ai-sdk/openai  ${median(results.stock).toFixed(0)} µs  [${
-    results.stock.map((x) => x.toFixed(0)).join(", ")
-  }]`
-)
-console.log(
-  `  effect-llm-router     ${median(results.ours).toFixed(0)} µs  [${results.ours.map((x) => x.toFixed(0)).join(", ")}]`
-)
-console.log(`  ours / stock          ×${(median(results.ours) / median(results.stock)).toFixed(2)}`)
-await router.dispose()
+for (const side of sides) {
+  console.log(
+    `  ${labels[side].padEnd(28)} ${median(results[side]).toFixed(0)} µs  [${
+      results[side].map((x) => x.toFixed(0)).join(", ")
+    }]`
+  )
+}
+console.log(`  ours / stock                 ×${(median(results.ours) / median(results.stock)).toFixed(2)}`)
+if (results.base !== undefined) {
+  console.log(`  baseline / stock             ×${(median(results.base) / median(results.stock)).toFixed(2)}`)
+}
+for (const router of Object.values(routers)) await router.dispose()
 upstream.stdin.end()
