@@ -296,14 +296,14 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
       ctx: transport.Context
     ): Effect.Effect<ResponseData, RouterError.AttemptError> =>
       accept === undefined ? attempt : Effect.flatMap(attempt, (data) => {
-        const answer = new ChatResponse({
+        const answer = construct.chatResponse({
           id: data.id,
           model: data.model,
           provider: data.provider,
           choices: data.choices,
           ...(data.usage === undefined ? {} : { usage: data.usage }),
           trail: []
-        }, { disableValidation: true })
+        })
         const decide = (verdict: boolean | string): Effect.Effect<ResponseData, RouterError.AttemptError> => {
           if (verdict === true) return Effect.succeed(data)
           const reason = typeof verdict === "string" && verdict.length > 0 ? verdict : "the check returned false"
