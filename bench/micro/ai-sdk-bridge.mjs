@@ -16,43 +16,21 @@
 // others (a change's before and after in one run).
 import { createOpenAI } from "@ai-sdk/openai"
 import { generateText } from "ai"
-import { spawn } from "node:child_process"
 import { resolve } from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { pathToFileURL } from "node:url"
 import { importTopLevel, REPO_ROOT } from "../lib/top-level.mjs"
-import { args, numArg } from "./lib.mjs"
+import { args, memFetch, numArg, startUpstream } from "./lib.mjs"
 
 globalThis.AI_SDK_LOG_WARNINGS = false
 const warmup = numArg("warmup", 3000)
 const calls = numArg("calls", 3000)
 const rounds = numArg("rounds", 4)
 
-const upstream = spawn(process.execPath, [fileURLToPath(new URL("../upstream.mjs", import.meta.url))], {
-  stdio: ["pipe", "pipe", "inherit"]
-})
-process.on("exit", () => upstream.kill())
-const port = await new Promise((resolve) =>
-  upstream.stdout.once("data", (d) => resolve(JSON.parse(String(d).split("\n")[0]).port))
-)
-const url = `http://127.0.0.1:${port}`
+const upstream = await startUpstream()
+const url = upstream.url
 
 const Redacted = await importTopLevel("effect", "./Redacted")
 const mem = process.argv.includes("--mem")
-const memBody = JSON.stringify({
-  id: "chatcmpl-bench",
-  object: "chat.completion",
-  created: 1,
-  model: "m",
-  choices: [{
-    index: 0,
-    message: { role: "assistant", content: "Hello from the bench upstream.", refusal: null },
-    logprobs: null,
-    finish_reason: "stop"
-  }],
-  usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 }
-})
-const memHeaders = { "content-type": "application/json", "content-length": String(Buffer.byteLength(memBody)) }
-const memFetch = () => Promise.resolve(new Response(memBody, { headers: memHeaders }))
 // The bridge of one build of the library (`dir`/src).
 const bridgeOf = async (dir) => {
   const dist = (path) => import(pathToFileURL(`${dir}/src/${path}`).href)
@@ -116,4 +94,4 @@ if (results.base !== undefined) {
   console.log(`  baseline / stock             ×${(median(results.base) / median(results.stock)).toFixed(2)}`)
 }
 for (const router of Object.values(routers)) await router.dispose()
-upstream.stdin.end()
+upstream.stop()

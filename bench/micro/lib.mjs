@@ -8,8 +8,10 @@
 // (both sides from the same round) and reported as median [min–max] over rounds.
 //
 // Common flags: --rounds N (default 7), --ms N (per variant per round, default 400), --warmup-ms N (default 600).
+import { spawn } from "node:child_process"
 import os from "node:os"
 import { performance } from "node:perf_hooks"
+import { fileURLToPath } from "node:url"
 
 export const args = (() => {
   const out = {}
@@ -162,3 +164,36 @@ export const assert = (cond, message) => {
     process.exit(1)
   }
 }
+
+/**
+ * bench/upstream.mjs in its own process (on loopback), stopped when this process exits: its base URL.
+ */
+export const startUpstream = async () => {
+  const upstream = spawn(process.execPath, [fileURLToPath(new URL("../upstream.mjs", import.meta.url))], {
+    stdio: ["pipe", "pipe", "inherit"]
+  })
+  process.on("exit", () => upstream.kill())
+  const port = await new Promise((resolve) =>
+    upstream.stdout.once("data", (d) => resolve(JSON.parse(String(d).split("\n")[0]).port))
+  )
+  return { url: `http://127.0.0.1:${port}`, stop: () => upstream.stdin.end() }
+}
+
+// The upstream's answer to the non-streaming "hi", as an in-memory fetch's body.
+const memBody = JSON.stringify({
+  id: "chatcmpl-bench",
+  object: "chat.completion",
+  created: 1,
+  model: "m",
+  choices: [{
+    index: 0,
+    message: { role: "assistant", content: "Hello from the bench upstream.", refusal: null },
+    logprobs: null,
+    finish_reason: "stop"
+  }],
+  usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 }
+})
+const memHeaders = { "content-type": "application/json", "content-length": String(Buffer.byteLength(memBody)) }
+
+/** A `fetch` that answers at once, in memory, as bench/upstream.mjs answers a non-streaming call: no network. */
+export const memFetch = () => Promise.resolve(new Response(memBody, { headers: memHeaders }))

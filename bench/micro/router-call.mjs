@@ -16,12 +16,11 @@
 //   npm run build && cd bench && npm ci     (this script needs only the top-level node_modules and bench/upstream.mjs)
 //   node bench/micro/router-call.mjs [--warmup 3000] [--calls 3000] [--rounds 5] [--concurrency 32]
 //                                    [--only node-health,fetch-nohealth,mem-health] [--baseline <copy of dist>]
-import { spawn } from "node:child_process"
 import os from "node:os"
 import { resolve } from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { pathToFileURL } from "node:url"
 import { importTopLevel, REPO_ROOT } from "../lib/top-level.mjs"
-import { args, numArg } from "./lib.mjs"
+import { args, memFetch, numArg, startUpstream } from "./lib.mjs"
 
 const warmup = numArg("warmup", 3000)
 const calls = numArg("calls", 3000)
@@ -29,35 +28,13 @@ const rounds = numArg("rounds", 5)
 const concurrency = numArg("concurrency", 32)
 const only = typeof args.only === "string" ? args.only.split(",") : undefined
 
-const upstream = spawn(process.execPath, [fileURLToPath(new URL("../upstream.mjs", import.meta.url))], {
-  stdio: ["pipe", "pipe", "inherit"]
-})
-process.on("exit", () => upstream.kill())
-const port = await new Promise((resolve) =>
-  upstream.stdout.once("data", (d) => resolve(JSON.parse(String(d).split("\n")[0]).port))
-)
-const url = `http://127.0.0.1:${port}`
+const upstream = await startUpstream()
+const url = upstream.url
 
 const [Layer, ManagedRuntime, Redacted] = await Promise.all(
   ["./Layer", "./ManagedRuntime", "./Redacted"].map((m) => importTopLevel("effect", m))
 )
 const FetchHttpClient = await importTopLevel("@effect/platform", "./FetchHttpClient")
-// The upstream's answer to the non-streaming "hi", as the in-memory client's body.
-const memBody = JSON.stringify({
-  id: "chatcmpl-bench",
-  object: "chat.completion",
-  created: 1,
-  model: "m",
-  choices: [{
-    index: 0,
-    message: { role: "assistant", content: "Hello from the bench upstream.", refusal: null },
-    logprobs: null,
-    finish_reason: "stop"
-  }],
-  usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 }
-})
-const memHeaders = { "content-type": "application/json", "content-length": String(Buffer.byteLength(memBody)) }
-const memFetch = () => Promise.resolve(new Response(memBody, { headers: memHeaders }))
 
 // The variants of one build of the library (`dir`/src/index.js): `--baseline <dir>` (a copy of an earlier dist/) adds
 // the same variants on that build, suffixed `@base`, run interleaved with the current dist/'s: a change's before and
@@ -141,4 +118,4 @@ for (const name of names) {
   }
 }
 for (const rt of Object.values(variants)) await rt.dispose()
-upstream.stdin.end()
+upstream.stop()
