@@ -21,7 +21,7 @@ import type * as Tls from "node:tls"
 import * as Url from "node:url"
 import * as internal from "../src/internal/nodeHttpClient.js"
 import * as RouterHttpClient from "../src/RouterHttpClient.js"
-import { roundTripRules, scopeRules } from "./support/clientLayerRules.js"
+import { prefetchRules, roundTripRules, scopeRules } from "./support/clientLayerRules.js"
 import type { LayerUnderTest } from "./support/clientLayerRules.js"
 import { direct, modes, serve, waitUntil } from "./support/loopbackHttp.js"
 import type { Client } from "./support/loopbackHttp.js"
@@ -86,6 +86,7 @@ const leakCheck = (mode: (client: HttpClient.HttpClient) => Client) =>
   }))
 
 scopeRules(nodeLayer, leakCheck)
+prefetchRules(nodeLayer)
 
 /** Answers the first request on each connection; destroys the connection on the second, without an answer. */
 const resetSecond = () => {

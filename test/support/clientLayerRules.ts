@@ -18,6 +18,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as V8 from "node:v8"
 import * as Vm from "node:vm"
+import * as ByteSource from "../../src/internal/byteSource.js"
 import { closedPort, decoder, direct, endless, holdAfter, modes, serve, text, waitUntil } from "./loopbackHttp.js"
 import type { Client } from "./loopbackHttp.js"
 
@@ -373,6 +374,79 @@ export const scopeRules = (
           ["/untraced", "undefined"],
           ["/direct", "undefined"]
         ])
+      })))
+  })
+}
+
+/**
+ * The layers that read a JSON body of known length before handing its response over (the router reads it whole
+ * anyway): the body is whole and read once, an interruption while it arrives aborts the request, a cut body is the
+ * read's "Decode" failure, not the request's.
+ */
+export const prefetchRules = (under: LayerUnderTest): void => {
+  const withClient = <A, E>(
+    mode: (client: HttpClient.HttpClient) => Client,
+    f: (client: Client) => Effect.Effect<A, E, Scope.Scope>
+  ): Effect.Effect<A, E, Scope.Scope> =>
+    Effect.provide(Effect.flatMap(HttpClient.HttpClient, (client) => f(mode(client))), under.layer)
+
+  describe(`${under.name}: a JSON body of known length, read before the router gets its response`, () => {
+    it.live("text, json and the ByteSource give the whole body; the connection is reused", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const payload = JSON.stringify({ text: "héllo ✓", n: [1, 2, 3] })
+        const server = yield* serve((_, res) => {
+          res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(payload) })
+          // In two writes, the second after the headers have gone.
+          res.write(payload.slice(0, 5), () => setTimeout(() => res.end(payload.slice(5)), 10))
+        })
+        const [text, json, viaSource, again] = yield* withClient(direct, (client) =>
+          Effect.gen(function*() {
+            const response = yield* client.get(`${server.url}/json`)
+            const text = yield* response.text
+            const json = yield* response.json
+            const source = ByteSource.fromResponse(response)!
+            const reads = yield* Effect.option(source.pull)
+            const after = yield* Effect.flip(source.pull)
+            expect(after).toEqual(Option.none())
+            const again = yield* Effect.delay(
+              Effect.flatMap(client.get(`${server.url}/json`), (r) => r.text),
+              "30 millis"
+            )
+            return [text, json, Option.map(reads, (r) => decoder.decode(Chunk.toReadonlyArray(r)[0]!)), again]
+          }))
+        expect([text, json, viaSource, again]).toEqual([payload, JSON.parse(payload), Option.some(payload), payload])
+        expect([server.connections(), server.aborted()]).toEqual([1, 0])
+      })))
+
+    it.live("interrupted while the body is still arriving: the request is aborted (the server sees the close)", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve((_, res) => {
+          res.writeHead(200, { "content-type": "application/json", "content-length": "100" })
+          res.write("{\"partial\":")
+        })
+        const exit = yield* withClient(direct, (client) =>
+          Effect.gen(function*() {
+            const fiber = yield* Effect.fork(client.get(`${server.url}/held`))
+            yield* Effect.sleep("50 millis")
+            expect(server.aborted()).toBe(0)
+            const exit = yield* Fiber.interrupt(fiber)
+            yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+            return exit
+          }))
+        expect(Exit.isInterrupted(exit)).toBe(true)
+      })))
+
+    it.live("a body cut mid-way: the response arrives, its text fails with ResponseError \"Decode\"", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* serve((_, res) => {
+          res.writeHead(200, { "content-type": "application/json", "content-length": "100" })
+          res.write("{\"cut\":", () => setTimeout(() => res.socket?.destroy(), 20))
+        })
+        const error = yield* withClient(
+          direct,
+          (client) => Effect.flatMap(client.get(`${server.url}/cut`), (response) => Effect.flip(response.text))
+        )
+        expect([error._tag, error.reason]).toEqual(["ResponseError", "Decode"])
       })))
   })
 }
