@@ -289,13 +289,9 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
     const withWsSecret = (names: ReadonlyArray<string | RegExp>) => [...names, "ws-secret"]
 
     const threw = (cause: unknown) => `the check threw: ${cause instanceof Error ? cause.message : String(cause)}`
-    /** An attempt's answer through `options.accept`, when there is one: a rejection is the attempt's failure. */
-    const checked = (
-      attempt: Effect.Effect<ResponseData, RouterError.AttemptError>,
-      call: Call,
-      ctx: transport.Context
-    ): Effect.Effect<ResponseData, RouterError.AttemptError> =>
-      accept === undefined ? attempt : Effect.flatMap(attempt, (data) => {
+    /** A non-streaming attempt, its answer through `options.accept` when there is one (a rejection is its failure). */
+    const checked = (ctx: transport.Context, call: Call): Effect.Effect<ResponseData, RouterError.AttemptError> =>
+      accept === undefined ? transport.generate(ctx, call) : Effect.flatMap(transport.generate(ctx, call), (data) => {
         const answer = construct.chatResponse({
           id: data.id,
           model: data.model,
@@ -337,10 +333,10 @@ export const make = (options: Options): Effect.Effect<Service, RouterError.Route
             traced
               ? (call, model) =>
                 Effect.tap(
-                  checked(transport.generate(context(model), call), call, context(model)),
+                  checked(context(model), call),
                   (data) => telemetry.annotateResponse(tracedPlan.telemetry, data)
                 )
-              : (call, model) => checked(transport.generate(context(model), call), call, context(model)),
+              : (call, model) => checked(context(model), call),
             "attempt",
             usageOf
           ),
