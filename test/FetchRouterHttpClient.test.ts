@@ -5,30 +5,24 @@
  * 127.0.0.1:0 and closes it when its scope ends.
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as FetchRouterHttpClient from "../src/FetchRouterHttpClient.js"
 import * as ByteSource from "../src/internal/byteSource.js"
 
-import { prefetchRules, roundTripRules, scopeRules } from "./support/clientLayerRules.js"
+import { clientOf, prefetchRules, roundTripRules, scopeRules } from "./support/clientLayerRules.js"
 import type { LayerUnderTest } from "./support/clientLayerRules.js"
 import { direct, endless, modes, serve, text, waitUntil } from "./support/loopbackHttp.js"
 import type { Client } from "./support/loopbackHttp.js"
 
 /** Runs `f` with the layer's client in the given mode. */
-const withClient = <A, E>(
-  mode: (client: HttpClient.HttpClient) => Client,
-  f: (client: Client) => Effect.Effect<A, E, Scope.Scope>,
-  layer: Layer.Layer<HttpClient.HttpClient> = FetchRouterHttpClient.layer
-): Effect.Effect<A, E, Scope.Scope> =>
-  Effect.provide(Effect.flatMap(HttpClient.HttpClient, (client) => f(mode(client))), layer)
+const withClient = clientOf({ layer: FetchRouterHttpClient.layer })
 
 const fetchLayer: LayerUnderTest = {
   name: "FetchRouterHttpClient",

@@ -20,7 +20,7 @@ import * as V8 from "node:v8"
 import * as Vm from "node:vm"
 import * as ByteSource from "../../src/internal/byteSource.js"
 import { closedPort, decoder, direct, endless, holdAfter, modes, serve, text, waitUntil } from "./loopbackHttp.js"
-import type { Client } from "./loopbackHttp.js"
+import type { Client, TestServer } from "./loopbackHttp.js"
 
 /** A client layer, and where it differs. */
 export interface LayerUnderTest {
@@ -38,15 +38,37 @@ export interface LayerUnderTest {
   readonly refused: { readonly cause: string; readonly code: (cause: unknown) => unknown }
 }
 
+/**
+ * Runs `f` with a layer's client (`under.layer`, or the `layer` given) in the given mode.
+ */
+export const clientOf = (under: { readonly layer: Layer.Layer<HttpClient.HttpClient> }) =>
+<A, E>(
+  mode: (client: HttpClient.HttpClient) => Client,
+  f: (client: Client) => Effect.Effect<A, E, Scope.Scope>,
+  layer: Layer.Layer<HttpClient.HttpClient> = under.layer
+): Effect.Effect<A, E, Scope.Scope> =>
+  Effect.provide(Effect.flatMap(HttpClient.HttpClient, (client) => f(mode(client))), layer)
+
+/**
+ * Interrupts `fiber` once `arrived` has run, the server having seen no abort yet; waits until it sees the connection
+ * close. The fiber's exit.
+ */
+const interruptUntilClosed = <A, E>(
+  server: TestServer,
+  fiber: Fiber.RuntimeFiber<A, E>,
+  arrived: Effect.Effect<void>
+) =>
+  Effect.gen(function*() {
+    yield* arrived
+    expect(server.aborted()).toBe(0)
+    const exit = yield* Fiber.interrupt(fiber)
+    yield* waitUntil("the server to see the close", () => server.aborted() === 1)
+    return exit
+  })
+
 /** Registers the round trips (call at the top level of a test file). */
 export const roundTripRules = (under: LayerUnderTest): void => {
-  /** Runs `f` with the layer's client in the given mode. */
-  const withClient = <A, E>(
-    mode: (client: HttpClient.HttpClient) => Client,
-    f: (client: Client) => Effect.Effect<A, E, Scope.Scope>,
-    layer: Layer.Layer<HttpClient.HttpClient> = under.layer
-  ): Effect.Effect<A, E, Scope.Scope> =>
-    Effect.provide(Effect.flatMap(HttpClient.HttpClient, (client) => f(mode(client))), layer)
+  const withClient = clientOf(under)
 
   for (const [name, mode] of modes) {
     describe(`${under.name} (${name})`, () => {
@@ -172,11 +194,11 @@ export const roundTripRules = (under: LayerUnderTest): void => {
           const exit = yield* withClient(mode, (client) =>
             Effect.gen(function*() {
               const fiber = yield* Effect.fork(Effect.scoped(client.get(`${server.url}/hang`)))
-              yield* waitUntil("the request to arrive", () => server.requests.length === 1)
-              expect(server.aborted()).toBe(0)
-              const exit = yield* Fiber.interrupt(fiber)
-              yield* waitUntil("the server to see the close", () => server.aborted() === 1)
-              return exit
+              return yield* interruptUntilClosed(
+                server,
+                fiber,
+                waitUntil("the request to arrive", () => server.requests.length === 1)
+              )
             }))
           expect(Exit.isInterrupted(exit)).toBe(true)
         })))
@@ -224,11 +246,7 @@ export const roundTripRules = (under: LayerUnderTest): void => {
               const response = yield* client.get(`${server.url}/held`)
               expect(response.status).toBe(200)
               const fiber = yield* Effect.fork(response.text)
-              yield* Effect.sleep("50 millis")
-              expect(server.aborted()).toBe(0)
-              const exit = yield* Fiber.interrupt(fiber)
-              yield* waitUntil("the server to see the close", () => server.aborted() === 1)
-              return exit
+              return yield* interruptUntilClosed(server, fiber, Effect.sleep("50 millis"))
             }))
           expect(Exit.isInterrupted(exit)).toBe(true)
         })))
@@ -280,11 +298,7 @@ export const scopeRules = (
   under: LayerUnderTest,
   leakCheck: (mode: (client: HttpClient.HttpClient) => Client) => Effect.Effect<void, unknown>
 ): void => {
-  const withClient = <A, E>(
-    mode: (client: HttpClient.HttpClient) => Client,
-    f: (client: Client) => Effect.Effect<A, E, Scope.Scope>
-  ): Effect.Effect<A, E, Scope.Scope> =>
-    Effect.provide(Effect.flatMap(HttpClient.HttpClient, (client) => f(mode(client))), under.layer)
+  const withClient = clientOf(under)
 
   describe(`${under.name}: scopes, tracing and leaks`, () => {
     const scopedModes: ReadonlyArray<readonly [string, (client: HttpClient.HttpClient) => Client]> = [
@@ -384,11 +398,7 @@ export const scopeRules = (
  * read's "Decode" failure, not the request's.
  */
 export const prefetchRules = (under: LayerUnderTest): void => {
-  const withClient = <A, E>(
-    mode: (client: HttpClient.HttpClient) => Client,
-    f: (client: Client) => Effect.Effect<A, E, Scope.Scope>
-  ): Effect.Effect<A, E, Scope.Scope> =>
-    Effect.provide(Effect.flatMap(HttpClient.HttpClient, (client) => f(mode(client))), under.layer)
+  const withClient = clientOf(under)
 
   describe(`${under.name}: a JSON body of known length, read before the router gets its response`, () => {
     it.live("text, json and the ByteSource give the whole body; the connection is reused", () =>
@@ -427,11 +437,7 @@ export const prefetchRules = (under: LayerUnderTest): void => {
         const exit = yield* withClient(direct, (client) =>
           Effect.gen(function*() {
             const fiber = yield* Effect.fork(client.get(`${server.url}/held`))
-            yield* Effect.sleep("50 millis")
-            expect(server.aborted()).toBe(0)
-            const exit = yield* Fiber.interrupt(fiber)
-            yield* waitUntil("the server to see the close", () => server.aborted() === 1)
-            return exit
+            return yield* interruptUntilClosed(server, fiber, Effect.sleep("50 millis"))
           }))
         expect(Exit.isInterrupted(exit)).toBe(true)
       })))
